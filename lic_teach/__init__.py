@@ -1,0 +1,1 @@
+"""lic_teach: readable reference code for learned image compression."""

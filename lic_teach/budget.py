@@ -1,0 +1,93 @@
+"""How much compute a chapter may spend: the ``smoke``, ``cpu`` and ``gpu`` budgets.
+
+Every chapter reads ``budget()`` once and sizes its experiments from it, so the same
+notebook proves that it runs in CI (``smoke``, at most 60 s a chapter), gives small but
+real results on a laptop (``cpu``, at most 5 min) and fuller ones on a Colab GPU
+(``gpu``, at most 15 min). The budget comes from the environment variable
+``LIC_BUDGET``; without it, ``gpu`` is chosen when CUDA is available, else ``cpu``.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass
+
+import torch
+
+ENV_VAR = "LIC_BUDGET"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes of the experiments a chapter runs.
+
+    Attributes:
+        name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
+        train_steps: optimizer steps for a model trained live.
+        batch_size: patches per training step.
+        patch_size: side of the square training crops, in pixels.
+        N: channels of the hidden layers of a learned transform.
+        M: channels of the latent ``y``.
+        eval_images: how many held-out images an evaluation uses (at most).
+        eval_size: side of the centre crop an evaluation codes, in pixels (``None``: whole image).
+        rd_points: how many rate-distortion points a curve has.
+        device: ``"cuda"`` or ``"cpu"``.
+    """
+
+    name: str
+    train_steps: int
+    batch_size: int
+    patch_size: int
+    N: int
+    M: int
+    eval_images: int
+    eval_size: int | None
+    rd_points: int
+    device: str
+
+    def __str__(self) -> str:
+        return (
+            f"budget '{self.name}' on {self.device}: {self.train_steps} training steps, "
+            f"batch {self.batch_size} of {self.patch_size}x{self.patch_size} patches, "
+            f"N={self.N}, M={self.M}, {self.eval_images} evaluation image(s), "
+            f"{self.rd_points} R-D points"
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_SIZES = {
+    "smoke": dict(train_steps=20, batch_size=4, patch_size=64, N=16, M=24,
+                  eval_images=1, eval_size=128, rd_points=3),
+    "cpu": dict(train_steps=1500, batch_size=8, patch_size=128, N=64, M=96,
+                eval_images=2, eval_size=None, rd_points=6),
+    "gpu": dict(train_steps=20000, batch_size=16, patch_size=256, N=128, M=192,
+                eval_images=2, eval_size=None, rd_points=8),
+}
+NAMES = tuple(_SIZES)
+
+
+def default_name() -> str:
+    """``gpu`` when CUDA is available, else ``cpu`` (``smoke`` is only ever asked for)."""
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def budget(name: str | None = None) -> Budget:
+    """The active budget: ``name`` if given, else ``$LIC_BUDGET``, else by CUDA.
+
+    Raises:
+        ValueError: for a name that is not one of ``smoke``, ``cpu``, ``gpu``.
+    """
+    chosen = name if name is not None else os.environ.get(ENV_VAR, "").strip() or default_name()
+    key = chosen.lower()
+    if key not in _SIZES:
+        raise ValueError(
+            f"unknown budget {chosen!r} (from {'argument' if name else ENV_VAR}); "
+            f"choose one of {', '.join(NAMES)}"
+        )
+    cuda = torch.cuda.is_available()
+    if key == "gpu" and not cuda:
+        warnings.warn("budget 'gpu' asked for but CUDA is not available: it will run on the "
+                      "CPU and take far longer than 15 minutes a chapter", stacklevel=2)
+    return Budget(name=key, device="cuda" if cuda else "cpu", **_SIZES[key])

@@ -1,0 +1,250 @@
+"""Images in, tensors out: loading files, offline sample photos, patches, and Kodak.
+
+Everything returns float32 RGB tensors of shape ``[3, H, W]`` with values in [0, 1],
+whatever the file held (8- or 16-bit, grayscale, palette, with or without alpha).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+# ----------------------------------------------------------------------------- loading
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """Convert any Pillow image to a float RGB tensor ``[3, H, W]`` in [0, 1].
+
+    Grayscale is repeated over three channels; an alpha channel is composited onto a
+    white background (what a viewer shows), then dropped; palette images are expanded;
+    16-bit and 32-bit integer images are scaled by their full range, not clipped.
+    """
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        array = np.asarray(image, dtype=np.float64) / 65535.0
+    elif mode == "I":
+        array = np.asarray(image, dtype=np.float64)
+        array = array / (65535.0 if array.max() <= 65535 else 2.0**31 - 1)
+    elif mode == "F":
+        array = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+    else:
+        if mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, image.convert("RGBA"))
+        array = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float()
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as a float RGB tensor ``[3, H, W]`` in [0, 1].
+
+    JPEG orientation tags are applied. Raises ``FileNotFoundError`` for a missing file
+    and ``ValueError`` for a file that is not an image Pillow can decode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path} is not an image that Pillow can read: {error}") from error
+    return pil_to_tensor(image)
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """A ``[3, H, W]`` (or ``[1, 3, H, W]``) tensor in [0, 1] as an 8-bit RGB Pillow image.
+
+    Values are clamped to [0, 1] and rounded to the nearest 8-bit level.
+    """
+    if x.dim() == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ValueError(f"expected an RGB image tensor [3, H, W], got shape {tuple(x.shape)}")
+    array = (x.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, mode="RGB")
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Round an image to the 8-bit levels a PNG of it would hold (values stay in [0, 1])."""
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+# ----------------------------------------------------------------------- sample images
+
+# Natural colour photographs that ship inside PyPI packages, so the book runs offline.
+# The test split is fixed and held out: nothing in the book trains on it.
+_SAMPLES = {
+    "train": [
+        ("chelsea", "skimage", "data/chelsea.png"),
+        ("coffee", "skimage", "data/coffee.png"),
+        ("rocket", "skimage", "data/rocket.jpg"),
+        ("motorcycle", "skimage", "data/motorcycle_left.png"),
+        ("china", "sklearn", "datasets/images/china.jpg"),
+    ],
+    "test": [
+        ("astronaut", "skimage", "data/astronaut.png"),
+        ("flower", "sklearn", "datasets/images/flower.jpg"),
+    ],
+}
+SPLITS = tuple(_SAMPLES)
+
+
+def sample_image_paths(split: str = "train") -> dict[str, Path]:
+    """File paths of the bundled photos of ``split`` (``"train"`` or ``"test"``)."""
+    if split not in _SAMPLES:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    paths = {}
+    for name, package, relative in _SAMPLES[split]:
+        try:
+            path = Path(str(resources.files(package).joinpath(relative)))
+        except ModuleNotFoundError as error:
+            raise RuntimeError(f"sample image {name!r} ships with the package {package!r}, "
+                               f"which is not installed: pip install -e .") from error
+        if not path.is_file():
+            raise RuntimeError(f"sample image {name!r} is missing from {package} ({path}); "
+                               f"reinstall {package}")
+        paths[name] = path
+    return paths
+
+
+def sample_images(split: str = "train") -> dict[str, torch.Tensor]:
+    """Natural photos bundled with installed packages, as ``{name: [3, H, W] tensor}``.
+
+    ``"train"`` has five photos to fit models on; ``"test"`` has two held-out photos
+    (skimage's astronaut and scikit-learn's flower) that no chapter trains on.
+    """
+    return {name: load_image(path) for name, path in sample_image_paths(split).items()}
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` x ``size`` window of an image ``[..., H, W]``."""
+    height, width = x.shape[-2:]
+    if size > min(height, width):
+        raise ValueError(f"crop size {size} is larger than the image ({height}x{width})")
+    top, left = (height - size) // 2, (width - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+class RandomCropDataset(Dataset):
+    """Random square crops of a list of images, for training on patches.
+
+    Each item is a ``[3, patch_size, patch_size]`` crop at a random position of one of
+    the images (item ``i`` uses image ``i % len(images)``), flipped left-right with
+    probability 1/2. ``length`` sets how many crops one epoch has. Randomness comes
+    from torch's global generator, so ``torch.manual_seed`` makes it repeatable.
+    """
+
+    def __init__(self, images, patch_size: int, length: int = 1000, flip: bool = True):
+        self.images = list(images.values()) if isinstance(images, dict) else list(images)
+        if not self.images:
+            raise ValueError("RandomCropDataset needs at least one image")
+        if patch_size < 1 or length < 1:
+            raise ValueError("patch_size and length must be positive")
+        for index, image in enumerate(self.images):
+            if image.dim() != 3 or image.shape[0] != 3:
+                raise ValueError(f"image {index} has shape {tuple(image.shape)}; expected [3, H, W]")
+            if min(image.shape[-2:]) < patch_size:
+                raise ValueError(f"image {index} ({image.shape[1]}x{image.shape[2]}) is smaller "
+                                 f"than the patch size {patch_size}")
+        self.patch_size, self.length, self.flip = patch_size, length, flip
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.images[index % len(self.images)]
+        height, width = image.shape[-2:]
+        top = int(torch.randint(0, height - self.patch_size + 1, ()))
+        left = int(torch.randint(0, width - self.patch_size + 1, ()))
+        patch = image[:, top:top + self.patch_size, left:left + self.patch_size]
+        if self.flip and bool(torch.rand(()) < 0.5):
+            patch = patch.flip(-1)
+        return patch.contiguous()
+
+
+# ------------------------------------------------------------------------------- Kodak
+
+KODAK_URL = "https://r0k.us/graphics/kodak/kodak/"
+
+
+def kodak_checksums() -> dict[str, str]:
+    """``{file name: SHA-256}`` of the 24 Kodak PNGs, from the package data."""
+    text = resources.files("lic_teach").joinpath("reference/kodak.sha256").read_text()
+    return {name: digest for digest, name in (line.split() for line in text.splitlines() if line)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path, expected_sha256: str, timeout: float) -> None:
+    """Fetch ``url`` into ``target`` atomically: a temporary file, checked, then renamed."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            payload = response.read()
+    except (urllib.error.URLError, OSError) as error:
+        raise ConnectionError(
+            f"could not download {url}: {getattr(error, 'reason', error)}. Are you offline? "
+            f"Put the 24 Kodak PNGs into {target.parent} by hand, or retry with network."
+        ) from error
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != expected_sha256:
+        raise ValueError(f"{url} has SHA-256 {actual}, expected {expected_sha256}: "
+                         f"the download is corrupted or the file changed; nothing was saved")
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def kodak(root: str | os.PathLike = "data/kodak", download: bool = True,
+          timeout: float = 30.0) -> dict[str, torch.Tensor]:
+    """The 24 Kodak images (768x512 or 512x768) as ``{"kodim01": tensor, ...}``.
+
+    Files already in ``root`` are checked against their SHA-256 and reused; missing ones
+    are downloaded (``download=True``) into ``root``, each written atomically only after
+    its checksum matched, so an interrupted or failed download leaves no partial file.
+
+    Raises:
+        FileNotFoundError: files are missing and ``download`` is False.
+        ConnectionError: a download failed (for example, no network).
+        ValueError: a file (on disk or downloaded) does not match its checksum.
+    """
+    root = Path(root)
+    checksums = kodak_checksums()
+    missing = [name for name in checksums if not (root / name).is_file()]
+    if missing and not download:
+        raise FileNotFoundError(f"{len(missing)} Kodak file(s) missing from {root} "
+                                f"(first: {missing[0]}); call kodak(root, download=True)")
+    if missing:
+        root.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            _download(KODAK_URL + name, root / name, checksums[name], timeout)
+    for name, expected in checksums.items():
+        if _sha256(root / name) != expected:
+            raise ValueError(f"{root / name} does not match its SHA-256 checksum; "
+                             f"delete it and call kodak() again to re-download")
+    return {Path(name).stem: load_image(root / name) for name in checksums}

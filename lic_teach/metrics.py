@@ -1,0 +1,158 @@
+"""Measuring a codec: distortion (PSNR, MS-SSIM), rate (bits per pixel), and the
+Bjøntegaard deltas that summarise how far apart two rate-distortion curves are.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim as _ms_ssim
+from scipy.interpolate import PchipInterpolator
+
+
+def _batched(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 3:
+        return x.unsqueeze(0)
+    if x.dim() != 4:
+        raise ValueError(f"expected an image [C, H, W] or a batch [B, C, H, W], got {tuple(x.shape)}")
+    return x
+
+
+def _check_pair(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.shape != x_hat.shape:
+        raise ValueError(f"images differ in shape: {tuple(x.shape)} vs {tuple(x_hat.shape)}")
+    return _batched(x).double(), _batched(x_hat).double()
+
+
+def mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Mean squared error over all pixels and channels."""
+    x, x_hat = _check_pair(x, x_hat)
+    return float(((x - x_hat) ** 2).mean())
+
+
+def psnr(x: torch.Tensor, x_hat: torch.Tensor, max_val: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB: ``10 log10(max_val^2 / MSE)``.
+
+    The MSE is taken over every pixel and channel of the image (or batch), as in
+    CompressAI's evaluation; identical images give ``inf``.
+    """
+    error = mse(x, x_hat)
+    return math.inf if error == 0 else 10.0 * math.log10(max_val**2 / error)
+
+
+def ms_ssim(x: torch.Tensor, x_hat: torch.Tensor, data_range: float = 1.0) -> float:
+    """Multi-scale SSIM (Wang et al. 2003) with the usual 5 scales and 11x11 window.
+
+    Both sides of the image must be larger than 160 pixels (the window must fit at the
+    coarsest of the five scales); smaller images raise ``ValueError``.
+    """
+    x, x_hat = _check_pair(x, x_hat)
+    if min(x.shape[-2:]) <= 160:
+        raise ValueError(f"MS-SSIM needs images larger than 160x160 pixels, got "
+                         f"{x.shape[-2]}x{x.shape[-1]}; use psnr() for small crops")
+    return float(_ms_ssim(x.float(), x_hat.float(), data_range=data_range, size_average=True))
+
+
+def _likelihood_bits(likelihoods) -> float:
+    if isinstance(likelihoods, torch.Tensor):
+        tensors = [likelihoods]
+    elif isinstance(likelihoods, Mapping):
+        tensors = list(likelihoods.values())
+    elif isinstance(likelihoods, Sequence):
+        tensors = list(likelihoods)
+    else:
+        raise TypeError(f"cannot take a rate from {type(likelihoods).__name__}")
+    bits = 0.0
+    for p in tensors:
+        p = p.detach().double()
+        if not torch.all((p > 0) & (p <= 1 + 1e-6)):
+            raise ValueError("likelihoods must lie in (0, 1]; got values outside that range")
+        bits += float(-torch.log2(p).sum())
+    return bits
+
+
+def bpp(rate, num_pixels: int) -> float:
+    """Bits per pixel, from likelihoods or from a real bitstream.
+
+    Args:
+        rate: either what a model estimates (a likelihood tensor, or a dict or list of
+            them, as in ``model(x)["likelihoods"]``: bits are ``sum(-log2 p)``), or what
+            a codec wrote (``bytes``, or a byte count as ``int``: bits are ``8 * bytes``).
+        num_pixels: pixels of the image (``H * W``, times the batch size for a batch).
+    """
+    if not isinstance(num_pixels, (int, np.integer)) or num_pixels <= 0:
+        raise ValueError(f"num_pixels must be a positive integer, got {num_pixels!r}")
+    if isinstance(rate, (bytes, bytearray, memoryview)):
+        bits = 8.0 * len(rate)
+    elif isinstance(rate, (int, np.integer)) and not isinstance(rate, bool):
+        if rate < 0:
+            raise ValueError(f"a byte count cannot be negative, got {rate}")
+        bits = 8.0 * rate
+    else:
+        bits = _likelihood_bits(rate)
+    return bits / num_pixels
+
+
+# ------------------------------------------------------------------ Bjøntegaard deltas
+
+
+def _curve(rate, quality, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (log-rate, quality) arrays, sorted by quality."""
+    rate = np.asarray(rate, dtype=np.float64).ravel()
+    quality = np.asarray(quality, dtype=np.float64).ravel()
+    if rate.shape != quality.shape:
+        raise ValueError(f"{name}: {rate.size} rates but {quality.size} quality values")
+    if rate.size < 2:
+        raise ValueError(f"{name}: a curve needs at least 2 points, got {rate.size}")
+    if not (np.all(np.isfinite(rate)) and np.all(np.isfinite(quality))) or np.any(rate <= 0):
+        raise ValueError(f"{name}: rates must be positive and all values finite")
+    order = np.argsort(quality)
+    log_rate, quality = np.log(rate[order]), quality[order]
+    if np.any(np.diff(quality) <= 0) or np.any(np.diff(log_rate) <= 0):
+        raise ValueError(f"{name}: rate and quality must both increase strictly along the curve")
+    return log_rate, quality
+
+
+def _mean_over(x_a, y_a, x_b, y_b, method: str) -> float:
+    """Mean of ``y_b(x) - y_a(x)`` over the overlap of the two x ranges."""
+    low, high = max(x_a[0], x_b[0]), min(x_a[-1], x_b[-1])
+    if low >= high:
+        raise ValueError("the two curves do not overlap: the Bjøntegaard delta is undefined")
+    if method == "pchip":  # piecewise cubic Hermite, as in current JVET/VCEG practice
+        integral = [PchipInterpolator(x, y).integrate(low, high) for x, y in ((x_a, y_a), (x_b, y_b))]
+    elif method == "cubic":  # Bjøntegaard's original: one cubic polynomial per curve
+        if len(x_a) < 4 or len(x_b) < 4:
+            raise ValueError("method 'cubic' needs at least 4 points per curve")
+        integral = []
+        for x, y in ((x_a, y_a), (x_b, y_b)):
+            primitive = np.polyint(np.polyfit(x, y, 3))
+            integral.append(np.polyval(primitive, high) - np.polyval(primitive, low))
+    else:
+        raise ValueError(f"unknown method {method!r}; choose 'pchip' or 'cubic'")
+    return float((integral[1] - integral[0]) / (high - low))
+
+
+def bd_rate(rate_anchor, quality_anchor, rate_test, quality_test, method: str = "pchip") -> float:
+    """Bjøntegaard delta rate (VCEG-M33, 2001), in percent.
+
+    The average rate difference of the test codec against the anchor at equal quality
+    (PSNR in dB, or any quality measure): log-rate is interpolated as a function of
+    quality for each curve, the gap is averaged over the quality range both curves
+    cover, and ``100 * (exp(gap) - 1)`` is returned. Negative means the test codec
+    needs fewer bits. ``method="pchip"`` (default) interpolates piecewise cubically,
+    ``"cubic"`` fits one cubic polynomial per curve as in the original proposal.
+    """
+    log_a, q_a = _curve(rate_anchor, quality_anchor, "anchor")
+    log_t, q_t = _curve(rate_test, quality_test, "test")
+    return 100.0 * (math.exp(_mean_over(q_a, log_a, q_t, log_t, method)) - 1.0)
+
+
+def bd_psnr(rate_anchor, psnr_anchor, rate_test, psnr_test, method: str = "pchip") -> float:
+    """Bjøntegaard delta PSNR in dB: the average quality gain of the test codec at equal
+    rate, over the log-rate range both curves cover. Positive means the test is better.
+    """
+    log_a, q_a = _curve(rate_anchor, psnr_anchor, "anchor")
+    log_t, q_t = _curve(rate_test, psnr_test, "test")
+    return _mean_over(log_a, q_a, log_t, q_t, method)

@@ -1,0 +1,117 @@
+"""Plotly figures for the book: R-D curves, images side by side, image sliders.
+
+Importing this module selects a renderer that works in every place a chapter runs:
+in JupyterLab and VS Code figures use plotly's own mime type; in the built HTML book
+they use HTML that draws with the ``plotly.min.js`` the book serves from its own
+``_static`` folder (no network needed); on Colab plotly's ``colab`` renderer is kept.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import sys
+from collections.abc import Mapping
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer, PlotlyRenderer
+from plotly.subplots import make_subplots
+
+from .data import to_pil
+
+RENDERER = "lic_teach"
+
+
+class OfflineBookRenderer(MimetypeRenderer):
+    """Both plotly's mime type (live notebooks) and ``text/html`` that expects
+    ``window.Plotly`` to be loaded by the page (the book loads it from ``_static``)."""
+
+    def to_mimebundle(self, fig_dict):
+        bundle = PlotlyRenderer().to_mimebundle(fig_dict)
+        bundle["text/html"] = pio.to_html(
+            fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
+            default_width="100%", default_height=fig_dict.get("layout", {}).get("height", 480),
+            validate=False)
+        return bundle
+
+
+def use_offline_renderer() -> str:
+    """Make ``fig.show()`` (and a figure as a cell's value) render with this book's
+    renderer, except on Colab, where plotly's ``colab`` renderer works already.
+    Returns the name of the renderer in use."""
+    pio.renderers[RENDERER] = OfflineBookRenderer()
+    if "google.colab" not in sys.modules:
+        pio.renderers.default = RENDERER
+    return pio.renderers.default
+
+
+use_offline_renderer()
+
+# --------------------------------------------------------------------------- figures
+
+
+def rd_figure(curves, metric: str = "psnr", title: str = "Rate-distortion",
+              log_x: bool = False) -> go.Figure:
+    """Overlay R-D curves: bits per pixel against PSNR (dB) or MS-SSIM.
+
+    ``curves`` is a list (or dict) of ``RDCurve``s; published curves (whose ``source``
+    says so) are drawn dashed, so measured and cited results are never confused.
+    """
+    if metric not in ("psnr", "ms_ssim"):
+        raise ValueError(f"metric must be 'psnr' or 'ms_ssim', got {metric!r}")
+    curves = list(curves.values()) if isinstance(curves, Mapping) else list(curves)
+    figure = go.Figure()
+    for curve in curves:
+        y = getattr(curve, metric)
+        if not y:
+            continue
+        published = "published" in curve.source or "not measured" in curve.source
+        figure.add_trace(go.Scatter(
+            x=curve.bpp, y=y, name=curve.name, mode="lines+markers",
+            line=dict(dash="dash" if published else "solid"),
+            marker=dict(size=5 if published else 8),
+            hovertemplate="%{x:.3f} bpp, %{y:.3f}<extra>" + curve.name + "</extra>"))
+    figure.update_layout(title=title, xaxis_title="bits per pixel",
+                         yaxis_title="PSNR (dB)" if metric == "psnr" else "MS-SSIM",
+                         legend=dict(orientation="h", y=-0.2), height=480)
+    if log_x:
+        figure.update_xaxes(type="log")
+    return figure
+
+
+def image_source(x) -> str:
+    """A ``[3, H, W]`` image as a PNG data URI (compact inside HTML and notebooks)."""
+    buffer = io.BytesIO()
+    to_pil(x).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def images_figure(images: Mapping, title: str | None = None, height: int = 380) -> go.Figure:
+    """Images side by side, ``{caption: [3, H, W] tensor}``, with zoom kept in sync."""
+    if not images:
+        raise ValueError("images_figure needs at least one image")
+    figure = make_subplots(rows=1, cols=len(images), subplot_titles=list(images),
+                           shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.01)
+    for column, x in enumerate(images.values(), start=1):
+        figure.add_trace(go.Image(source=image_source(x)), row=1, col=column)
+    figure.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10))
+    return figure
+
+
+def image_slider_figure(frames: Mapping, title: str | None = None, height: int = 480,
+                        prefix: str = "") -> go.Figure:
+    """One image at a time, chosen with a slider under it: ``{label: [3, H, W] tensor}``.
+
+    It works in the static HTML book too (no kernel): every frame is embedded.
+    """
+    if not frames:
+        raise ValueError("image_slider_figure needs at least one frame")
+    labels, sources = list(frames), [image_source(x) for x in frames.values()]
+    figure = go.Figure(go.Image(source=sources[0]))
+    steps = [dict(method="restyle", label=str(label), args=[{"source": [source]}])
+             for label, source in zip(labels, sources)]
+    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
+                         sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=prefix))])
+    figure.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    return figure
