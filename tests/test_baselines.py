@@ -1,0 +1,70 @@
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from lic_teach import baselines, data
+
+REFERENCE = Path(baselines.__file__).parent / "reference"
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return data.center_crop(data.sample_images("test")["astronaut"], 256)
+
+
+def test_jpeg_curve_counts_real_bytes(photo):
+    curve = baselines.jpeg_curve([photo], qualities=(20, 60, 95))
+    assert curve.params == [20, 60, 95]
+    assert curve.bpp == sorted(curve.bpp) and curve.psnr == sorted(curve.psnr)
+    buffer = io.BytesIO()
+    data.to_pil(photo).save(buffer, format="JPEG", quality=60)
+    assert curve.bpp[1] == pytest.approx(8 * buffer.tell() / (256 * 256))
+    assert 25 < curve.psnr[0] < curve.psnr[2] < 50
+
+
+def test_webp_beats_jpeg_at_low_rate_here(photo):
+    jpeg = baselines.jpeg_curve({"a": photo}, qualities=(10,))
+    webp = baselines.webp_curve({"a": photo}, qualities=(10,), with_ms_ssim=True)
+    assert webp.bpp[0] < jpeg.bpp[0] * 1.5 and len(webp.ms_ssim) == 1 and 0 < webp.ms_ssim[0] < 1
+
+
+def test_curve_averages_over_images(photo):
+    other = data.center_crop(data.sample_images("test")["flower"], 256)
+    both = baselines.jpeg_curve([photo, other], qualities=(50,))
+    one = baselines.jpeg_curve([photo], qualities=(50,))
+    two = baselines.jpeg_curve([other], qualities=(50,))
+    assert both.bpp[0] == pytest.approx((one.bpp[0] + two.bpp[0]) / 2)
+    assert both.psnr[0] == pytest.approx((one.psnr[0] + two.psnr[0]) / 2)
+
+
+def test_roundtrip_returns_decoded_image(photo):
+    decoded, size = baselines.pillow_roundtrip(photo, "JPEG", 90)
+    assert decoded.shape == photo.shape and size > 100
+    with pytest.raises(ValueError):
+        baselines.codec_curve([], "JPEG", (50,))
+
+
+def test_reference_curves_match_the_published_files():
+    curves = baselines.reference_curves()
+    assert len(curves) == len(list(REFERENCE.glob("*.json"))) >= 30
+    for stem, curve in curves.items():
+        record = json.loads((REFERENCE / f"{stem}.json").read_text())["results"]
+        assert curve.bpp == record["bpp"] and "not measured" in curve.source
+        assert len(curve.psnr) in (0, len(curve.bpp))
+        assert all(0 < v < 1 for v in curve.ms_ssim)
+
+
+def test_reference_ms_ssim_in_db_is_converted():
+    curve = baselines.reference_curves(["paper-elic2022_ms-ssim"])["paper-elic2022_ms-ssim"]
+    record = json.loads((REFERENCE / "paper-elic2022_ms-ssim.json").read_text())["results"]
+    for db, value in zip(record["ms-ssim-db-rgb"], curve.ms_ssim):
+        assert -10 * torch.log10(torch.tensor(1 - value, dtype=torch.float64)) == pytest.approx(db)
+
+
+def test_unknown_reference_is_a_clear_error():
+    with pytest.raises(KeyError, match="available"):
+        baselines.reference_curves(["no-such-codec"])

@@ -1,0 +1,130 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lic_teach import metrics
+
+
+def test_psnr_known_values():
+    x = torch.zeros(3, 8, 8)
+    assert metrics.psnr(x, x + 0.1) == pytest.approx(20.0)
+    assert metrics.psnr(x, x + 25.5, max_val=255.0) == pytest.approx(20.0)
+    assert metrics.psnr(x, x) == math.inf
+    batch = torch.zeros(2, 3, 4, 4)
+    noisy = batch.clone()
+    noisy[0] += 0.1                            # MSE over the batch: 0.005
+    assert metrics.psnr(batch, noisy) == pytest.approx(10 * math.log10(1 / 0.005))
+
+
+def test_psnr_shape_mismatch():
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.psnr(torch.zeros(3, 8, 8), torch.zeros(3, 8, 9))
+    with pytest.raises(ValueError):
+        metrics.psnr(torch.zeros(8), torch.zeros(8))
+
+
+def test_ms_ssim_orders_distortions():
+    x = torch.rand(3, 192, 200, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    assert metrics.ms_ssim(x, x) == pytest.approx(1.0, abs=1e-6)
+    slightly = metrics.ms_ssim(x, (x + 0.02 * noise).clamp(0, 1))
+    badly = metrics.ms_ssim(x, (x + 0.2 * noise).clamp(0, 1))
+    assert 1 > slightly > badly > 0
+
+
+def test_ms_ssim_small_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="larger than 160"):
+        metrics.ms_ssim(torch.rand(3, 128, 128), torch.rand(3, 128, 128))
+
+
+def test_bpp_from_bytes_and_counts():
+    assert metrics.bpp(b"\x00" * 100, 800) == pytest.approx(1.0)
+    assert metrics.bpp(100, 800) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        metrics.bpp(100, 0)
+    with pytest.raises(ValueError):
+        metrics.bpp(-1, 10)
+
+
+def test_bpp_from_likelihoods():
+    y = torch.full((1, 4, 2, 2), 0.5)          # 16 symbols of 1 bit
+    z = torch.full((1, 2, 1, 1), 0.25)         # 2 symbols of 2 bits
+    assert metrics.bpp({"y": y, "z": z}, 20) == pytest.approx(20 / 20)
+    assert metrics.bpp([y, z], 10) == pytest.approx(2.0)
+    assert metrics.bpp(y, 16) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        metrics.bpp(torch.tensor([0.0, 0.5]), 4)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        metrics.bpp(torch.tensor([1.5]), 4)
+
+
+ANCHOR_RATE = np.array([0.1, 0.2, 0.4, 0.8, 1.6])
+ANCHOR_PSNR = 30 + 4 * np.log2(ANCHOR_RATE / 0.1) - 0.1 * np.log2(ANCHOR_RATE / 0.1) ** 2
+
+
+@pytest.mark.parametrize("method", ["pchip", "cubic"])
+def test_bd_rate_known_answer(method):
+    # The test codec needs exactly 10% fewer bits at every PSNR.
+    assert metrics.bd_rate(ANCHOR_RATE, ANCHOR_PSNR, 0.9 * ANCHOR_RATE, ANCHOR_PSNR,
+                           method=method) == pytest.approx(-10.0, abs=1e-9)
+    assert metrics.bd_rate(ANCHOR_RATE, ANCHOR_PSNR, ANCHOR_RATE, ANCHOR_PSNR,
+                           method=method) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", ["pchip", "cubic"])
+def test_bd_psnr_known_answer(method):
+    assert metrics.bd_psnr(ANCHOR_RATE, ANCHOR_PSNR, ANCHOR_RATE, ANCHOR_PSNR + 1.0,
+                           method=method) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_bd_rate_matches_exact_integral_on_a_known_curve():
+    # Anchor: PSNR = 10 log10(rate) + 40. Test: log-rate shifted by 0.1 sin(PSNR / 3), so the
+    # mean log-rate gap over [low, high] is 0.3 (cos(low/3) - cos(high/3)) / (high - low).
+    anchor_rate = np.geomspace(0.05, 2.0, 40)
+    psnr = 10 * np.log10(anchor_rate) + 40
+    test_rate = anchor_rate * np.exp(0.1 * np.sin(psnr / 3))
+    low, high = psnr[0], psnr[-1]
+    mean_log = 0.3 * (np.cos(low / 3) - np.cos(high / 3)) / (high - low)
+    expected = 100 * (math.exp(mean_log) - 1)
+    assert abs(expected) > 1                       # not a trivial zero
+    assert metrics.bd_rate(anchor_rate, psnr, test_rate, psnr) == pytest.approx(expected, abs=0.02)
+
+
+def test_two_methods_agree_on_published_curves():
+    from lic_teach.baselines import reference_curves
+
+    curves = reference_curves(["jpeg", "webp", "compressai-bmshj2018-factorized_mse_cpu",
+                               "compressai-bmshj2018-hyperprior_mse_cpu"])
+    jpeg = curves["jpeg"]
+    for key in ("webp", "compressai-bmshj2018-factorized_mse_cpu",
+                "compressai-bmshj2018-hyperprior_mse_cpu"):
+        other = curves[key]
+        pchip = metrics.bd_rate(jpeg.bpp, jpeg.psnr, other.bpp, other.psnr)
+        cubic = metrics.bd_rate(jpeg.bpp, jpeg.psnr, other.bpp, other.psnr, method="cubic")
+        assert pchip < 0 and abs(pchip - cubic) < 3.0, (key, pchip, cubic)
+    factorized = curves["compressai-bmshj2018-factorized_mse_cpu"]
+    hyperprior = curves["compressai-bmshj2018-hyperprior_mse_cpu"]
+    assert metrics.bd_rate(factorized.bpp, factorized.psnr, hyperprior.bpp, hyperprior.psnr) < -10
+
+
+def test_bd_is_antisymmetric():
+    forward = metrics.bd_rate(ANCHOR_RATE, ANCHOR_PSNR, 0.7 * ANCHOR_RATE, ANCHOR_PSNR + 0.2)
+    backward = metrics.bd_rate(0.7 * ANCHOR_RATE, ANCHOR_PSNR + 0.2, ANCHOR_RATE, ANCHOR_PSNR)
+    assert (1 + forward / 100) * (1 + backward / 100) == pytest.approx(1.0, abs=0.01)
+
+
+def test_bd_bad_inputs():
+    with pytest.raises(ValueError, match="do not overlap"):
+        metrics.bd_rate(ANCHOR_RATE, ANCHOR_PSNR, ANCHOR_RATE, ANCHOR_PSNR + 100)
+    with pytest.raises(ValueError, match="increase"):
+        metrics.bd_rate([0.1, 0.2, 0.3], [30, 29, 31], ANCHOR_RATE, ANCHOR_PSNR)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.bd_rate([0.1], [30], ANCHOR_RATE, ANCHOR_PSNR)
+    with pytest.raises(ValueError, match="4 points"):
+        metrics.bd_rate(ANCHOR_RATE[:3], ANCHOR_PSNR[:3], ANCHOR_RATE, ANCHOR_PSNR, method="cubic")
+    with pytest.raises(ValueError, match="positive"):
+        metrics.bd_rate([0, 0.2], [30, 31], ANCHOR_RATE, ANCHOR_PSNR)
+    with pytest.raises(ValueError, match="method"):
+        metrics.bd_rate(ANCHOR_RATE, ANCHOR_PSNR, ANCHOR_RATE, ANCHOR_PSNR, method="linear")
