@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import png
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
@@ -48,20 +49,42 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float()
 
 
+def _is_16_bit_color_png(path: Path) -> bool:
+    """True for a PNG with 16 bits per sample and colour (RGB or RGBA), from its header."""
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    return header[:8] == b"\x89PNG\r\n\x1a\n" and header[24] == 16 and header[25] in (2, 6)
+
+
+def _load_16_bit_png(path: Path) -> torch.Tensor:
+    """Full-precision 16-bit RGB(A) PNG (Pillow would reduce it to 8 bits)."""
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    array = np.vstack([np.asarray(row, dtype=np.float64) for row in rows])
+    array = array.reshape(height, width, planes) / 65535.0
+    if planes == 4:  # composite onto white, as for 8-bit images
+        alpha = array[..., 3:]
+        array = array[..., :3] * alpha + (1.0 - alpha)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float()
+
+
 def load_image(path: str | os.PathLike) -> torch.Tensor:
     """Read an image file as a float RGB tensor ``[3, H, W]`` in [0, 1].
 
-    JPEG orientation tags are applied. Raises ``FileNotFoundError`` for a missing file
-    and ``ValueError`` for a file that is not an image Pillow can decode.
+    JPEG orientation tags are applied; 16-bit colour PNGs keep their full precision.
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that
+    is not an image that can be decoded.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}")
     try:
+        if _is_16_bit_color_png(path):
+            return _load_16_bit_png(path)
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, png.Error) as error:
         raise ValueError(f"{path} is not an image that Pillow can read: {error}") from error
     return pil_to_tensor(image)
 

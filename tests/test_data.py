@@ -209,3 +209,47 @@ def test_kodak_download_verifies_and_reuses(tmp_path, monkeypatch):
 def test_kodak_without_download_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="24 Kodak file"):
         data.kodak(tmp_path, download=False)
+
+
+def _write_png16(path, array):
+    """A 16-bit RGB or RGBA PNG written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+    height, width, planes = array.shape
+    raw = b"".join(b"\x00" + array[row].astype(">u2").tobytes() for row in range(height))
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2 if planes == 3 else 6, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_16_bit_rgb_png_keeps_full_precision(tmp_path):
+    array = np.random.default_rng(0).integers(0, 65536, (5, 7, 3)).astype(np.uint16)
+    x = data.load_image(_write_png16(tmp_path / "rgb16.png", array))
+    expected = torch.from_numpy(array.astype(np.float64) / 65535).permute(2, 0, 1).float()
+    assert x.shape == (3, 5, 7) and torch.allclose(x, expected, atol=1e-7)
+
+
+def test_16_bit_rgba_png_is_composited_on_white(tmp_path):
+    array = np.zeros((2, 2, 4), dtype=np.uint16)
+    array[0, :, 3] = 65535                 # top row opaque black, bottom row transparent
+    x = data.load_image(_write_png16(tmp_path / "rgba16.png", array))
+    assert torch.allclose(x[:, 0, 0], torch.zeros(3)) and torch.allclose(x[:, 1, 0], torch.ones(3))
+
+
+def test_truncated_png_is_a_clear_error(tmp_path):
+    array = np.zeros((4, 4, 3), dtype=np.uint16)
+    path = _write_png16(tmp_path / "cut16.png", array)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="not an image"):
+        data.load_image(path)
+    good = tmp_path / "good.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(good)
+    (tmp_path / "cut8.png").write_bytes(good.read_bytes()[:60])
+    with pytest.raises(ValueError, match="not an image"):
+        data.load_image(tmp_path / "cut8.png")
