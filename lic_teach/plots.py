@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.io._base_renderers import MimetypeRenderer, PlotlyRenderer
+from plotly.io.base_renderers import MimetypeRenderer, PlotlyRenderer
 from plotly.subplots import make_subplots
 
 from .data import to_pil
