@@ -137,3 +137,33 @@ def test_toc_and_chapters_agree():
     listed = {entry for entry in files}
     for path in CHAPTERS:
         assert f"book/{path.stem}" in listed, f"{path.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("loaded_numpy, installed, restarts", [
+    ("2.0.2", False, True),      # Colab's numpy 2 is loaded: install, then restart once
+    ("1.26.4", False, False),    # numpy 1 could be imported fresh: no restart needed
+    ("2.0.2", True, False),      # after the restart: lic_teach is there, nothing to do
+])
+def test_setup_cell_on_colab_installs_and_restarts_once(monkeypatch, capsys, loaded_numpy,
+                                                         installed, restarts):
+    import importlib.util
+    import subprocess
+    import types
+
+    import numpy
+
+    calls, kills = [], []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        (real_find_spec(name) if installed else None) if name == "lic_teach" else real_find_spec(name, *a)))
+    monkeypatch.setattr(subprocess, "run", lambda command, check: calls.append(command))
+    monkeypatch.setattr(os, "kill", lambda pid, signal: kills.append((pid, signal)))
+    monkeypatch.setattr(numpy, "__version__", loaded_numpy)
+    exec(compile(SETUP_CELL, "setup_cell", "exec"), {})
+    assert len(calls) == (0 if installed else 1)
+    if calls:
+        assert calls[0][-1].startswith("lic_teach @ git+https://")
+    assert kills == ([(os.getpid(), 9)] if restarts else [])
+    if restarts:
+        assert "Run all again" in capsys.readouterr().out
