@@ -81,7 +81,8 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         seed: seeds torch and the data order, so two runs with one seed agree.
 
     Each history entry has ``step``, ``loss``, ``bpp``, ``mse`` (when measured) and
-    ``aux``. Raises ``FloatingPointError`` as soon as the loss is not finite.
+    ``aux``. Raises ``FloatingPointError`` as soon as the loss is not finite. At the end
+    the model's coding tables are rebuilt (``model.update(force=True)``).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -121,4 +122,6 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         history.append(entry)
         bar.set_postfix(loss=f"{entry['loss']:.3f}", bpp=f"{entry['bpp']:.3f}")
     model.train(was_training)
+    if hasattr(model, "update"):          # coding tables must follow the new weights
+        model.update(force=True)
     return history

@@ -1,0 +1,162 @@
+"""Moving weights between ``lic_teach`` models and their CompressAI twins, and checking
+that both compute the same thing.
+
+The parameters are the same tensors under other names (``prior.`` here is
+``entropy_bottleneck.`` there; coding tables ``quantized_cdf``, ``cdf_length``,
+``cdf_offset`` are ``_quantized_cdf``, ``_cdf_length``, ``_offset``). CompressAI also
+stores a few constants as buffers (GDN's reparameterization bounds, the auxiliary
+loss target, the likelihood bound). They are taken from a fresh twin on the way out,
+and on the way in they are checked against ours. Both directions load with
+``strict=True``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .metrics import bpp
+from .models import FactorizedPrior
+from .models.base import as_batch, pad_to
+
+_TABLES = {"quantized_cdf": "_quantized_cdf", "cdf_length": "_cdf_length", "cdf_offset": "_offset"}
+_CONSTANT_SUFFIXES = ("pedestal", "lower_bound.bound", ".target", "likelihood_lower_bound.bound")
+
+
+def _twin_class(model_class):
+    from compressai import models as cai
+    twins = {FactorizedPrior: cai.FactorizedPrior}
+    if model_class not in twins:
+        raise TypeError(f"no CompressAI twin known for {model_class.__name__}")
+    return twins[model_class]
+
+
+def _lic_class(cai_class):
+    from compressai import models as cai
+    classes = {cai.FactorizedPrior: FactorizedPrior}
+    if cai_class not in classes:
+        raise TypeError(f"no lic_teach model known for CompressAI's {cai_class.__name__}")
+    return classes[cai_class]
+
+
+_PREFIXES = {FactorizedPrior: [("prior.", "entropy_bottleneck.")]}
+
+
+def _to_cai_key(key: str, prefixes) -> str:
+    for ours, theirs in prefixes:
+        if key.startswith(ours):
+            key = theirs + key[len(ours):]
+    head, _, last = key.rpartition(".")
+    return f"{head}.{_TABLES[last]}" if last in _TABLES else key
+
+
+def _is_constant(cai_key: str) -> bool:
+    return cai_key.endswith(_CONSTANT_SUFFIXES)
+
+
+def to_compressai(model):
+    """The CompressAI twin of ``model``, with the same weights and coding tables."""
+    twin = _twin_class(type(model))(*model.hyperparameters())
+    prefixes = _PREFIXES[type(model)]
+    state = {_to_cai_key(k, prefixes): v for k, v in model.state_dict().items()}
+    for key, value in twin.state_dict().items():
+        if _is_constant(key):
+            state[key] = value
+    twin.load_state_dict(state, strict=True)
+    return twin.to(next(model.parameters()).device)
+
+
+def from_compressai(cai_model):
+    """The ``lic_teach`` twin of a CompressAI model (its weights and coding tables).
+
+    Raises ``ValueError`` if one of CompressAI's constant buffers differs from the
+    value the ``lic_teach`` model assumes (e.g. a changed GDN ``beta_min``).
+    """
+    model_class = _lic_class(type(cai_model))
+    model = model_class(cai_model.N, cai_model.M)
+    prefixes = _PREFIXES[model_class]
+    reference = to_compressai(model).state_dict()         # our constants, CompressAI's names
+    inverse = {_to_cai_key(k, prefixes): k for k in model.state_dict()}
+    state = {}
+    for key, value in cai_model.state_dict().items():
+        if _is_constant(key):
+            if not torch.allclose(value.float().cpu(), reference[key].float().cpu()):
+                raise ValueError(f"CompressAI constant {key} = {value.tolist()} differs from "
+                                 f"lic_teach's {reference[key].tolist()}; cannot convert")
+            continue
+        state[inverse[key]] = value
+    model.load_state_dict(state, strict=True)
+    return model.to(next(cai_model.parameters()).device)
+
+
+# ------------------------------------------------------------------- zoo checkpoints
+
+_ZOO = {"bmshj2018-factorized": "bmshj2018_factorized"}
+
+
+def load_zoo(architecture: str = "bmshj2018-factorized", quality: int = 1, metric: str = "mse"):
+    """A CompressAI zoo model with its published weights, as a ``lic_teach`` model.
+
+    This is CompressAI's own ``pretrained=True`` path: it downloads the checkpoint (or
+    reuses torch hub's cache). Without network it raises ``ConnectionError``.
+    """
+    if architecture not in _ZOO:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(_ZOO)}")
+    from compressai import zoo
+    try:
+        cai_model = getattr(zoo, _ZOO[architecture])(quality=quality, metric=metric, pretrained=True)
+    except OSError as error:  # urllib's URLError is an OSError
+        raise ConnectionError(f"could not download the {architecture} quality {quality} "
+                              f"checkpoint: {error}. Are you offline?") from error
+    return from_compressai(cai_model.eval())
+
+
+def load_checkpoint(path):
+    """A ``lic_teach`` model from a checkpoint file in CompressAI's zoo format (a state
+    dict saved by ``torch.save``, possibly with the zoo's older key names)."""
+    from compressai import models as cai
+    from compressai.zoo.pretrained import load_pretrained
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = load_pretrained(state)
+    if "g_a.6.weight" not in state or "entropy_bottleneck.quantiles" not in state:
+        raise ValueError(f"{path} is not a factorized-prior checkpoint in CompressAI's format")
+    return from_compressai(cai.FactorizedPrior.from_state_dict(state))
+
+
+# --------------------------------------------------------------------- the cross-check
+
+
+@torch.no_grad()
+def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
+    """Run ``model`` and its CompressAI twin on the same image and compare.
+
+    Returns the largest absolute differences of ``y``, the likelihoods and ``x_hat``
+    (eval mode, rounded latents), the ideal rate ``sum(-log2 p)`` against the bytes
+    both codecs really write for ``y``, and whether the two y-strings are identical.
+    """
+    model.eval()
+    model.update(force=True)
+    twin = to_compressai(model).eval()
+    x = pad_to(as_batch(x).to(next(model.parameters()).device), model.downsampling)
+    ours, theirs = model(x), twin(x)
+    y_ours, y_theirs = model.g_a(x), twin.g_a(x)
+    our_strings = model.encode_latents(x, coder)
+    their_strings = twin.compress(x)["strings"][0]
+    pixels = x.shape[-2] * x.shape[-1]
+    ideal = float(-torch.log2(ours["likelihoods"]["y"]).sum())
+    decoded = model.decode_latents(our_strings, y_ours.shape[-2:], coder)
+    return {
+        "max_diff_y": float((y_ours - y_theirs).abs().max()),
+        "max_diff_likelihoods": float((ours["likelihoods"]["y"] - theirs["likelihoods"]["y"]).abs().max()),
+        "max_diff_x_hat": float((ours["x_hat"] - theirs["x_hat"]).abs().max()),
+        "ideal_bits": ideal,
+        "coded_bits": 8.0 * sum(len(s) for s in our_strings),
+        "compressai_coded_bits": 8.0 * sum(len(s) for s in their_strings),
+        "ideal_bpp": bpp(ours["likelihoods"], pixels),
+        "coded_bpp": bpp(sum(len(s) for s in our_strings), pixels),
+        "same_bitstream": coder == "ans" and our_strings == their_strings,
+        "decoded_matches_forward": bool(torch.equal(decoded, ours["x_hat"])) or
+        math.isclose(float((decoded - ours["x_hat"]).abs().max()), 0.0, abs_tol=1e-5),
+    }

@@ -1,0 +1,104 @@
+"""What every image model shares: checking the input, padding to the downsampling
+factor, and wrapping its strings in a verified bitstream (``lic_teach.bitstream``)."""
+from __future__ import annotations
+
+import zlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import bitstream
+from ..entropy_models import _CodingTables
+
+
+def as_batch(x: torch.Tensor) -> torch.Tensor:
+    """A single RGB image ``[3, H, W]`` or ``[1, 3, H, W]`` in [0, 1] as ``[1, 3, H, W]``."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"expected an image tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[:2] != (1, 3):
+        raise ValueError(f"expected one RGB image [3, H, W] or [1, 3, H, W], got {tuple(x.shape)}; "
+                         "load files with lic_teach.data.load_image, which makes any image RGB")
+    if x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError("the image is empty")
+    if not torch.isfinite(x).all():
+        raise ValueError("the image contains NaN or infinite values")
+    return x
+
+
+def pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Extend ``[B, C, H, W]`` on the right and bottom (repeating the edge) to multiples
+    of ``factor``, the model's total downsampling."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % factor, (-width) % factor
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+
+
+class ImageCodec(nn.Module):
+    """Base class: subclasses define ``hyperparameters()``, ``forward``, ``encode_latents``
+    and ``decode_latents``; ``compress``/``decompress`` do the rest."""
+
+    downsampling = 16
+
+    def hyperparameters(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def entropy_models(self) -> list[_CodingTables]:
+        return [m for m in self.modules() if isinstance(m, _CodingTables)]
+
+    def aux_loss(self) -> torch.Tensor:
+        """Sum of the auxiliary (quantile) losses of the factorized densities."""
+        losses = [m.aux_loss() for m in self.entropy_models() if hasattr(m, "aux_loss")]
+        return sum(losses) if losses else torch.zeros(())
+
+    def update(self, force: bool = False) -> bool:
+        """Build every entropy model's coding tables (call after training)."""
+        results = [m.update(force=force) for m in self.entropy_models()]
+        return any(results)
+
+    def table_fingerprint(self) -> int:
+        checksum = 0
+        for module in self.entropy_models():
+            for table in (module.quantized_cdf, module.cdf_length, module.cdf_offset):
+                checksum = zlib.crc32(table.cpu().numpy().tobytes(), checksum)
+        return checksum
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, coder: str = "ans") -> bytes:
+        """Code one image ``[3, H, W]`` (any H, W) into a self-contained bitstream.
+
+        ``coder="ans"`` uses CompressAI's C++ rANS, ``"readable"`` the Python coder of
+        ``lic_teach.coding``; both decode to the same image.
+        """
+        if coder not in bitstream.CODER_IDS:
+            raise ValueError(f"unknown coder {coder!r}; choose one of {', '.join(bitstream.CODER_IDS)}")
+        x = as_batch(x).to(next(self.parameters()).device)
+        self.update()
+        strings = self.encode_latents(pad_to(x, self.downsampling), coder)
+        header = bitstream.Header(type(self).__name__, self.hyperparameters(),
+                                  self.table_fingerprint(), x.shape[-2], x.shape[-1], coder)
+        return bitstream.pack(header, strings)
+
+    @torch.no_grad()
+    def decompress(self, data: bytes) -> torch.Tensor:
+        """The image ``[3, H, W]`` of the original size from :meth:`compress`'s bytes.
+
+        Raises ``ValueError`` for bytes that are truncated, altered, not a bitstream, or
+        written by another model (class, hyper-parameters or weights)."""
+        header, strings = bitstream.unpack(data)
+        expected = (type(self).__name__, self.hyperparameters())
+        if (header.model, header.params) != expected:
+            raise ValueError(f"this bitstream was written by {header.model}{header.params}, "
+                             f"not by {expected[0]}{expected[1]}")
+        self.update()
+        if header.fingerprint != self.table_fingerprint():
+            raise ValueError("this bitstream was written by a model with other weights "
+                             "(its coding tables differ); decode it with the model that wrote it")
+        factor = self.downsampling
+        latent_size = (-(-header.height // factor), -(-header.width // factor))
+        x_hat = self.decode_latents(strings, latent_size, header.coder)
+        return x_hat[0, :, :header.height, :header.width].clamp(0, 1)

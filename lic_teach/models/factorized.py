@@ -1,0 +1,68 @@
+"""The factorized-prior model: Ballé et al., "End-to-end optimized image compression"
+(ICLR 2017), in the form of the baseline of Ballé et al., "Variational image compression
+with a scale hyperprior" (ICLR 2018, sec. 4): four 5x5 stride-2 convolutions with GDN
+for the analysis transform ``g_a``, their transposes with inverse GDN for the synthesis
+transform ``g_s``, and the learned factorized density of appendix 6.1 as the prior.
+The loss is ``R + lambda D`` (2017, eq. 2); see ``lic_teach.train``.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..entropy_models import FactorizedDensity
+from ..layers import GDN
+from .base import ImageCodec
+
+
+def conv(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """5x5 convolution, stride 2: halves height and width."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=5, stride=2, padding=2)
+
+
+def deconv(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
+    """5x5 transposed convolution, stride 2: doubles height and width."""
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=5, stride=2,
+                              padding=2, output_padding=1)
+
+
+def analysis_transform(N: int, M: int) -> nn.Sequential:
+    """``g_a``: image ``[B, 3, H, W]`` -> latent ``[B, M, H/16, W/16]``."""
+    return nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+
+
+def synthesis_transform(N: int, M: int) -> nn.Sequential:
+    """``g_s``: latent ``[B, M, h, w]`` -> image ``[B, 3, 16h, 16w]``."""
+    return nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+                         deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
+
+
+class FactorizedPrior(ImageCodec):
+    """``x -> g_a -> y -> Q -> y_hat -> g_s -> x_hat``, with ``y_hat`` coded under a
+    learned factorized density (CompressAI's twin: ``compressai.models.FactorizedPrior``).
+
+    Args:
+        N: channels of the hidden layers (paper: 128, or 192 at high rates).
+        M: channels of the latent ``y`` (paper: 192, or 320 at high rates).
+    """
+
+    def __init__(self, N: int = 128, M: int = 192):
+        super().__init__()
+        self.N, self.M = int(N), int(M)
+        self.g_a = analysis_transform(self.N, self.M)
+        self.g_s = synthesis_transform(self.N, self.M)
+        self.prior = FactorizedDensity(self.M)
+
+    def hyperparameters(self) -> tuple[int, ...]:
+        return (self.N, self.M)
+
+    def forward(self, x):
+        """``{"x_hat", "likelihoods": {"y"}}``: noisy latents in training, rounded in eval."""
+        y = self.g_a(x)
+        y_hat, y_likelihoods = self.prior(y)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods}}
+
+    def encode_latents(self, x, coder):
+        return self.prior.compress(self.g_a(x), coder)
+
+    def decode_latents(self, strings, latent_size, coder):
+        return self.g_s(self.prior.decompress(strings, latent_size, coder))
