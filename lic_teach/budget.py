@@ -30,7 +30,8 @@ class Budget:
         M: channels of the latent ``y``.
         eval_images: how many held-out images an evaluation uses (at most).
         eval_size: side of the centre crop an evaluation codes, in pixels (``None``: whole image).
-        rd_points: how many rate-distortion points a curve has.
+        rd_points: how many points a cheap rate-distortion curve has (classical codecs).
+        rd_models: how many models (one per lambda) a chapter trains for a learned curve.
         device: ``"cuda"`` or ``"cpu"``.
     """
 
@@ -43,6 +44,7 @@ class Budget:
     eval_images: int
     eval_size: int | None
     rd_points: int
+    rd_models: int
     device: str
 
     def __str__(self) -> str:
@@ -50,7 +52,7 @@ class Budget:
             f"budget '{self.name}' on {self.device}: {self.train_steps} training steps, "
             f"batch {self.batch_size} of {self.patch_size}x{self.patch_size} patches, "
             f"N={self.N}, M={self.M}, {self.eval_images} evaluation image(s), "
-            f"{self.rd_points} R-D points"
+            f"{self.rd_points} R-D points, {self.rd_models} trained models per curve"
         )
 
     def as_dict(self) -> dict:
@@ -58,12 +60,15 @@ class Budget:
 
 
 _SIZES = {
+    # smoke: proves the code runs (every chapter <= 60 s in CI)
     "smoke": dict(train_steps=20, batch_size=4, patch_size=64, N=16, M=24,
-                  eval_images=1, eval_size=128, rd_points=3),
-    "cpu": dict(train_steps=1500, batch_size=8, patch_size=128, N=64, M=96,
-                eval_images=2, eval_size=None, rd_points=6),
-    "gpu": dict(train_steps=20000, batch_size=16, patch_size=256, N=128, M=192,
-                eval_images=2, eval_size=None, rd_points=8),
+                  eval_images=1, eval_size=128, rd_points=3, rd_models=2),
+    # cpu: measured on 2 cores: ~45 ms a step, so 3 models x 1200 steps ~ 3 min
+    "cpu": dict(train_steps=1200, batch_size=8, patch_size=64, N=48, M=64,
+                eval_images=2, eval_size=None, rd_points=6, rd_models=3),
+    # gpu: sized for a Colab T4 (not measured by CI, which has no GPU)
+    "gpu": dict(train_steps=4000, batch_size=8, patch_size=256, N=128, M=192,
+                eval_images=2, eval_size=None, rd_points=8, rd_models=3),
 }
 NAMES = tuple(_SIZES)
 
