@@ -23,6 +23,8 @@ def _copy_plotly_js(app, exception):
 def setup(app):
     if not PLOTLY_JS.is_file():
         raise RuntimeError(f"plotly.min.js not found at {PLOTLY_JS}; reinstall plotly")
-    app.add_js_file("plotly.min.js")
+    # Load plotly.js before any require.js (myst-nb adds one to pages whose notebooks hold
+    # widget state): under require.js, plotly.js defines an AMD module and no window.Plotly.
+    app.add_js_file("plotly.min.js", priority=200)
     app.connect("build-finished", _copy_plotly_js)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
