@@ -1,9 +1,10 @@
 """Moving weights between ``lic_teach`` models and their CompressAI twins, and checking
 that both compute the same thing.
 
-The parameters are the same tensors under other names (``prior.`` here is
-``entropy_bottleneck.`` there; coding tables ``quantized_cdf``, ``cdf_length``,
-``cdf_offset`` are ``_quantized_cdf``, ``_cdf_length``, ``_offset``). CompressAI also
+The parameters are the same tensors under other names (``prior.`` and ``hyperprior.``
+here are ``entropy_bottleneck.`` there, ``conditional.`` is ``gaussian_conditional.``;
+coding tables ``quantized_cdf``, ``cdf_length``, ``cdf_offset`` are ``_quantized_cdf``,
+``_cdf_length``, ``_offset``). CompressAI also
 stores a few constants as buffers (GDN's reparameterization bounds, the auxiliary
 loss target, the likelihood bound). They are taken from a fresh twin on the way out,
 and on the way in they are checked against ours. Both directions load with
@@ -14,30 +15,37 @@ from __future__ import annotations
 import torch
 
 from .metrics import bpp
-from .models import FactorizedPrior
+from .models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 from .models.base import as_batch, pad_to
 
 _TABLES = {"quantized_cdf": "_quantized_cdf", "cdf_length": "_cdf_length", "cdf_offset": "_offset"}
-_CONSTANT_SUFFIXES = ("pedestal", "lower_bound.bound", ".target", "likelihood_lower_bound.bound")
+_CONSTANT_SUFFIXES = ("pedestal", "lower_bound.bound", ".target", "likelihood_lower_bound.bound",
+                      "scale_bound", "lower_bound_scale.bound")
+_ARCHITECTURES = {   # CompressAI zoo name -> (lic_teach class, CompressAI class name, zoo function)
+    "bmshj2018-factorized": (FactorizedPrior, "FactorizedPrior", "bmshj2018_factorized"),
+    "bmshj2018-hyperprior": (ScaleHyperprior, "ScaleHyperprior", "bmshj2018_hyperprior"),
+    "mbt2018-mean": (MeanScaleHyperprior, "MeanScaleHyperprior", "mbt2018_mean"),
+}
 
 
 def _twin_class(model_class):
     from compressai import models as cai
-    twins = {FactorizedPrior: cai.FactorizedPrior}
-    if model_class not in twins:
-        raise TypeError(f"no CompressAI twin known for {model_class.__name__}")
-    return twins[model_class]
+    for ours, theirs, _ in _ARCHITECTURES.values():
+        if model_class is ours:
+            return getattr(cai, theirs)
+    raise TypeError(f"no CompressAI twin known for {model_class.__name__}")
 
 
 def _lic_class(cai_class):
     from compressai import models as cai
-    classes = {cai.FactorizedPrior: FactorizedPrior}
-    if cai_class not in classes:
-        raise TypeError(f"no lic_teach model known for CompressAI's {cai_class.__name__}")
-    return classes[cai_class]
+    for ours, theirs, _ in _ARCHITECTURES.values():
+        if cai_class is getattr(cai, theirs):
+            return ours
+    raise TypeError(f"no lic_teach model known for CompressAI's {cai_class.__name__}")
 
 
-_PREFIXES = {FactorizedPrior: [("prior.", "entropy_bottleneck.")]}
+_PREFIXES = [("prior.", "entropy_bottleneck."), ("hyperprior.", "entropy_bottleneck."),
+             ("conditional.", "gaussian_conditional.")]
 
 
 def _to_cai_key(key: str, prefixes) -> str:
@@ -55,8 +63,7 @@ def _is_constant(cai_key: str) -> bool:
 def to_compressai(model):
     """The CompressAI twin of ``model``, with the same weights and coding tables."""
     twin = _twin_class(type(model))(*model.hyperparameters())
-    prefixes = _PREFIXES[type(model)]
-    state = {_to_cai_key(k, prefixes): v for k, v in model.state_dict().items()}
+    state = {_to_cai_key(k, _PREFIXES): v for k, v in model.state_dict().items()}
     for key, value in twin.state_dict().items():
         if _is_constant(key):
             state[key] = value
@@ -72,9 +79,9 @@ def from_compressai(cai_model):
     """
     model_class = _lic_class(type(cai_model))
     model = model_class(cai_model.N, cai_model.M)
-    prefixes = _PREFIXES[model_class]
     reference = to_compressai(model).state_dict()         # our constants, CompressAI's names
-    inverse = {_to_cai_key(k, prefixes): k for k in model.state_dict()}
+    inverse = {_to_cai_key(k, _PREFIXES): k for k in model.state_dict()}
+    ours = model.state_dict()
     state = {}
     for key, value in cai_model.state_dict().items():
         if _is_constant(key):
@@ -82,6 +89,8 @@ def from_compressai(cai_model):
                 raise ValueError(f"CompressAI constant {key} = {value.tolist()} differs from "
                                  f"lic_teach's {reference[key].tolist()}; cannot convert")
             continue
+        if key.endswith("scale_table") and value.numel() == 0:   # twin never updated: keep ours
+            value = ours[inverse[key]]
         state[inverse[key]] = value
     model.load_state_dict(state, strict=True)
     return model.to(next(cai_model.parameters()).device)
@@ -89,7 +98,11 @@ def from_compressai(cai_model):
 
 # ------------------------------------------------------------------- zoo checkpoints
 
-_ZOO = {"bmshj2018-factorized": "bmshj2018_factorized"}
+
+def _architecture(name: str):
+    if name not in _ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(_ARCHITECTURES)}")
+    return _ARCHITECTURES[name]
 
 
 def load_zoo(architecture: str = "bmshj2018-factorized", quality: int = 1, metric: str = "mse"):
@@ -98,29 +111,33 @@ def load_zoo(architecture: str = "bmshj2018-factorized", quality: int = 1, metri
     This is CompressAI's own ``pretrained=True`` path: it downloads the checkpoint (or
     reuses torch hub's cache). Without network it raises ``ConnectionError``.
     """
-    if architecture not in _ZOO:
-        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(_ZOO)}")
+    _, _, function = _architecture(architecture)
     from compressai import zoo
     try:
-        cai_model = getattr(zoo, _ZOO[architecture])(quality=quality, metric=metric, pretrained=True)
+        cai_model = getattr(zoo, function)(quality=quality, metric=metric, pretrained=True)
     except OSError as error:  # urllib's URLError is an OSError
         raise ConnectionError(f"could not download the {architecture} quality {quality} "
                               f"checkpoint: {error}. Are you offline?") from error
     return from_compressai(cai_model.eval())
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, architecture: str = "bmshj2018-factorized"):
     """A ``lic_teach`` model from a checkpoint file in CompressAI's zoo format (a state
     dict saved by ``torch.save``, possibly with the zoo's older key names)."""
     from compressai import models as cai
     from compressai.zoo.pretrained import load_pretrained
+    _, class_name, _ = _architecture(architecture)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = load_pretrained(state)
-    if "g_a.6.weight" not in state or "entropy_bottleneck.quantiles" not in state:
-        raise ValueError(f"{path} is not a factorized-prior checkpoint in CompressAI's format")
-    return from_compressai(cai.FactorizedPrior.from_state_dict(state))
+    cai_class = getattr(cai, class_name)
+    try:
+        cai_model = cai_class.from_state_dict(state)
+    except (KeyError, RuntimeError) as error:
+        raise ValueError(f"{path} is not a {architecture} checkpoint in CompressAI's format: "
+                         f"{str(error)[:200]}") from error
+    return from_compressai(cai_model)
 
 
 # --------------------------------------------------------------------- the cross-check
@@ -141,15 +158,16 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
     ours, theirs = model(x), twin(x)
     y_ours, y_theirs = model.g_a(x), twin.g_a(x)
     our_strings = model.encode_latents(x, coder)
-    their_strings = twin.compress(x)["strings"][0]
+    their_strings = [strings[0] for strings in twin.compress(x)["strings"]]
     pixels = x.shape[-2] * x.shape[-1]
-    ideal = float(-torch.log2(ours["likelihoods"]["y"]).sum())
-    decoded = model.decode_latents(our_strings, y_ours.shape[-2:], coder)
+    decoded = model.decode_latents(our_strings, [s // model.downsampling for s in x.shape[-2:]], coder)
+    likelihood_gap = max(float((ours["likelihoods"][k] - theirs["likelihoods"][k]).abs().max())
+                         for k in ours["likelihoods"])
     return {
         "max_diff_y": float((y_ours - y_theirs).abs().max()),
-        "max_diff_likelihoods": float((ours["likelihoods"]["y"] - theirs["likelihoods"]["y"]).abs().max()),
+        "max_diff_likelihoods": likelihood_gap,
         "max_diff_x_hat": float((ours["x_hat"] - theirs["x_hat"]).abs().max()),
-        "ideal_bits": ideal,
+        "ideal_bits": sum(float(-torch.log2(p).sum()) for p in ours["likelihoods"].values()),
         "coded_bits": 8.0 * sum(len(s) for s in our_strings),
         "compressai_coded_bits": 8.0 * sum(len(s) for s in their_strings),
         "ideal_bpp": bpp(ours["likelihoods"], pixels),

@@ -123,7 +123,7 @@ def test_zoo_checkpoint_from_a_local_file(tmp_path):
     assert torch.equal(ours.eval()(x)["x_hat"], theirs.eval()(x)["x_hat"])
     (tmp_path / "wrong.pth.tar").write_bytes(b"")
     torch.save({"something": torch.zeros(1)}, tmp_path / "wrong.pth.tar")
-    with pytest.raises(ValueError, match="not a factorized-prior checkpoint"):
+    with pytest.raises(ValueError, match="not a bmshj2018-factorized checkpoint"):
         crosscheck.load_checkpoint(tmp_path / "wrong.pth.tar")
 
 

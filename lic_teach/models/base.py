@@ -39,8 +39,10 @@ def pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class ImageCodec(nn.Module):
-    """Base class: subclasses define ``hyperparameters()``, ``forward``, ``encode_latents``
-    and ``decode_latents``; ``compress``/``decompress`` do the rest."""
+    """Base class: subclasses define ``hyperparameters()``, ``forward``,
+    ``encode_latents(x, coder) -> strings`` and ``decode_latents(strings, size, coder)``,
+    where ``size`` is the spatial size of the coarsest latent (``H / downsampling``);
+    ``compress``/``decompress`` do the rest."""
 
     downsampling = 16
 

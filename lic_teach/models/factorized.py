@@ -14,15 +14,15 @@ from ..layers import GDN
 from .base import ImageCodec
 
 
-def conv(in_channels: int, out_channels: int) -> nn.Conv2d:
-    """5x5 convolution, stride 2: halves height and width."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size=5, stride=2, padding=2)
+def conv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
+    """Convolution with "same" padding; stride 2 halves height and width."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
 
 
-def deconv(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
-    """5x5 transposed convolution, stride 2: doubles height and width."""
-    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=5, stride=2,
-                              padding=2, output_padding=1)
+def deconv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """Transposed convolution; stride 2 doubles height and width exactly."""
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=kernel_size // 2, output_padding=stride - 1)
 
 
 def analysis_transform(N: int, M: int) -> nn.Sequential:

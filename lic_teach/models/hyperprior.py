@@ -1,0 +1,103 @@
+"""Side information: the scale hyperprior and the mean-scale hyperprior.
+
+Ballé et al., "Variational image compression with a scale hyperprior" (ICLR 2018):
+a second, smaller autoencoder summarises the latent ``y`` in a hyper-latent
+``z = h_a(|y|)``, coded first with a factorized density (chapter 3). Its decoder
+predicts one scale per latent, ``sigma = h_s(z_hat)``, and ``y`` is coded under
+``N(0, sigma^2)`` convolved with a unit uniform (eqs. 5-10). The bits spent on ``z`` buy
+a prior fitted to each image region.
+
+Minnen, Ballé & Toderici, "Joint autoregressive and hierarchical priors for learned image
+compression" (NeurIPS 2018): the hyper-decoder predicts a mean as well as a scale,
+``(sigma, mu) = h_s(z_hat)``, and ``y`` is rounded around ``mu`` (the "mean-scale"
+hyperprior, CompressAI's ``mbt2018-mean``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..entropy_models import FactorizedDensity, GaussianConditional
+from .base import ImageCodec
+from .factorized import analysis_transform, conv, deconv, synthesis_transform
+
+
+class ScaleHyperprior(ImageCodec):
+    """``y = g_a(x)``, ``z = h_a(|y|)``, ``sigma = h_s(z_hat)``, ``y ~ N(0, sigma^2)``.
+
+    Twin: ``compressai.models.ScaleHyperprior``. ``N`` channels in the transforms and
+    in ``z``; ``M`` channels in ``y``.
+    """
+
+    downsampling = 64                      # 16 in g_a, 4 more in h_a
+
+    def __init__(self, N: int = 128, M: int = 192):
+        super().__init__()
+        self.N, self.M = int(N), int(M)
+        self.g_a = analysis_transform(self.N, self.M)
+        self.g_s = synthesis_transform(self.N, self.M)
+        self.h_a = nn.Sequential(conv(self.M, self.N, 3, 1), nn.ReLU(inplace=True),
+                                 conv(self.N, self.N), nn.ReLU(inplace=True), conv(self.N, self.N))
+        self.h_s = nn.Sequential(deconv(self.N, self.N), nn.ReLU(inplace=True),
+                                 deconv(self.N, self.N), nn.ReLU(inplace=True),
+                                 conv(self.N, self.M, 3, 1), nn.ReLU(inplace=True))
+        self.hyperprior = FactorizedDensity(self.N)        # p(z_hat)
+        self.conditional = GaussianConditional()           # p(y_hat | z_hat)
+
+    def hyperparameters(self) -> tuple[int, ...]:
+        return (self.N, self.M)
+
+    def hyper_analysis(self, y: torch.Tensor) -> torch.Tensor:
+        return self.h_a(torch.abs(y))
+
+    def gaussian_parameters(self, z_hat: torch.Tensor):
+        """``(scales, means)`` of ``y`` predicted from the hyper-latent (means: None)."""
+        return self.h_s(z_hat), None
+
+    def forward(self, x):
+        """``{"x_hat", "likelihoods": {"y", "z"}}``; noise in training, rounding in eval."""
+        y = self.g_a(x)
+        z_hat, z_likelihoods = self.hyperprior(self.hyper_analysis(y))
+        scales, means = self.gaussian_parameters(z_hat)
+        y_hat, y_likelihoods = self.conditional(y, scales, means)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def encode_latents(self, x, coder):
+        """Strings ``[y, z]``: z first coded, then decoded, so that the encoder predicts
+        ``y``'s parameters from exactly the ``z_hat`` the decoder will have."""
+        y = self.g_a(x)
+        z = self.hyper_analysis(y)
+        z_strings = self.hyperprior.compress(z, coder)
+        z_hat = self.hyperprior.decompress(z_strings, z.shape[-2:], coder)
+        scales, means = self.gaussian_parameters(z_hat)
+        return self.conditional.compress(y, scales, means, coder) + z_strings
+
+    def decode_latents(self, strings, latent_size, coder):
+        if len(strings) != 2:
+            raise ValueError(f"expected 2 strings (y, z), got {len(strings)}")
+        z_hat = self.hyperprior.decompress(strings[1:], latent_size, coder)
+        scales, means = self.gaussian_parameters(z_hat)
+        y_hat = self.conditional.decompress(strings[:1], scales, means, coder)
+        return self.g_s(y_hat)
+
+
+class MeanScaleHyperprior(ScaleHyperprior):
+    """As :class:`ScaleHyperprior`, but ``h_s`` predicts a mean and a scale per latent,
+    ``z = h_a(y)`` sees the signs of ``y``, and the activations are leaky ReLUs
+    (Minnen et al. 2018). Twin: ``compressai.models.MeanScaleHyperprior``."""
+
+    def __init__(self, N: int = 128, M: int = 192):
+        super().__init__(N, M)
+        N, M = self.N, self.M
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True),
+                                 conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, M), nn.LeakyReLU(inplace=True),
+                                 deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
+                                 conv(M * 3 // 2, 2 * M, 3, 1))
+
+    def hyper_analysis(self, y: torch.Tensor) -> torch.Tensor:
+        return self.h_a(y)
+
+    def gaussian_parameters(self, z_hat: torch.Tensor):
+        scales, means = self.h_s(z_hat).chunk(2, dim=1)
+        return scales, means
