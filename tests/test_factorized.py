@@ -1,30 +1,20 @@
 import pytest
 import torch
+from helpers import perturb
 from compressai.models import FactorizedPrior as CompressAIFactorizedPrior
 
 from lic_teach import bitstream, crosscheck, data
 from lic_teach.models import FactorizedPrior
 
 
-@pytest.fixture(scope="module")
-def photo():
-    return data.sample_images("test")["astronaut"]
 
 
-def _perturb(model, seed=0):
-    """Weights off their initial values, so that every parameter matters."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            scale = 0.02 if name.endswith("weight") else 0.05
-            parameter.add_(scale * torch.randn_like(parameter))
-    return model
 
 
 @pytest.mark.parametrize("N, M, height, width", [(8, 12, 37, 53), (16, 24, 64, 75), (24, 16, 129, 33)])
 def test_agrees_with_compressai_both_directions(photo, N, M, height, width):
     x = photo[:, :height, :width]
-    ours = _perturb(FactorizedPrior(N, M)).eval()
+    ours = perturb(FactorizedPrior(N, M)).eval()
     report = crosscheck.crosscheck(ours, x)
     assert report["max_diff_y"] <= 1e-5
     assert report["max_diff_likelihoods"] <= 1e-5
@@ -32,7 +22,7 @@ def test_agrees_with_compressai_both_directions(photo, N, M, height, width):
     assert report["same_bitstream"] and report["decoded_matches_forward"]
     # the other direction: start from CompressAI's weights
     torch.manual_seed(1)
-    theirs = _perturb(CompressAIFactorizedPrior(N, M), seed=2).eval()
+    theirs = perturb(CompressAIFactorizedPrior(N, M), seed=2).eval()
     imported = crosscheck.from_compressai(theirs).eval()
     padded = torch.nn.functional.pad(x[None], (0, (-width) % 16, 0, (-height) % 16), mode="replicate")
     a, b = imported(padded), theirs(padded)
@@ -41,7 +31,7 @@ def test_agrees_with_compressai_both_directions(photo, N, M, height, width):
 
 
 def test_weights_survive_a_round_trip_exactly():
-    ours = _perturb(FactorizedPrior(8, 12))
+    ours = perturb(FactorizedPrior(8, 12))
     ours.update()
     back = crosscheck.from_compressai(crosscheck.to_compressai(ours))
     for (name, a), (_, b) in zip(ours.state_dict().items(), back.state_dict().items()):
@@ -56,7 +46,7 @@ def test_changed_compressai_constant_is_refused():
 
 
 def test_real_bits_are_close_to_the_ideal(photo):
-    model = _perturb(FactorizedPrior(16, 24))
+    model = perturb(FactorizedPrior(16, 24))
     report = crosscheck.crosscheck(model, data.center_crop(photo, 256))
     assert report["coded_bits"] <= 1.01 * report["ideal_bits"] + 8 * 8
     assert report["coded_bits"] >= 0.99 * report["ideal_bits"] - 8 * 8
@@ -65,7 +55,7 @@ def test_real_bits_are_close_to_the_ideal(photo):
 
 
 def test_model_contract_any_size_and_both_coders(photo):
-    model = _perturb(FactorizedPrior(8, 12)).eval()
+    model = perturb(FactorizedPrior(8, 12)).eval()
     x = photo[:, 10:47, 20:91]                               # 37 x 71
     out = model(x[None])
     assert set(out) == {"x_hat", "likelihoods"} and set(out["likelihoods"]) == {"y"}
@@ -90,7 +80,7 @@ def test_bad_images_are_refused():
 
 
 def test_bad_bytes_are_refused_with_clear_errors(photo):
-    model = _perturb(FactorizedPrior(8, 12))
+    model = perturb(FactorizedPrior(8, 12))
     data_ = model.compress(photo[:, :40, :40])
     with pytest.raises(ValueError, match="truncated"):
         model.decompress(data_[:-10])
@@ -105,16 +95,16 @@ def test_bad_bytes_are_refused_with_clear_errors(photo):
     with pytest.raises(ValueError, match="bytes"):
         model.decompress("not bytes")
     with pytest.raises(ValueError, match=r"FactorizedPrior\(8, 12\)"):
-        _perturb(FactorizedPrior(8, 16)).decompress(data_)
+        perturb(FactorizedPrior(8, 16)).decompress(data_)
     with pytest.raises(ValueError, match="other weights"):
-        _perturb(FactorizedPrior(8, 12), seed=5).decompress(data_)
+        perturb(FactorizedPrior(8, 12), seed=5).decompress(data_)
     with pytest.raises(ValueError, match="unexpected bytes"):
         model.decompress(data_ + b"\x00")
 
 
 def test_zoo_checkpoint_from_a_local_file(tmp_path):
     torch.manual_seed(0)
-    theirs = _perturb(CompressAIFactorizedPrior(16, 24), seed=3)
+    theirs = perturb(CompressAIFactorizedPrior(16, 24), seed=3)
     theirs.update(force=True)
     path = tmp_path / "bmshj2018-factorized-prior-test.pth.tar"
     torch.save(theirs.state_dict(), path)
@@ -131,7 +121,7 @@ def test_zoo_pretrained_path_offline(tmp_path, monkeypatch):
     """CompressAI's real pretrained=True path, with the download served from a local file."""
     import compressai.zoo.image as zoo_image
     torch.manual_seed(0)
-    theirs = _perturb(CompressAIFactorizedPrior(128, 192), seed=4)
+    theirs = perturb(CompressAIFactorizedPrior(128, 192), seed=4)
     theirs.update(force=True)
     state = theirs.state_dict()
     requested = []

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import perturb
 from compressai import models as cai
 
 from lic_teach import crosscheck, data, evaluate
@@ -9,29 +10,20 @@ TWINS = [(ScaleHyperprior, cai.ScaleHyperprior, "bmshj2018-hyperprior"),
          (MeanScaleHyperprior, cai.MeanScaleHyperprior, "mbt2018-mean")]
 
 
-@pytest.fixture(scope="module")
-def photo():
-    return data.sample_images("test")["astronaut"]
 
 
-def _perturb(model, seed=0):
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            parameter.add_((0.02 if name.endswith("weight") else 0.05) * torch.randn_like(parameter))
-    return model
 
 
 @pytest.mark.parametrize("ours_class, theirs_class, _", TWINS)
 @pytest.mark.parametrize("N, M, height, width", [(8, 12, 37, 53), (16, 24, 130, 71)])
 def test_agrees_with_compressai_both_directions(photo, ours_class, theirs_class, _, N, M, height, width):
     x = photo[:, :height, :width]
-    report = crosscheck.crosscheck(_perturb(ours_class(N, M)).eval(), x)
+    report = crosscheck.crosscheck(perturb(ours_class(N, M)).eval(), x)
     assert report["max_diff_y"] <= 1e-5 and report["max_diff_likelihoods"] <= 1e-5
     assert report["max_diff_x_hat"] <= 1e-5
     assert report["same_bitstream"] and report["decoded_matches_forward"]
     torch.manual_seed(1)
-    theirs = _perturb(theirs_class(N, M), seed=2).eval()
+    theirs = perturb(theirs_class(N, M), seed=2).eval()
     imported = crosscheck.from_compressai(theirs).eval()
     padded = torch.nn.functional.pad(x[None], (0, (-width) % 64, 0, (-height) % 64), mode="replicate")
     a, b = imported(padded), theirs(padded)
@@ -42,7 +34,7 @@ def test_agrees_with_compressai_both_directions(photo, ours_class, theirs_class,
 
 @pytest.mark.parametrize("ours_class, _, __", TWINS)
 def test_weights_round_trip_and_real_bits_near_ideal(photo, ours_class, _, __):
-    model = _perturb(ours_class(16, 24))
+    model = perturb(ours_class(16, 24))
     model.update()
     back = crosscheck.from_compressai(crosscheck.to_compressai(model))
     for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
@@ -53,7 +45,7 @@ def test_weights_round_trip_and_real_bits_near_ideal(photo, ours_class, _, __):
 
 @pytest.mark.parametrize("ours_class, _, __", TWINS)
 def test_contract_any_size_both_coders_and_bad_bytes(photo, ours_class, _, __):
-    model = _perturb(ours_class(8, 12)).eval()
+    model = perturb(ours_class(8, 12)).eval()
     x = photo[:, 5:70, 9:40]                                    # 65 x 31
     ans, readable = model.compress(x), model.compress(x, coder="readable")
     decoded = model.decompress(ans)
@@ -72,7 +64,7 @@ def test_contract_any_size_both_coders_and_bad_bytes(photo, ours_class, _, __):
 
 
 def test_mean_scale_rounds_around_the_predicted_means(photo):
-    model = _perturb(MeanScaleHyperprior(8, 12)).eval()
+    model = perturb(MeanScaleHyperprior(8, 12)).eval()
     x = photo[None, :, :64, :64]
     with torch.no_grad():
         y = model.g_a(x)
@@ -87,7 +79,7 @@ def test_mean_scale_rounds_around_the_predicted_means(photo):
 def test_zoo_paths_offline(tmp_path, monkeypatch, ours_class, theirs_class, architecture):
     import compressai.zoo.image as zoo_image
     torch.manual_seed(0)
-    theirs = _perturb(theirs_class(128, 192), seed=4)
+    theirs = perturb(theirs_class(128, 192), seed=4)
     theirs.update(force=True)
     torch.save(theirs.state_dict(), tmp_path / "checkpoint.pth.tar")
     loaded = crosscheck.load_checkpoint(tmp_path / "checkpoint.pth.tar", architecture)
