@@ -203,14 +203,31 @@ class ReadableRansCoder:
         return rans_encode(intervals, self.precision)
 
     def decode_with_indexes(self, data: bytes, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
-        decoder = RansDecoder(bytes(data), self.precision)
-        values = [_decode_symbol(decoder, cdfs[k], cdf_lengths[k], offsets[k]) for k in indexes]
-        decoder.check_finished()
+        stream = self.stream_decoder(data)
+        values = stream.decode(indexes, cdfs, cdf_lengths, offsets)
+        stream.finish()
         return values
+
+    def stream_decoder(self, data: bytes) -> "ReadableStreamDecoder":
+        return ReadableStreamDecoder(data, self.precision)
+
+
+class ReadableStreamDecoder:
+    """Decodes one string a few symbols at a time, as a serial (autoregressive) decoder
+    needs: ``decode(indexes, ...)`` as often as needed, then ``finish()``."""
+
+    def __init__(self, data: bytes, precision: int = PRECISION):
+        self.decoder = RansDecoder(bytes(data), precision)
+
+    def decode(self, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
+        return [_decode_symbol(self.decoder, cdfs[k], cdf_lengths[k], offsets[k]) for k in indexes]
+
+    def finish(self) -> None:
+        self.decoder.check_finished()
 
 
 class CompressAIRansCoder:
-    """CompressAI's C++ rANS (``compressai.ans``), behind the same two methods."""
+    """CompressAI's C++ rANS (``compressai.ans``), behind the same methods."""
 
     def encode_with_indexes(self, symbols, indexes, cdfs, cdf_lengths, offsets) -> bytes:
         from compressai import ans
@@ -219,6 +236,30 @@ class CompressAIRansCoder:
     def decode_with_indexes(self, data: bytes, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
         from compressai import ans
         return ans.RansDecoder().decode_with_indexes(data, indexes, cdfs, cdf_lengths, offsets)
+
+    def stream_decoder(self, data: bytes) -> "CompressAIStreamDecoder":
+        return CompressAIStreamDecoder(data)
+
+
+class CompressAIStreamDecoder:
+    """CompressAI's ``RansDecoder.decode_stream`` behind :class:`ReadableStreamDecoder`'s
+    interface. The C++ binding converts the tables it is given on every call, so each
+    call passes only the table rows its symbols use."""
+
+    def __init__(self, data: bytes):
+        from compressai import ans
+        self.decoder = ans.RansDecoder()
+        self.decoder.set_stream(bytes(data))
+
+    def decode(self, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
+        rows = sorted(set(indexes))
+        local = {row: i for i, row in enumerate(rows)}
+        return self.decoder.decode_stream([local[k] for k in indexes],
+                                          [cdfs[r][:cdf_lengths[r]] for r in rows],
+                                          [cdf_lengths[r] for r in rows], [offsets[r] for r in rows])
+
+    def finish(self) -> None:
+        """Nothing to check: the C++ decoder cannot tell; the bitstream's CRC guards the bytes."""
 
 
 CODERS = {"ans": CompressAIRansCoder, "readable": ReadableRansCoder}

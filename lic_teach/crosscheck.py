@@ -12,46 +12,96 @@ and on the way in they are checked against ours. Both directions load with
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .metrics import bpp
-from .models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
+from .models import (CheckerboardContext, FactorizedPrior, JointAutoregressive, MeanScaleHyperprior,
+                     ScaleHyperprior)
 from .models.base import as_batch, pad_to
 
 _TABLES = {"quantized_cdf": "_quantized_cdf", "cdf_length": "_cdf_length", "cdf_offset": "_offset"}
 _CONSTANT_SUFFIXES = ("pedestal", "lower_bound.bound", ".target", "likelihood_lower_bound.bound",
-                      "scale_bound", "lower_bound_scale.bound")
-_ARCHITECTURES = {   # CompressAI zoo name -> (lic_teach class, CompressAI class name, zoo function)
+                      "scale_bound", "lower_bound_scale.bound", "context_prediction.mask")
+_ARCHITECTURES = {   # name -> (lic_teach class, CompressAI class name, zoo function or None)
     "bmshj2018-factorized": (FactorizedPrior, "FactorizedPrior", "bmshj2018_factorized"),
     "bmshj2018-hyperprior": (ScaleHyperprior, "ScaleHyperprior", "bmshj2018_hyperprior"),
     "mbt2018-mean": (MeanScaleHyperprior, "MeanScaleHyperprior", "mbt2018_mean"),
+    "mbt2018": (JointAutoregressive, "JointAutoregressiveHierarchicalPriors", "mbt2018"),
+    "checkerboard-mean-scale": (CheckerboardContext, "CheckerboardMeanScale", None),
+}
+_FLAT_PREFIXES = [("prior.", "entropy_bottleneck."), ("hyperprior.", "entropy_bottleneck."),
+                  ("conditional.", "gaussian_conditional.")]
+_PREFIXES = {   # lic_teach attribute -> CompressAI module path, by lic_teach class
+    CheckerboardContext: [("h_a.", "latent_codec.hyper.h_a."), ("h_s.", "latent_codec.hyper.h_s."),
+                          ("hyperprior.", "latent_codec.hyper.entropy_bottleneck."),
+                          ("conditional.", "latent_codec.y.y.gaussian_conditional."),
+                          ("context_prediction.", "latent_codec.y.context_prediction."),
+                          ("entropy_parameters.", "latent_codec.y.entropy_parameters.")],
 }
 
 
-def _twin_class(model_class):
+@functools.cache
+def checkerboard_twin_class():
+    """CompressAI's version of :class:`CheckerboardContext`: the transforms of its
+    ``MeanScaleHyperprior`` and the entropy-parameter network of its
+    ``JointAutoregressiveHierarchicalPriors``, around its ``CheckerboardLatentCodec``
+    (two-pass forward) inside a ``HyperpriorLatentCodec``. CompressAI ships a
+    checkerboard model only with Cheng et al.'s transforms, hence this assembly."""
+    from compressai import latent_codecs as lc
     from compressai import models as cai
+    from compressai.entropy_models import EntropyBottleneck
+    from compressai.layers import CheckerboardMaskedConv2d
+    from compressai.models.base import SimpleVAECompressionModel
+
+    class CheckerboardMeanScale(SimpleVAECompressionModel):
+        def __init__(self, N: int = 128, M: int = 192):
+            super().__init__()
+            self.N, self.M = N, M
+            transforms = cai.MeanScaleHyperprior(N, M)
+            self.g_a, self.g_s = transforms.g_a, transforms.g_s
+            checkerboard = lc.CheckerboardLatentCodec(
+                latent_codec={"y": lc.GaussianConditionalLatentCodec()},
+                entropy_parameters=cai.JointAutoregressiveHierarchicalPriors(N, M).entropy_parameters,
+                context_prediction=CheckerboardMaskedConv2d(M, 2 * M, kernel_size=5, padding=2))
+            hyper = lc.HyperLatentCodec(EntropyBottleneck(N), transforms.h_a, transforms.h_s)
+            self.latent_codec = lc.HyperpriorLatentCodec(latent_codec={"y": checkerboard, "hyper": hyper})
+
+        @classmethod
+        def from_state_dict(cls, state_dict):
+            N = state_dict["latent_codec.hyper.h_a.0.weight"].size(0)
+            model = cls(N, state_dict["g_a.6.weight"].size(0))
+            model.load_state_dict(state_dict)
+            return model
+
+    return CheckerboardMeanScale
+
+
+def _cai_class(name: str):
+    from compressai import models as cai
+    return checkerboard_twin_class() if name == "CheckerboardMeanScale" else getattr(cai, name)
+
+
+def _twin_class(model_class):
     for ours, theirs, _ in _ARCHITECTURES.values():
         if model_class is ours:
-            return getattr(cai, theirs)
+            return _cai_class(theirs)
     raise TypeError(f"no CompressAI twin known for {model_class.__name__}")
 
 
 def _lic_class(cai_class):
-    from compressai import models as cai
     for ours, theirs, _ in _ARCHITECTURES.values():
-        if cai_class is getattr(cai, theirs):
+        if cai_class is _cai_class(theirs):
             return ours
     raise TypeError(f"no lic_teach model known for CompressAI's {cai_class.__name__}")
-
-
-_PREFIXES = [("prior.", "entropy_bottleneck."), ("hyperprior.", "entropy_bottleneck."),
-             ("conditional.", "gaussian_conditional.")]
 
 
 def _to_cai_key(key: str, prefixes) -> str:
     for ours, theirs in prefixes:
         if key.startswith(ours):
             key = theirs + key[len(ours):]
+            break
     head, _, last = key.rpartition(".")
     return f"{head}.{_TABLES[last]}" if last in _TABLES else key
 
@@ -63,7 +113,8 @@ def _is_constant(cai_key: str) -> bool:
 def to_compressai(model):
     """The CompressAI twin of ``model``, with the same weights and coding tables."""
     twin = _twin_class(type(model))(*model.hyperparameters())
-    state = {_to_cai_key(k, _PREFIXES): v for k, v in model.state_dict().items()}
+    prefixes = _PREFIXES.get(type(model), _FLAT_PREFIXES)
+    state = {_to_cai_key(k, prefixes): v for k, v in model.state_dict().items()}
     for key, value in twin.state_dict().items():
         if _is_constant(key):
             state[key] = value
@@ -80,7 +131,8 @@ def from_compressai(cai_model):
     model_class = _lic_class(type(cai_model))
     model = model_class(cai_model.N, cai_model.M)
     reference = to_compressai(model).state_dict()         # our constants, CompressAI's names
-    inverse = {_to_cai_key(k, _PREFIXES): k for k in model.state_dict()}
+    prefixes = _PREFIXES.get(model_class, _FLAT_PREFIXES)
+    inverse = {_to_cai_key(k, prefixes): k for k in model.state_dict()}
     ours = model.state_dict()
     state = {}
     for key, value in cai_model.state_dict().items():
@@ -112,6 +164,9 @@ def load_zoo(architecture: str = "bmshj2018-factorized", quality: int = 1, metri
     reuses torch hub's cache). Without network it raises ``ConnectionError``.
     """
     _, _, function = _architecture(architecture)
+    if function is None:
+        raise ValueError(f"CompressAI publishes no weights for {architecture}; "
+                         f"train one or use load_checkpoint")
     from compressai import zoo
     try:
         cai_model = getattr(zoo, function)(quality=quality, metric=metric, pretrained=True)
@@ -124,14 +179,13 @@ def load_zoo(architecture: str = "bmshj2018-factorized", quality: int = 1, metri
 def load_checkpoint(path, architecture: str = "bmshj2018-factorized"):
     """A ``lic_teach`` model from a checkpoint file in CompressAI's zoo format (a state
     dict saved by ``torch.save``, possibly with the zoo's older key names)."""
-    from compressai import models as cai
     from compressai.zoo.pretrained import load_pretrained
     _, class_name, _ = _architecture(architecture)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = load_pretrained(state)
-    cai_class = getattr(cai, class_name)
+    cai_class = _cai_class(class_name)
     try:
         cai_model = cai_class.from_state_dict(state)
     except (KeyError, RuntimeError) as error:
@@ -148,8 +202,11 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
     """Run ``model`` and its CompressAI twin on the same image and compare.
 
     Returns the largest absolute differences of ``y``, the likelihoods and ``x_hat``
-    (eval mode, rounded latents), the ideal rate ``sum(-log2 p)`` against the bytes
-    both codecs really write for ``y``, and whether the two y-strings are identical.
+    (eval mode), the ideal rate ``sum(-log2 p)`` against the bytes both codecs really
+    write, whether the strings are identical, and how far the image ``lic_teach``
+    decodes from its bitstream is from the one CompressAI decodes from its own.
+    ``decoded_matches_forward`` is None for :class:`JointAutoregressive`, whose eval
+    ``forward`` rounds ``y`` without the means (see its docstring).
     """
     model.eval()
     model.update(force=True)
@@ -158,11 +215,15 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
     ours, theirs = model(x), twin(x)
     y_ours, y_theirs = model.g_a(x), twin.g_a(x)
     our_strings = model.encode_latents(x, coder)
-    their_strings = [strings[0] for strings in twin.compress(x)["strings"]]
+    coded = twin.compress(x)
+    their_strings = [strings[0] for strings in coded["strings"]]
     pixels = x.shape[-2] * x.shape[-1]
     decoded = model.decode_latents(our_strings, [s // model.downsampling for s in x.shape[-2:]], coder)
+    their_decoded = twin.decompress(coded["strings"], coded["shape"])["x_hat"]
     likelihood_gap = max(float((ours["likelihoods"][k] - theirs["likelihoods"][k]).abs().max())
                          for k in ours["likelihoods"])
+    matches_forward = None if isinstance(model, JointAutoregressive) else \
+        float((decoded - ours["x_hat"]).abs().max()) <= 1e-5
     return {
         "max_diff_y": float((y_ours - y_theirs).abs().max()),
         "max_diff_likelihoods": likelihood_gap,
@@ -173,5 +234,6 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
         "ideal_bpp": bpp(ours["likelihoods"], pixels),
         "coded_bpp": bpp(sum(len(s) for s in our_strings), pixels),
         "same_bitstream": coder == "ans" and our_strings == their_strings,
-        "decoded_matches_forward": float((decoded - ours["x_hat"]).abs().max()) <= 1e-5,
+        "max_diff_decoded": float((decoded.clamp(0, 1) - their_decoded).abs().max()),
+        "decoded_matches_forward": matches_forward,
     }

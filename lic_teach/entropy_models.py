@@ -63,19 +63,19 @@ class _CodingTables(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _code(self, symbols: torch.Tensor, indexes: torch.Tensor, coder: str) -> bytes:
+    def tables(self) -> tuple[list, list, list]:
+        """``(cdfs, cdf_lengths, offsets)`` as lists, in the coders' argument order."""
         if not self.has_tables():
             raise RuntimeError("no coding tables: call update() once training is done")
+        return self.quantized_cdf.tolist(), self.cdf_length.tolist(), self.cdf_offset.tolist()
+
+    def _code(self, symbols: torch.Tensor, indexes: torch.Tensor, coder: str) -> bytes:
         return coding.get_coder(coder).encode_with_indexes(
-            symbols.reshape(-1).int().tolist(), indexes.reshape(-1).int().tolist(),
-            self.quantized_cdf.tolist(), self.cdf_length.tolist(), self.cdf_offset.tolist())
+            symbols.reshape(-1).int().tolist(), indexes.reshape(-1).int().tolist(), *self.tables())
 
     def _decode(self, string: bytes, indexes: torch.Tensor, coder: str) -> torch.Tensor:
-        if not self.has_tables():
-            raise RuntimeError("no coding tables: call update() once training is done")
         values = coding.get_coder(coder).decode_with_indexes(
-            string, indexes.reshape(-1).int().tolist(), self.quantized_cdf.tolist(),
-            self.cdf_length.tolist(), self.cdf_offset.tolist())
+            string, indexes.reshape(-1).int().tolist(), *self.tables())
         return torch.tensor(values, dtype=torch.float32).reshape(indexes.shape)
 
 
@@ -279,3 +279,28 @@ class GaussianConditional(_CodingTables):
         indexes = self.build_indexes(scales)
         symbols = torch.stack([self._decode(s, indexes[i], coder) for i, s in enumerate(strings)])
         return self.dequantize(symbols.to(scales.device), means)
+
+    def stream_decoder(self, string: bytes, coder: str = "ans") -> "GaussianStreamDecoder":
+        """A decoder that returns the latents of ``string`` a few at a time, for models
+        whose scales and means depend on latents decoded earlier (chapter 7)."""
+        return GaussianStreamDecoder(self, string, coder)
+
+
+class GaussianStreamDecoder:
+    """The latents of one string, decoded in the order the encoder coded them:
+    ``decode(scales, means)`` returns the next ``scales.numel()`` latents."""
+
+    def __init__(self, conditional: GaussianConditional, string: bytes, coder: str):
+        self.conditional = conditional
+        self.tables = conditional.tables()            # converted to lists once, not per call
+        self.stream = coding.get_coder(coder).stream_decoder(string)
+
+    def decode(self, scales: torch.Tensor, means=None) -> torch.Tensor:
+        indexes = self.conditional.build_indexes(scales)
+        values = self.stream.decode(indexes.reshape(-1).tolist(), *self.tables)
+        symbols = torch.tensor(values, dtype=torch.float32, device=scales.device)
+        return self.conditional.dequantize(symbols.reshape(scales.shape), means)
+
+    def finish(self) -> None:
+        """Raise ``ValueError`` if the string did not end where it should (readable coder)."""
+        self.stream.finish()

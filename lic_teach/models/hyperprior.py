@@ -62,13 +62,17 @@ class ScaleHyperprior(ImageCodec):
         y_hat, y_likelihoods = self.conditional(y, scales, means)
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
-    def encode_latents(self, x, coder):
-        """Strings ``[y, z]``: z first coded, then decoded, so that the encoder predicts
-        ``y``'s parameters from exactly the ``z_hat`` the decoder will have."""
-        y = self.g_a(x)
+    def code_hyper_latent(self, y: torch.Tensor, coder: str):
+        """``(z_strings, z_hat)``: ``z`` is coded, then decoded, so that the encoder
+        predicts ``y``'s parameters from exactly the ``z_hat`` the decoder will have."""
         z = self.hyper_analysis(y)
         z_strings = self.hyperprior.compress(z, coder)
-        z_hat = self.hyperprior.decompress(z_strings, z.shape[-2:], coder)
+        return z_strings, self.hyperprior.decompress(z_strings, z.shape[-2:], coder)
+
+    def encode_latents(self, x, coder):
+        """Strings ``[y, z]``."""
+        y = self.g_a(x)
+        z_strings, z_hat = self.code_hyper_latent(y, coder)
         scales, means = self.gaussian_parameters(z_hat)
         return self.conditional.compress(y, scales, means, coder) + z_strings
 
