@@ -6,8 +6,13 @@ scaling so that lambdas carry over: ``lambda * 255^2 * MSE + bpp`` (MSE of image
 """
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import math
+import os
 from itertools import cycle
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -125,3 +130,139 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
     if hasattr(model, "update"):          # coding tables must follow the new weights
         model.update(force=True)
     return history
+
+
+def fit_family(make_model, data, lambdas, *, steps: int, batch_size: int = 8, seed: int = 0,
+               device: str | torch.device = "cpu", lr: float = 1e-3, finetune_lr: float = 3e-4,
+               name: str = "model", cache_dir=None, cache_key: str = "", progress: bool = True):
+    """One model per lambda, cheaply: a base model trained at the middle lambda for
+    ``steps`` steps, then a copy of it fine-tuned for ``steps // 3`` steps at each lambda.
+
+    Args:
+        make_model: builds a fresh model (called once, after seeding with ``seed``).
+        cache_dir: if given, the trained weights and histories are saved there and
+            reused by a later call with the same settings, ``cache_key`` (which must
+            name the training data) and ``lic_teach`` source; ``None`` always trains.
+
+    Returns ``(models, histories, from_cache)``: ``{lambda: model}`` in eval mode,
+    ``{label: history}`` with the fine-tuning steps numbered after the base's, and
+    whether the weights came from the cache.
+    """
+    lambdas = [float(l) for l in lambdas]
+    middle = lambdas[len(lambdas) // 2]
+
+    def train_all():
+        torch.manual_seed(seed)
+        base = make_model()
+        label = f"{name}, base, lambda={middle:g}"
+        histories = {label: fit(base, data, steps=steps, lmbda=middle, lr=lr, batch_size=batch_size,
+                                seed=seed, device=device, progress=progress, description=label)}
+        models = {}
+        for lmbda in lambdas:
+            model = copy.deepcopy(base)
+            label = f"{name}, lambda={lmbda:g}"
+            history = fit(model, data, steps=max(1, steps // 3), lmbda=lmbda, lr=finetune_lr,
+                          batch_size=batch_size, seed=seed + 1, device=device, progress=progress,
+                          description=label)
+            for entry in history:
+                entry["step"] += steps
+            histories[label] = history
+            models[lmbda] = model.eval()
+        return models, histories
+
+    settings = dict(recipe="family", lambdas=lambdas, steps=steps, batch_size=batch_size, seed=seed,
+                    lr=lr, finetune_lr=finetune_lr, data=cache_key)
+    return load_or_train(make_model, settings, train_all, cache_dir, device)
+
+
+def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, batch_size: int = 16,
+                      lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0, progress: bool = True,
+                      description: str = "entropy model") -> list[dict]:
+    """Train only the entropy model of ``model`` (every parameter outside ``g_a`` and
+    ``g_s``) on fixed latents ``[K, M, h, w]`` of training crops, then rebuild its
+    coding tables. With the transforms frozen the distortion does not depend on these
+    parameters, so the loss is the rate alone, in bits per pixel of the crops (one
+    latent position stands for ``model.downsampling // 4`` squared pixels: 16x16).
+    Returns the history, one dict a step (``step``, ``bpp``, ``aux``)."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    trained = [(n, p) for n, p in model.named_parameters() if not n.startswith(("g_a.", "g_s."))]
+    optimizer = torch.optim.Adam([p for n, p in trained if not n.endswith("quantiles")], lr=lr)
+    aux_optimizer = torch.optim.Adam([p for n, p in trained if n.endswith("quantiles")], lr=aux_lr)
+    pixels_per_latent = 16 * 16
+    model.train()
+    history = []
+    for step in tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False):
+        y = latents[torch.randint(0, len(latents), (batch_size,))].to(device)
+        _, likelihoods = model.entropy(y)
+        rate = sum(-torch.log2(p).sum() for p in likelihoods.values()) / (
+            batch_size * y.shape[-2] * y.shape[-1] * pixels_per_latent)
+        optimizer.zero_grad()
+        rate.backward()
+        optimizer.step()
+        aux_optimizer.zero_grad()
+        aux_loss = model.aux_loss()
+        aux_loss.backward()
+        aux_optimizer.step()
+        history.append({"step": step, "bpp": rate.item(), "aux": aux_loss.item()})
+    model.eval()
+    model.update(force=True)
+    return history
+
+
+def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"):
+    """``train_all()``'s ``(models, histories)`` (``models``: ``{lambda: model}``), or the
+    same from ``cache_dir`` when ``settings`` (JSON, naming everything that shapes the
+    result) were trained before with this ``lic_teach`` source; plus whether they came
+    from the cache. ``cache_dir=None`` always trains."""
+    probe = make_model()
+    settings = dict(settings, model=type(probe).__name__,
+                    params=list(getattr(probe, "hyperparameters", tuple)()), source=_source_fingerprint())
+    path = _cache_path(cache_dir, settings)
+    if path is not None and path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        models = {}
+        for lmbda, state in zip(settings["lambdas"], saved["states"]):
+            model = make_model()
+            model.load_state_dict(state)
+            models[lmbda] = model.to(device).eval()
+        return models, saved["histories"], True
+    models, histories = train_all()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        torch.save({"states": [m.state_dict() for m in models.values()], "histories": histories}, partial)
+        partial.replace(path)                      # never leave a half-written file
+    return models, histories, False
+
+
+def tensors_fingerprint(state: dict) -> str:
+    """A short hash of named tensors (for cache settings)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """``$LIC_TEACH_CACHE``, else ``~/.cache/lic_teach``: where chapters keep trained models."""
+    return Path(os.environ.get("LIC_TEACH_CACHE") or Path.home() / ".cache" / "lic_teach")
+
+
+def _cache_path(cache_dir, settings: dict) -> Path | None:
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / "trained" / f"{settings['model']}-{digest}.pt"
+
+
+def _source_fingerprint() -> str:
+    """A hash of lic_teach's own source, so that a cache never outlives a code change."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -41,8 +41,9 @@ def executed_book(tmp_path_factory):
         shutil.copy(ROOT / name, copy / name)
     shutil.copytree(ROOT / "book", copy / "book")
     seconds, errors = {}, {}
-    previous = os.environ.get("LIC_BUDGET")
+    previous = {name: os.environ.get(name) for name in ("LIC_BUDGET", "LIC_TEACH_CACHE")}
     os.environ["LIC_BUDGET"] = "smoke"
+    os.environ["LIC_TEACH_CACHE"] = str(tmp_path_factory.mktemp("cache"))   # never a stale home cache
     try:
         for path in sorted((copy / "book").glob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
@@ -55,10 +56,11 @@ def executed_book(tmp_path_factory):
             seconds[path.name] = time.perf_counter() - start
             nbformat.write(notebook, path)
     finally:
-        if previous is None:
-            os.environ.pop("LIC_BUDGET")
-        else:
-            os.environ["LIC_BUDGET"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
     return copy, seconds, errors
 
 

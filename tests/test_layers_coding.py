@@ -117,6 +117,32 @@ def test_readable_coder_size_matches_compressai_rans():
     assert decoded == symbols
 
 
+@pytest.mark.parametrize("name", ["readable", "ans"])
+def test_stream_decoders_decode_piece_by_piece(name):
+    cdfs, lengths, offsets = _tables()
+    rng = random.Random(4)
+    symbols = [rng.randint(-6, 6) for _ in range(3000)] + [40, -40]
+    indexes = [rng.randrange(3) for _ in symbols]
+    coder = coding.get_coder(name)
+    data = coder.encode_with_indexes(symbols, indexes, cdfs, lengths, offsets)
+    stream = coder.stream_decoder(data)
+    decoded = []
+    for start in range(0, len(symbols), 7):            # 7 symbols at a time
+        decoded += stream.decode(indexes[start:start + 7], cdfs, lengths, offsets)
+    stream.finish()
+    assert decoded == symbols
+
+
+def test_readable_stream_decoder_notices_a_short_read():
+    cdfs, lengths, offsets = _tables()
+    coder = coding.ReadableRansCoder()
+    data = coder.encode_with_indexes([1, 2, 3, 4], [0, 0, 0, 0], cdfs, lengths, offsets)
+    stream = coder.stream_decoder(data)
+    stream.decode([0, 0], cdfs, lengths, offsets)
+    with pytest.raises(ValueError, match="did not decode cleanly"):
+        stream.finish()
+
+
 def test_corrupted_or_truncated_rans_data_raises():
     cdfs, lengths, offsets = _tables()
     symbols, indexes = [0, 1, -1, 2] * 200, [0] * 800

@@ -12,9 +12,9 @@ def _tiny_model():
     return FactorizedPrior(N=8, M=8)
 
 
-def _patches():
+def _patches(size=32):
     images = [data.center_crop(x, 256) for x in data.sample_images("train").values()]
-    return data.RandomCropDataset(images, patch_size=32, length=64)
+    return data.RandomCropDataset(images, patch_size=size, length=64)
 
 
 def test_loss_follows_compressai_convention():
@@ -82,3 +82,74 @@ def test_fit_accepts_batches_and_stops_on_nan():
         train.fit(model, batches, steps=3, progress=False)
     with pytest.raises(ValueError):
         train.fit(model, batches, steps=0)
+
+
+def test_fit_family_warm_starts_and_caches(tmp_path):
+    from lic_teach.models import ScaleHyperprior
+    kwargs = dict(steps=6, batch_size=2, progress=False, cache_dir=tmp_path, cache_key="crops")
+    models, histories, cached = train.fit_family(lambda: ScaleHyperprior(8, 12), _patches(64),
+                                                 [0.01, 0.05, 0.02], **kwargs)
+    assert not cached and list(models) == [0.01, 0.05, 0.02]
+    assert list(histories) == ["model, base, lambda=0.05", "model, lambda=0.01", "model, lambda=0.05",
+                               "model, lambda=0.02"]
+    assert [h["step"] for h in histories["model, lambda=0.01"]] == [7, 8]        # after the base's 6
+    again, histories_again, cached = train.fit_family(lambda: ScaleHyperprior(8, 12), _patches(64),
+                                                      [0.01, 0.05, 0.02], **kwargs)
+    assert cached and histories_again == histories
+    x = torch.rand(1, 3, 64, 64)
+    for lmbda in models:
+        assert not models[lmbda].training
+        assert torch.equal(models[lmbda](x)["x_hat"], again[lmbda](x)["x_hat"])
+    _, _, cached = train.fit_family(lambda: ScaleHyperprior(8, 12), _patches(64), [0.01, 0.05, 0.02],
+                                    **dict(kwargs, cache_key="other crops"))
+    assert not cached                                          # other data: trained again
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_fit_entropy_model_trains_only_the_entropy_model():
+    from lic_teach.models import MeanScaleHyperprior
+    torch.manual_seed(0)
+    model = MeanScaleHyperprior(8, 12)
+    with torch.no_grad():
+        latents = 3 * model.g_a(torch.stack([_patches(128)[i] for i in range(16)]))
+    transforms = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("g_a.", "g_s."))}
+    h_s = model.h_s[0].weight.clone()
+    history = train.fit_entropy_model(model, latents, steps=60, batch_size=4, lr=3e-3, progress=False)
+    assert len(history) == 60 and set(history[0]) == {"step", "bpp", "aux"}
+    first, last = (sum(h["bpp"] for h in part) / 10 for part in (history[:10], history[-10:]))
+    assert last < 0.9 * first                                   # the rate falls
+    for key, value in transforms.items():
+        assert torch.equal(model.state_dict()[key], value), key  # the transforms do not move
+    assert not torch.equal(model.h_s[0].weight, h_s)
+    assert not model.training and model.conditional.has_tables()
+    with pytest.raises(ValueError, match="at least 1"):
+        train.fit_entropy_model(model, latents, steps=0)
+
+
+def test_load_or_train_keys_on_every_setting(tmp_path):
+    from lic_teach.models import ScaleHyperprior
+    calls = []
+
+    def train_all():
+        calls.append(1)
+        torch.manual_seed(len(calls))
+        return {0.01: ScaleHyperprior(8, 12).eval()}, {"run": [{"step": 1, "bpp": 1.0}]}
+
+    make = lambda: ScaleHyperprior(8, 12)
+    first, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    again, histories, cached_again = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    assert (cached, cached_again, len(calls)) == (False, True, 1)
+    assert histories == {"run": [{"step": 1, "bpp": 1.0}]}
+    assert all(torch.equal(a, b) for a, b in zip(first[0.01].state_dict().values(), again[0.01].state_dict().values()))
+    _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 4}, train_all, tmp_path)
+    assert not cached and len(calls) == 2
+    _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, None)
+    assert not cached and len(calls) == 3                       # no cache folder: always trains
+    assert train.tensors_fingerprint({"a": torch.zeros(2)}) != train.tensors_fingerprint({"a": torch.ones(2)})
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
+    assert train.default_cache_dir() == tmp_path
+    monkeypatch.delenv("LIC_TEACH_CACHE")
+    assert train.default_cache_dir().name == "lic_teach"

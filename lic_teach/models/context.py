@@ -74,7 +74,8 @@ class JointAutoregressive(MeanScaleHyperprior):
     from ``round(y)``, because the means that ``compress`` rounds around depend on the
     latents themselves and exist only inside the serial loop; the likelihoods are those
     of ``round(y - mu)``, the symbols really coded. ``compress``/``decompress`` run the
-    exact serial loop.
+    exact serial loop. In training one noisy ``y + u`` feeds the context, the
+    likelihoods and ``g_s`` (CompressAI draws a second noise sample for the likelihoods).
     """
 
     context_size = 5
@@ -89,16 +90,14 @@ class JointAutoregressive(MeanScaleHyperprior):
         scales, means = self.entropy_parameters(torch.cat((hyper_params, context), dim=1)).chunk(2, 1)
         return scales, means
 
-    def forward(self, x):
-        """``{"x_hat", "likelihoods": {"y", "z"}}``; ``y + u`` in training, ``round(y)`` in eval."""
-        y = self.g_a(x)
+    def entropy(self, y):
+        """``(y_hat, {"y", "z": likelihoods})``; ``y + u`` in training, ``round(y)`` in eval."""
         z_hat, z_likelihoods = self.hyperprior(self.hyper_analysis(y))
         hyper_params = self.h_s(z_hat)
         y_hat = add_uniform_noise(y) if self.training else torch.round(y)
         scales, means = self.gaussian_parameters_with_context(hyper_params, self.context_prediction(y_hat))
         coded = y_hat if self.training else self.conditional.dequantize(self.conditional.quantize(y, means), means)
-        y_likelihoods = self.conditional.likelihood(coded, scales, means)
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        return y_hat, {"y": self.conditional.likelihood(coded, scales, means), "z": z_likelihoods}
 
     def _serial(self, hyper_params: torch.Tensor, next_latents) -> torch.Tensor:
         """The loop that encoder and decoder share. Visit every latent position in raster
@@ -201,9 +200,8 @@ class CheckerboardContext(MeanScaleHyperprior):
         scales, means = self.entropy_parameters(torch.cat((context, hyper_params), dim=1)).chunk(2, 1)
         return scales, means
 
-    def forward(self, x):
-        """``{"x_hat", "likelihoods": {"y", "z"}}``: noise in training, two passes in eval."""
-        y = self.g_a(x)
+    def entropy(self, y):
+        """``(y_hat, {"y", "z": likelihoods})``: noise in training, two passes in eval."""
         z_hat, z_likelihoods = self.hyperprior(self.hyper_analysis(y))
         hyper_params = self.h_s(z_hat)
         anchors = anchor_mask(*y.shape[-2:], device=y.device)
@@ -213,8 +211,7 @@ class CheckerboardContext(MeanScaleHyperprior):
             scales, means = self.gaussian_parameters_with_context(context, hyper_params)
         else:
             y_hat, scales, means = self._two_passes(y, hyper_params, anchors)
-        y_likelihoods = self.conditional.likelihood(y_hat, scales, means)
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        return y_hat, {"y": self.conditional.likelihood(y_hat, scales, means), "z": z_likelihoods}
 
     def _two_passes(self, y, hyper_params, anchors):
         """Eval: the anchors rounded around means predicted without context, then the

@@ -57,9 +57,13 @@ class FactorizedPrior(ImageCodec):
 
     def forward(self, x):
         """``{"x_hat", "likelihoods": {"y"}}``: noisy latents in training, rounded in eval."""
-        y = self.g_a(x)
+        y_hat, likelihoods = self.entropy(self.g_a(x))
+        return {"x_hat": self.g_s(y_hat), "likelihoods": likelihoods}
+
+    def entropy(self, y):
+        """The entropy model alone: ``(y_hat, {"y": likelihoods})`` for latents ``y``."""
         y_hat, y_likelihoods = self.prior(y)
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods}}
+        return y_hat, {"y": y_likelihoods}
 
     def encode_latents(self, x, coder):
         return self.prior.compress(self.g_a(x), coder)

@@ -56,11 +56,15 @@ class ScaleHyperprior(ImageCodec):
 
     def forward(self, x):
         """``{"x_hat", "likelihoods": {"y", "z"}}``; noise in training, rounding in eval."""
-        y = self.g_a(x)
+        y_hat, likelihoods = self.entropy(self.g_a(x))
+        return {"x_hat": self.g_s(y_hat), "likelihoods": likelihoods}
+
+    def entropy(self, y):
+        """The entropy model alone: ``(y_hat, {"y", "z": likelihoods})`` for latents ``y``."""
         z_hat, z_likelihoods = self.hyperprior(self.hyper_analysis(y))
         scales, means = self.gaussian_parameters(z_hat)
         y_hat, y_likelihoods = self.conditional(y, scales, means)
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
 
     def code_hyper_latent(self, y: torch.Tensor, coder: str):
         """``(z_strings, z_hat)``: ``z`` is coded, then decoded, so that the encoder

@@ -1,0 +1,137 @@
+"""The training that chapters 3, 6 and 7 share, so that their rate-distortion curves
+compare like with like.
+
+Chapter 3 trains a family of factorized-prior models (:func:`factorized_family`).
+Chapters 6 and 7 give every architecture those models' transforms and train its
+entropy model alone, on the same latents for the same steps (:func:`train_architectures`).
+Everything is trained once: the weights are cached (``train.load_or_train``) and reused
+while the settings and the code stay the same.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import data, train
+from .budget import Budget
+from .models import FactorizedPrior
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How each architecture's entropy model is trained (see :func:`setup`)."""
+
+    patch_size: int
+    crops: int
+    batch_size: int
+    steps: int
+    lambdas: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return (f"chapter 3's transforms at each of the lambdas {', '.join(f'{l:g}' for l in self.lambdas)}; "
+                f"each entropy model trained from scratch for {self.steps} steps of {self.batch_size} "
+                f"on the latents of {self.crops} random {self.patch_size}x{self.patch_size} crops")
+
+
+def setup(B: Budget) -> Setup:
+    """Chapter 3's lambdas; crops of 256x256, so that the hyper-latent ``z`` (1/64 of
+    the image side) has 4x4 positions (at 128x128 every position of a 2x2 ``z`` lies on
+    the border, and the hyperpriors measured worse than the factorized prior); a
+    quarter of chapter 3's base steps, each on the latents of 4 crops."""
+    steps, batch = max(1, B.train_steps // 4), 4
+    return Setup(max(B.patch_size, 256), min(512, steps * batch), batch, steps, lambdas(B))
+
+
+def lambdas(B: Budget) -> tuple[float, ...]:
+    """``B.rd_models`` lambdas from 0.002 to 0.08, evenly spaced in log."""
+    return tuple(np.geomspace(0.002, 0.08, B.rd_models).round(4).tolist())
+
+
+def _crops(patch_size: int, count: int):
+    photos = list(data.sample_images("train").values())
+    return (data.RandomCropDataset(photos, patch_size, length=count),
+            f"sample_images('train'), random {patch_size}x{patch_size} crops")
+
+
+def factorized_family(B: Budget, progress: bool = True):
+    """Chapter 3's models: ``train.fit_family`` of ``FactorizedPrior(B.N, B.M)`` at
+    :func:`lambdas`, on random crops of the training photos, kept in the cache.
+    Returns ``(models, histories, from_cache)``."""
+    crops, key = _crops(B.patch_size, B.train_steps * B.batch_size)
+    return train.fit_family(lambda: FactorizedPrior(B.N, B.M), crops, lambdas(B), steps=B.train_steps,
+                            batch_size=B.batch_size, device=B.device, name="factorized",
+                            progress=progress, cache_dir=train.default_cache_dir(), cache_key=key)
+
+
+def transforms(model) -> dict:
+    """The analysis and synthesis transforms' weights (``g_a.*``, ``g_s.*``) of a model."""
+    return {k: v for k, v in model.state_dict().items() if k.startswith(("g_a.", "g_s."))}
+
+
+@torch.no_grad()
+def training_latents(model, settings: Setup, device) -> torch.Tensor:
+    """``g_a`` of ``settings.crops`` random crops of the training photos (the same crops
+    for every call: the generator is seeded)."""
+    torch.manual_seed(1234)
+    crops, _ = _crops(settings.patch_size, settings.crops)
+    chunks = []
+    for start in range(0, settings.crops, 64):
+        batch = torch.stack([crops[i] for i in range(start, min(start + 64, settings.crops))])
+        chunks.append(model.g_a(batch.to(device)))
+    return torch.cat(chunks)
+
+
+def train_architectures(architectures: dict, B: Budget, progress: bool = True) -> dict:
+    """``{name: (models, histories)}`` for ``{name: model class}``.
+
+    Every model ``cls(B.N, B.M)`` takes the transforms ``g_a``, ``g_s`` of chapter 3's
+    factorized model at its lambda, unchanged. Its entropy model (for the factorized
+    prior too) starts from scratch and is trained with ``train.fit_entropy_model`` on
+    the same latents for the same steps, so the architectures differ only in their
+    entropy models. Prints, per architecture, the training time or that it came from
+    the cache."""
+    settings = setup(B)
+    start = time.perf_counter()
+    base, _, cached = factorized_family(B, progress)
+    print(f"{'chapter 3 models':24s}: " + ("loaded from the cache" if cached
+                                           else f"trained in {time.perf_counter() - start:.0f} s"))
+    latents = {lmbda: training_latents(model, settings, B.device) for lmbda, model in base.items()}
+    fingerprints = [train.tensors_fingerprint({"y": y}) for y in latents.values()]
+    families = {}
+    for name, model_class in architectures.items():
+        def train_all():
+            models, histories = {}, {}
+            for lmbda, model in base.items():
+                torch.manual_seed(0)
+                fresh = model_class(B.N, B.M).to(B.device)
+                fresh.load_state_dict(transforms(model), strict=False)
+                label = f"{name}, lambda={lmbda:g}"
+                histories[label] = train.fit_entropy_model(
+                    fresh, latents[lmbda], steps=settings.steps, batch_size=settings.batch_size,
+                    progress=progress, description=label)
+                models[lmbda] = fresh
+            return models, histories
+
+        start = time.perf_counter()
+        models, histories, cached = train.load_or_train(
+            lambda: model_class(B.N, B.M), dict(recipe="entropy model on fixed latents",
+                                                lambdas=list(base), steps=settings.steps,
+                                                batch_size=settings.batch_size, latents=fingerprints),
+            train_all, train.default_cache_dir(), B.device)
+        seconds = time.perf_counter() - start
+        print(f"{name:24s}: " + ("loaded from the cache (trained earlier with the same settings)"
+                                 if cached else f"trained in {seconds:.0f} s"))
+        families[name] = (models, histories)
+    return families
+
+
+def held_out_images(B: Budget) -> dict:
+    """The test photos (never trained on), centre-cropped to ``B.eval_size`` if set,
+    at most ``B.eval_images`` of them."""
+    images = data.sample_images("test")
+    if B.eval_size:
+        images = {name: data.center_crop(x, B.eval_size) for name, x in images.items()}
+    return dict(list(images.items())[:B.eval_images])

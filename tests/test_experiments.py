@@ -1,0 +1,55 @@
+import torch
+
+from lic_teach import experiments
+from lic_teach.budget import budget
+from lic_teach.models import MeanScaleHyperprior
+
+
+def test_setup_crops_give_z_four_by_four_positions():
+    for name in ("smoke", "cpu", "gpu"):
+        B = budget(name)
+        settings = experiments.setup(B)
+        assert settings.patch_size >= 256 and settings.patch_size % 64 == 0
+        assert 1 <= settings.crops <= 512 and settings.steps == max(1, B.train_steps // 4)
+        assert settings.lambdas == experiments.lambdas(B) and len(settings.lambdas) == B.rd_models
+        assert "lambdas" in str(settings)
+
+
+def test_training_latents_are_repeatable():
+    B = budget("smoke")
+    settings = experiments.setup(B)
+    torch.manual_seed(0)
+    model = MeanScaleHyperprior(8, 12)
+    a, b = (experiments.training_latents(model, settings, "cpu") for _ in range(2))
+    assert a.shape == (settings.crops, 12, settings.patch_size // 16, settings.patch_size // 16)
+    assert torch.equal(a, b)
+
+
+def test_architectures_share_chapter_3_transforms_and_the_cache(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
+    B = budget("smoke")
+    families = experiments.train_architectures({"mean-scale": MeanScaleHyperprior}, B, progress=False)
+    printed = capsys.readouterr().out
+    assert "chapter 3 models" in printed and "trained in" in printed
+    base, _, cached = experiments.factorized_family(B, progress=False)
+    assert cached                                             # the first call filled the cache
+    models, histories = families["mean-scale"]
+    assert list(models) == list(experiments.lambdas(B)) == list(base)
+    for lmbda, model in models.items():
+        assert isinstance(model, MeanScaleHyperprior) and not model.training
+        assert len(histories[f"mean-scale, lambda={lmbda:g}"]) == experiments.setup(B).steps
+        for key, value in experiments.transforms(base[lmbda]).items():
+            assert torch.equal(model.state_dict()[key], value), key
+    again = experiments.train_architectures({"mean-scale": MeanScaleHyperprior}, B, progress=False)
+    assert "loaded from the cache" in capsys.readouterr().out
+    x = torch.rand(1, 3, 64, 64)
+    for lmbda, model in again["mean-scale"][0].items():
+        assert torch.equal(model(x)["x_hat"], models[lmbda](x)["x_hat"])
+
+
+def test_held_out_images_follow_the_budget():
+    images = experiments.held_out_images(budget("smoke"))
+    assert len(images) == 1 and next(iter(images.values())).shape == (3, 128, 128)
+    assert set(experiments.held_out_images(budget("cpu"))) == {"astronaut", "flower"}
+    model = MeanScaleHyperprior(8, 12)
+    assert experiments.transforms(model).keys() == {k for k in model.state_dict() if k.startswith(("g_a.", "g_s."))}
