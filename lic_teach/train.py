@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from itertools import cycle
 from pathlib import Path
 
@@ -181,8 +182,8 @@ def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, ba
     """Train only the entropy model of ``model`` (every parameter outside ``g_a`` and
     ``g_s``) on fixed latents ``[K, M, h, w]`` of training crops, then rebuild its
     coding tables. With the transforms frozen the distortion does not depend on these
-    parameters, so the loss is the rate alone, in bits per pixel of the crops (one
-    latent position stands for ``model.downsampling // 4`` squared pixels: 16x16).
+    parameters, so the loss is the rate alone, in bits per pixel of the crops (each
+    latent position stands for 16x16 pixels: ``g_a`` halves the size four times).
     Returns the history, one dict a step (``step``, ``bpp``, ``aux``)."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -222,13 +223,12 @@ def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"
                     params=list(getattr(probe, "hyperparameters", tuple)()), source=_source_fingerprint())
     path = _cache_path(cache_dir, settings)
     if path is not None and path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        models = {}
-        for lmbda, state in zip(settings["lambdas"], saved["states"]):
-            model = make_model()
-            model.load_state_dict(state)
-            models[lmbda] = model.to(device).eval()
-        return models, saved["histories"], True
+        try:
+            models, histories = _load_cached(path, make_model, settings["lambdas"], device)
+            return models, histories, True
+        except Exception as error:                       # damaged file: train again
+            warnings.warn(f"ignoring the unreadable cache file {path} ({error}); training again",
+                          stacklevel=2)
     models, histories = train_all()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,6 +236,16 @@ def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"
         torch.save({"states": [m.state_dict() for m in models.values()], "histories": histories}, partial)
         partial.replace(path)                      # never leave a half-written file
     return models, histories, False
+
+
+def _load_cached(path: Path, make_model, lambdas, device):
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    models = {}
+    for lmbda, state in zip(lambdas, saved["states"], strict=True):
+        model = make_model()
+        model.load_state_dict(state)
+        models[lmbda] = model.to(device).eval()
+    return models, saved["histories"]
 
 
 def tensors_fingerprint(state: dict) -> str:

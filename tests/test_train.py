@@ -145,6 +145,13 @@ def test_load_or_train_keys_on_every_setting(tmp_path):
     assert not cached and len(calls) == 2
     _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, None)
     assert not cached and len(calls) == 3                       # no cache folder: always trains
+    for cache_file in tmp_path.rglob("*.pt"):
+        cache_file.write_bytes(b"not a checkpoint")              # a damaged file: trained again
+    with pytest.warns(UserWarning, match="unreadable cache file"):
+        _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    assert not cached and len(calls) == 4
+    _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    assert cached and len(calls) == 4                           # and the file was written anew
     assert train.tensors_fingerprint({"a": torch.zeros(2)}) != train.tensors_fingerprint({"a": torch.ones(2)})
 
 
