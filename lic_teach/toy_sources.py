@@ -1,0 +1,137 @@
+"""Two-dimensional sources and a tiny nonlinear transform code for them (chapter 4).
+
+In two dimensions the quantization cells of a learned codec can be drawn: every source
+point ``x`` lands in the cell of the integer vector ``round(g_a(x))``, and is decoded to
+that cell's reconstruction point ``g_s(round(g_a(x)))``. Ballé, Chou, Minnen, Singh,
+Johnston, Agustsson, Hwang and Toderici ("Nonlinear transform coding", IEEE JSTSP 2021,
+sec. IV and fig. 5) show such cells for a banana-shaped density: the learned code lays
+its cells along the banana and spends no bits where the density is empty.
+
+The sources here are defined by this module (the banana is in the spirit of the paper's,
+not a copy of its parameters). :class:`ToyTransformCode` is small enough to train in
+seconds on a CPU with any of the relaxations of ``lic_teach.quantization``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import quantization
+from .entropy_models import FactorizedDensity
+
+
+def banana(count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[count, 2]`` samples of a bent Gaussian: ``x1 = 2 z1``,
+    ``x2 = 0.4 z2 + 0.25 x1^2 - 1`` with ``z ~ N(0, I)``."""
+    z = torch.randn(count, 2, generator=generator)
+    x1 = 2.0 * z[:, 0]
+    return torch.stack([x1, 0.4 * z[:, 1] + 0.25 * x1 ** 2 - 1.0], dim=1)
+
+
+def laplace(count: int, generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
+    """``[count, 2]`` independent Laplacian samples of the given scale."""
+    u = torch.rand(count, 2, generator=generator).clamp(1e-7, 1 - 1e-7) - 0.5
+    return -scale * torch.sign(u) * torch.log1p(-2 * u.abs())
+
+
+SOURCES = {"banana": banana, "laplace": laplace}
+RELAXATIONS = ("noise", "straight_through", "mixed", "universal", "soft_round")
+
+
+def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.Softplus(), nn.Linear(hidden, hidden), nn.Softplus(),
+                         nn.Linear(hidden, outputs))
+
+
+class ToyTransformCode(nn.Module):
+    """``x -> g_a -> y -> Q -> y_hat -> g_s -> x_hat`` for 2-D vectors: two small
+    multilayer perceptrons and a factorized density for ``y`` (chapter 3's).
+
+    Args:
+        latents: dimensions of ``y``.
+        hidden: width of the hidden layers.
+    """
+
+    def __init__(self, latents: int = 2, hidden: int = 64):
+        super().__init__()
+        self.g_a = _mlp(2, hidden, latents)
+        self.g_s = _mlp(latents, hidden, 2)
+        self.prior = FactorizedDensity(latents)
+
+    def forward(self, x: torch.Tensor, relaxation: str = "noise", alpha: float = 8.0, seed: int = 0) -> dict:
+        """``{"x_hat", "bits"}`` (``bits``: per vector) with ``Q`` replaced by the named
+        relaxation in training, and by rounding around the medians in eval mode."""
+        y = self.g_a(x)
+        medians = self.prior.medians().detach()
+        if not self.training:
+            y_rate = y_decoder = quantization.hard_round(y, medians)
+        elif relaxation == "noise":
+            y_rate = y_decoder = quantization.uniform_noise(y)
+        elif relaxation == "straight_through":
+            y_rate = y_decoder = quantization.straight_through(y, medians)
+        elif relaxation == "mixed":
+            y_rate, y_decoder = quantization.mixed(y, medians)
+        elif relaxation == "universal":
+            y_rate = y_decoder = quantization.universal(y, seed, medians)
+        elif relaxation == "soft_round":
+            y_rate = quantization.uniform_noise(y)
+            y_decoder = quantization.soft_round(y, alpha, medians)
+        else:
+            raise ValueError(f"unknown relaxation {relaxation!r}; choose one of {', '.join(RELAXATIONS)}")
+        bits = -torch.log2(self.prior.likelihood(y_rate)).sum(dim=1)
+        return {"x_hat": self.g_s(y_decoder), "bits": bits}
+
+    @torch.no_grad()
+    def cells(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cell, x_hat)`` for points ``x`` ``[n, 2]``: the index of each point's cell
+        (equal integer vectors ``round(g_a(x) - median)`` share an index) and its
+        reconstruction point."""
+        symbols = self.prior.quantize(self.g_a(x))
+        _, cell = torch.unique(symbols, dim=0, return_inverse=True)
+        return cell, self.g_s(self.prior.dequantize(symbols))
+
+
+def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1.0, steps: int = 2000,
+            batch_size: int = 1024, relaxation: str = "noise", lr: float = 1e-2, seed: int = 0,
+            progress: bool = True) -> list[dict]:
+    """Train for ``bits + lmbda * squared error`` (both per vector). ``soft_round``
+    sharpens from ``alpha = 1`` to 16 over the run. Returns the history (``step``,
+    ``bits``, ``mse``)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    optimizer = torch.optim.Adam(main, lr=lr)
+    aux_optimizer = torch.optim.Adam([model.prior.quantiles], lr=lr)
+    model.train()
+    history = []
+    for step in tqdm(range(1, steps + 1), desc=f"{source}, {relaxation}", disable=not progress, leave=False):
+        x = SOURCES[source](batch_size, generator)
+        out = model(x, relaxation, alpha=quantization.soft_round_alpha(step, steps), seed=seed + step)
+        bits, mse = out["bits"].mean(), ((out["x_hat"] - x) ** 2).sum(dim=1).mean()
+        optimizer.zero_grad()
+        (bits + lmbda * mse).backward()
+        optimizer.step()
+        aux_optimizer.zero_grad()
+        model.prior.aux_loss().backward()
+        aux_optimizer.step()
+        history.append({"step": step, "bits": bits.item(), "mse": mse.item()})
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def rate_distortion(model: ToyTransformCode, source: str = "banana", count: int = 100_000,
+                    seed: int = 1) -> dict:
+    """Test-time ``bits`` (ideal, from the rounded latents' probabilities), ``mse`` per
+    vector, and ``snr_db`` (source variance over mse) on fresh samples, hard rounding."""
+    model.eval()
+    x = SOURCES[source](count, torch.Generator().manual_seed(seed))
+    out = model(x)
+    mse = float(((out["x_hat"] - x) ** 2).sum(dim=1).mean())
+    return {"bits": float(out["bits"].mean()), "mse": mse,
+            "snr_db": 10 * math.log10(float(x.var(dim=0).sum()) / mse)}
