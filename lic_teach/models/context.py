@@ -66,7 +66,29 @@ def entropy_parameters(M: int) -> nn.Sequential:
                          nn.Conv2d(M * 8 // 3, M * 6 // 3, 1))
 
 
-class JointAutoregressive(MeanScaleHyperprior):
+class ContextModel(MeanScaleHyperprior):
+    """What both context models add to the mean-scale hyperprior: a masked 5x5 context
+    convolution ``g_cm`` (mask ``pattern``) and the entropy-parameter network ``e``.
+    ``context_first`` is the order of ``e``'s inputs, which differs between the two
+    CompressAI twins (so that weights move unchanged)."""
+
+    context_size = 5
+    pattern = "raster"
+    context_first = False
+
+    def __init__(self, N: int = 128, M: int = 192):
+        super().__init__(N, M)
+        self.context_prediction = MaskedConv2d(self.M, 2 * self.M, self.context_size, self.pattern)
+        self.entropy_parameters = entropy_parameters(self.M)
+
+    def gaussian_parameters_with_context(self, hyper_params, context):
+        """``(scales, means)`` from the hyper-decoder's output ``h_s(z_hat)`` and the context."""
+        inputs = (context, hyper_params) if self.context_first else (hyper_params, context)
+        scales, means = self.entropy_parameters(torch.cat(inputs, dim=1)).chunk(2, 1)
+        return scales, means
+
+
+class JointAutoregressive(ContextModel):
     """Mean-scale hyperprior + raster-order context model (Minnen et al. 2018).
 
     Twin: ``compressai.models.JointAutoregressiveHierarchicalPriors`` (zoo name
@@ -78,17 +100,7 @@ class JointAutoregressive(MeanScaleHyperprior):
     likelihoods and ``g_s`` (CompressAI draws a second noise sample for the likelihoods).
     """
 
-    context_size = 5
-
-    def __init__(self, N: int = 128, M: int = 192):
-        super().__init__(N, M)
-        self.context_prediction = MaskedConv2d(self.M, 2 * self.M, self.context_size, "raster")
-        self.entropy_parameters = entropy_parameters(self.M)
-
-    def gaussian_parameters_with_context(self, hyper_params, context):
-        """``(scales, means)`` from the hyper-decoder's output and the context."""
-        scales, means = self.entropy_parameters(torch.cat((hyper_params, context), dim=1)).chunk(2, 1)
-        return scales, means
+    pattern = "raster"
 
     def entropy(self, y):
         """``(y_hat, {"y", "z": likelihoods})``; ``y + u`` in training, ``round(y)`` in eval."""
@@ -175,7 +187,7 @@ def checkerboard_merge(anchors: torch.Tensor, non_anchors: torch.Tensor) -> torc
     return y
 
 
-class CheckerboardContext(MeanScaleHyperprior):
+class CheckerboardContext(ContextModel):
     """Mean-scale hyperprior + checkerboard context model (He et al. 2021).
 
     Anchors: ``(sigma, mu) = e(0, psi)``, from the hyperprior ``psi`` alone.
@@ -188,17 +200,8 @@ class CheckerboardContext(MeanScaleHyperprior):
     with the transforms of ``mbt2018-mean`` (built in ``lic_teach.crosscheck``).
     """
 
-    context_size = 5
-
-    def __init__(self, N: int = 128, M: int = 192):
-        super().__init__(N, M)
-        self.context_prediction = MaskedConv2d(self.M, 2 * self.M, self.context_size, "checkerboard")
-        self.entropy_parameters = entropy_parameters(self.M)
-
-    def gaussian_parameters_with_context(self, context, hyper_params):
-        """``(scales, means)``; this model's input order is (context, hyperprior)."""
-        scales, means = self.entropy_parameters(torch.cat((context, hyper_params), dim=1)).chunk(2, 1)
-        return scales, means
+    pattern = "checkerboard"
+    context_first = True
 
     def entropy(self, y):
         """``(y_hat, {"y", "z": likelihoods})``: noise in training, two passes in eval."""
@@ -208,7 +211,7 @@ class CheckerboardContext(MeanScaleHyperprior):
         if self.training:
             y_hat = add_uniform_noise(y)
             context = self.context_prediction(y_hat).masked_fill(anchors, 0.0)
-            scales, means = self.gaussian_parameters_with_context(context, hyper_params)
+            scales, means = self.gaussian_parameters_with_context(hyper_params, context)
         else:
             y_hat, scales, means = self._two_passes(y, hyper_params, anchors)
         return y_hat, {"y": self.conditional.likelihood(y_hat, scales, means), "z": z_likelihoods}
@@ -217,11 +220,11 @@ class CheckerboardContext(MeanScaleHyperprior):
         """Eval: the anchors rounded around means predicted without context, then the
         non-anchors around means predicted from those anchors."""
         no_context = hyper_params.new_zeros(hyper_params.shape)
-        scales_a, means_a = self.gaussian_parameters_with_context(no_context, hyper_params)
+        scales_a, means_a = self.gaussian_parameters_with_context(hyper_params, no_context)
         y_hat_anchors = self.conditional.dequantize(self.conditional.quantize(y, means_a), means_a)
         y_hat_anchors = y_hat_anchors.masked_fill(~anchors, 0.0)
         context = self.context_prediction(y_hat_anchors)
-        scales_n, means_n = self.gaussian_parameters_with_context(context, hyper_params)
+        scales_n, means_n = self.gaussian_parameters_with_context(hyper_params, context)
         scales, means = torch.where(anchors, scales_a, scales_n), torch.where(anchors, means_a, means_n)
         y_hat = self.conditional.dequantize(self.conditional.quantize(y, means), means)
         return y_hat, scales, means
@@ -231,10 +234,10 @@ class CheckerboardContext(MeanScaleHyperprior):
         (no context) if ``y_hat_anchors`` is None, else the non-anchors."""
         if y_hat_anchors is None:
             context = hyper_halves[0].new_zeros(hyper_halves[0].shape)
-            return self.gaussian_parameters_with_context(context, hyper_halves[0])
+            return self.gaussian_parameters_with_context(hyper_halves[0], context)
         full = checkerboard_merge(y_hat_anchors, torch.zeros_like(y_hat_anchors))
         context = checkerboard_split(self.context_prediction(full))[1]
-        return self.gaussian_parameters_with_context(context, hyper_halves[1])
+        return self.gaussian_parameters_with_context(hyper_halves[1], context)
 
     def encode_latents(self, x, coder):
         """Strings ``[anchors, non-anchors, z]``."""
