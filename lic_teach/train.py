@@ -213,6 +213,47 @@ def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, ba
     return history
 
 
+DECODER_PARTS = ("g_s.", "h_s.")
+
+
+def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size: int = 8, lr: float = 1e-4,
+                seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+                description: str = "decoder on hard latents") -> list[dict]:
+    """Fine-tune the decoder side (``g_s``, and ``h_s`` where there is one) on the
+    latents the decoder really receives: everything else frozen, the model kept in eval
+    mode so that ``y`` and ``z`` are rounded exactly as the coder rounds them, and the
+    loss ``R + lambda * 255^2 * MSE`` computed on those (Borzechowski et al., "Optimizing
+    learned image compression on scalar and entropy-constraint quantization", sec. 3).
+    Training with noise leaves a mismatch; this removes the decoder's share of it.
+    Returns the history (``step``, ``loss``, ``bpp``, ``mse``, ``psnr``)."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    torch.manual_seed(seed)
+    model.to(device).eval()
+    trained = [p for n, p in model.named_parameters() if n.startswith(DECODER_PARTS)]
+    frozen = [p for n, p in model.named_parameters() if not n.startswith(DECODER_PARTS) and p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    optimizer = torch.optim.Adam(trained, lr=lr)
+    criterion = RateDistortionLoss(lmbda)
+    batches = _batches(data, batch_size, seed)
+    history = []
+    try:
+        for step in tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False):
+            x = next(batches).to(device)
+            losses = criterion(model(x), x)
+            optimizer.zero_grad()
+            losses["loss"].backward()
+            optimizer.step()
+            mse = losses["mse_loss"].item()
+            history.append({"step": step, "loss": losses["loss"].item(), "bpp": losses["bpp_loss"].item(),
+                            "mse": mse, "psnr": -10 * math.log10(max(mse, 1e-12))})
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    return history
+
+
 def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"):
     """``train_all()``'s ``(models, histories)`` (``models``: ``{lambda: model}``), or the
     same from ``cache_dir`` when ``settings`` (JSON, naming everything that shapes the

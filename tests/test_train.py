@@ -160,3 +160,29 @@ def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert train.default_cache_dir() == tmp_path
     monkeypatch.delenv("LIC_TEACH_CACHE")
     assert train.default_cache_dir().name == "lic_teach"
+
+
+@pytest.mark.parametrize("model_name", ["FactorizedPrior", "MeanScaleHyperprior"])
+def test_fit_decoder_trains_only_the_decoder_on_hard_latents(model_name):
+    from lic_teach import models
+    torch.manual_seed(0)
+    model = getattr(models, model_name)(8, 12)
+    patches = _patches(64)
+    train.fit(model, patches, steps=60, lmbda=0.01, lr=3e-3, batch_size=4, progress=False)
+    x = torch.stack([patches[i] for i in range(8)])
+    decoder_side = {n for n, _ in model.named_parameters() if n.startswith(("g_s.", "h_s."))}
+    before = {n: p.clone() for n, p in model.named_parameters()}
+
+    def hard_loss():
+        with torch.no_grad():
+            return train.RateDistortionLoss(0.01)(model.eval()(x), x)["loss"].item()
+
+    start = hard_loss()
+    history = train.fit_decoder(model, [x], steps=40, lmbda=0.01, lr=1e-3, progress=False)
+    assert len(history) == 40 and hard_loss() < start            # better on the latents it really gets
+    for name, parameter in model.named_parameters():
+        moved = not torch.equal(parameter, before[name])
+        assert moved == (name in decoder_side), name
+        assert parameter.requires_grad                            # unfrozen again afterwards
+    with pytest.raises(ValueError, match="at least 1"):
+        train.fit_decoder(model, [x], steps=0, lmbda=0.01)
