@@ -1,6 +1,9 @@
 """lic_teach: readable reference code behind an executable textbook on learned image
 compression. One concept per module: ``budget``, ``data``, ``metrics``, ``baselines``,
-``train``, ``plots``, ``widgets``, ``rate_distortion``, ``transform_coding``."""
+``train``, ``plots``, ``widgets``, ``rate_distortion``, ``transform_coding``, ``coding``,
+``entropy_models``, ``layers``, ``models``, ``crosscheck``, ``evaluate``, ``experiments``,
+``quantization``, ``toy_sources``, ``relaxed_training``, ``iterative_encoding``,
+``entropy_constrained``."""
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 

@@ -9,6 +9,7 @@ while the settings and the code stay the same.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -135,3 +136,86 @@ def held_out_images(B: Budget) -> dict:
     if B.eval_size:
         images = {name: data.center_crop(x, B.eval_size) for name, x in images.items()}
     return dict(list(images.items())[:B.eval_images])
+
+
+def finetune_steps(B: Budget) -> int:
+    """Steps of the short fine-tunings of chapters 4 and 5: a tenth of chapter 3's base steps."""
+    return max(1, B.train_steps // 10)
+
+
+def _finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool):
+    """``(models, histories)``: a copy of each of chapter 3's models tuned in place by
+    ``tune(model, lmbda, crops, label) -> history``, kept in the cache under ``recipe``."""
+    base, _, _ = factorized_family(B, progress)
+    crops, key = _crops(B.patch_size, B.train_steps * B.batch_size)
+
+    def train_all():
+        models, histories = {}, {}
+        for lmbda, model in base.items():
+            tuned = copy.deepcopy(model)
+            histories[f"{label}, lambda={lmbda:g}"] = tune(tuned, lmbda, crops, f"{label}, lambda={lmbda:g}")
+            models[lmbda] = tuned.eval()
+        return models, histories
+
+    settings = dict(recipe=recipe, label=label, lambdas=list(base), steps=finetune_steps(B), batch_size=B.batch_size,
+                    data=key, start=[train.tensors_fingerprint(m.state_dict()) for m in base.values()])
+    models, histories, _ = train.load_or_train(lambda: FactorizedPrior(B.N, B.M), settings, train_all,
+                                               train.default_cache_dir(), B.device)
+    return models, histories
+
+
+def relaxation_family(relaxations, B: Budget, progress: bool = True) -> dict:
+    """``{relaxation: (models, histories)}``: chapter 3's models, each fine-tuned at its
+    lambda for :func:`finetune_steps` steps (lr 3e-4) with ``relaxation`` in place of
+    rounding (``relaxed_training.Relaxed``), on chapter 3's training crops. ``"noise"``
+    is the control: the same extra steps with the relaxation chapter 3 trained with."""
+    from .relaxed_training import Relaxed
+    steps = finetune_steps(B)
+    families = {}
+    for relaxation in relaxations:
+        def tune(model, lmbda, crops, label, relaxation=relaxation):
+            return train.fit(Relaxed(model, relaxation, steps), crops, steps=steps, lmbda=lmbda, lr=3e-4,
+                             batch_size=B.batch_size, seed=2, device=B.device, progress=progress,
+                             description=label)
+
+        families[relaxation] = _finetuned_family(B, "relaxation fine-tuning", relaxation, tune, progress)
+    return families
+
+
+def channel_weights(model, lmbda: float, B: Budget) -> torch.Tensor:
+    """``entropy_constrained.distortion_weights`` of ``model``, its channel gains
+    measured on 8 random training crops of ``max(B.patch_size, 128)`` pixels."""
+    from . import entropy_constrained
+    torch.manual_seed(4321)
+    crops, _ = _crops(max(B.patch_size, 128), 8)
+    x = torch.stack([crops[i] for i in range(8)]).to(B.device)
+    with torch.no_grad():
+        y_hat = model.prior.dequantize(model.prior.quantize(model.g_a(x)))
+    return entropy_constrained.distortion_weights(entropy_constrained.channel_gains(model, y_hat), lmbda)
+
+
+def quantizers(model, weights: torch.Tensor) -> dict:
+    """``{name: y -> y_hat}``: the latents a decoder may be retrained on (chapter 5)."""
+    from . import entropy_constrained, quantization
+    medians = model.prior.medians().detach().reshape(1, -1, 1, 1)
+    return {"rounding": lambda y: quantization.hard_round(y, medians),
+            "noise (control)": quantization.uniform_noise,
+            "RDOQ": lambda y: entropy_constrained.rdo_round(model, y, weights),
+            "trellis": lambda y: entropy_constrained.trellis_quantize(model, y, weights)[0]}
+
+
+def decoder_family(names, B: Budget, progress: bool = True) -> dict:
+    """``{name: (models, histories)}``: chapter 3's models with ``g_s`` fine-tuned for
+    :func:`finetune_steps` steps (``train.fit_decoder``, lr 1e-4) on the latents of
+    :func:`quantizers` ``[name]``, the encoder and the prior frozen."""
+    base, _, _ = factorized_family(B, progress)
+    weights = {lmbda: channel_weights(model, lmbda, B) for lmbda, model in base.items()}
+    families = {}
+    for name in names:
+        def tune(model, lmbda, crops, label, name=name):
+            return train.fit_decoder(model, crops, steps=finetune_steps(B), lmbda=lmbda, batch_size=B.batch_size,
+                                     seed=3, device=B.device, quantize=quantizers(model, weights[lmbda])[name],
+                                     progress=progress, description=label)
+
+        families[name] = _finetuned_family(B, "decoder fine-tuning", f"decoder on {name}", tune, progress)
+    return families

@@ -98,6 +98,35 @@ def soft_round_alpha(step: int, steps: int, start: float = 1.0, end: float = 16.
     return start * (end / start) ** fraction
 
 
+RELAXATIONS = ("noise", "straight_through", "mixed", "universal", "soft_round")
+
+
+def relax(y: torch.Tensor, relaxation: str, means=None, alpha: float = 8.0, seed: int = 0):
+    """``(for the rate, for the decoder)``: what a model trained with ``relaxation``
+    gives its entropy model and its synthesis transform in place of ``round(y - mu) + mu``.
+
+    - ``"noise"``: ``y + u`` for both.
+    - ``"straight_through"``: straight-through rounding for both.
+    - ``"mixed"``: :func:`mixed`.
+    - ``"universal"``: :func:`universal` with the dither of ``seed`` for both.
+    - ``"soft_round"``: ``y + u`` for the rate, ``soft_round(y, alpha)`` for the decoder.
+    """
+    if relaxation == "noise":
+        noisy = uniform_noise(y)
+        return noisy, noisy
+    if relaxation == "straight_through":
+        rounded = straight_through(y, means)
+        return rounded, rounded
+    if relaxation == "mixed":
+        return mixed(y, means)
+    if relaxation == "universal":
+        dithered = universal(y, seed, means)
+        return dithered, dithered
+    if relaxation == "soft_round":
+        return uniform_noise(y), soft_round(y, alpha, means)
+    raise ValueError(f"unknown relaxation {relaxation!r}; choose one of {', '.join(RELAXATIONS)}")
+
+
 def sga(y: torch.Tensor, tau: float, means=None, generator: torch.Generator | None = None,
         epsilon: float = 1e-5) -> torch.Tensor:
     """One sample of stochastic Gumbel annealing: ``w_down * floor(v) + w_up * ceil(v)``

@@ -38,7 +38,7 @@ def laplace(count: int, generator: torch.Generator | None = None, scale: float =
 
 
 SOURCES = {"banana": banana, "laplace": laplace}
-RELAXATIONS = ("noise", "straight_through", "mixed", "universal", "soft_round")
+RELAXATIONS = quantization.RELAXATIONS
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -66,21 +66,10 @@ class ToyTransformCode(nn.Module):
         relaxation in training, and by rounding around the medians in eval mode."""
         y = self.g_a(x)
         medians = self.prior.medians().detach()
-        if not self.training:
-            y_rate = y_decoder = quantization.hard_round(y, medians)
-        elif relaxation == "noise":
-            y_rate = y_decoder = quantization.uniform_noise(y)
-        elif relaxation == "straight_through":
-            y_rate = y_decoder = quantization.straight_through(y, medians)
-        elif relaxation == "mixed":
-            y_rate, y_decoder = quantization.mixed(y, medians)
-        elif relaxation == "universal":
-            y_rate = y_decoder = quantization.universal(y, seed, medians)
-        elif relaxation == "soft_round":
-            y_rate = quantization.uniform_noise(y)
-            y_decoder = quantization.soft_round(y, alpha, medians)
+        if self.training:
+            y_rate, y_decoder = quantization.relax(y, relaxation, medians, alpha, seed)
         else:
-            raise ValueError(f"unknown relaxation {relaxation!r}; choose one of {', '.join(RELAXATIONS)}")
+            y_rate = y_decoder = quantization.hard_round(y, medians)
         bits = -torch.log2(self.prior.likelihood(y_rate)).sum(dim=1)
         return {"x_hat": self.g_s(y_decoder), "bits": bits}
 

@@ -217,7 +217,7 @@ DECODER_PARTS = ("g_s.", "h_s.")
 
 
 def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size: int = 8, lr: float = 1e-4,
-                seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+                seed: int = 0, device: str | torch.device = "cpu", quantize=None, progress: bool = True,
                 description: str = "decoder on hard latents") -> list[dict]:
     """Fine-tune the decoder side (``g_s``, and ``h_s`` where there is one) on the
     latents the decoder really receives: everything else frozen, the model kept in eval
@@ -225,6 +225,12 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
     loss ``R + lambda * 255^2 * MSE`` computed on those (Borzechowski et al., "Optimizing
     learned image compression on scalar and entropy-constraint quantization", sec. 3).
     Training with noise leaves a mismatch; this removes the decoder's share of it.
+
+    ``quantize``: for a ``FactorizedPrior``, a function ``y -> y_hat`` that replaces the
+    coder's rounding, e.g. rate-distortion optimized rounding
+    (``lic_teach.entropy_constrained``) or, as a control, uniform noise. The loss is
+    then ``lambda * 255^2 * MSE`` alone (the rate of given latents does not depend on
+    ``g_s``) and the history's ``bpp`` is ``None``.
     Returns the history (``step``, ``loss``, ``bpp``, ``mse``, ``psnr``)."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -241,13 +247,20 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
     try:
         for step in tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False):
             x = next(batches).to(device)
-            losses = criterion(model(x), x)
+            if quantize is None:
+                losses = criterion(model(x), x)
+                loss, bpp = losses["loss"], losses["bpp_loss"].item()
+                mse = losses["mse_loss"]
+            else:
+                with torch.no_grad():
+                    y_hat = quantize(model.g_a(x))
+                mse = F.mse_loss(model.g_s(y_hat), x)
+                loss, bpp = lmbda * 255 ** 2 * mse, None
             optimizer.zero_grad()
-            losses["loss"].backward()
+            loss.backward()
             optimizer.step()
-            mse = losses["mse_loss"].item()
-            history.append({"step": step, "loss": losses["loss"].item(), "bpp": losses["bpp_loss"].item(),
-                            "mse": mse, "psnr": -10 * math.log10(max(mse, 1e-12))})
+            history.append({"step": step, "loss": loss.item(), "bpp": bpp, "mse": mse.item(),
+                            "psnr": -10 * math.log10(max(mse.item(), 1e-12))})
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)

@@ -53,3 +53,26 @@ def test_held_out_images_follow_the_budget():
     assert set(experiments.held_out_images(budget("cpu"))) == {"astronaut", "flower"}
     model = MeanScaleHyperprior(8, 12)
     assert experiments.transforms(model).keys() == {k for k in model.state_dict() if k.startswith(("g_a.", "g_s."))}
+
+
+def test_relaxation_and_decoder_families_start_from_chapter_3(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
+    B = budget("smoke")
+    base, _, _ = experiments.factorized_family(B, progress=False)
+    relaxed = experiments.relaxation_family(["mixed"], B, progress=False)
+    decoders = experiments.decoder_family(["RDOQ", "noise (control)"], B, progress=False)
+    steps = experiments.finetune_steps(B)
+    for lmbda, model in base.items():
+        tuned = relaxed["mixed"][0][lmbda]
+        assert len(relaxed["mixed"][1][f"mixed, lambda={lmbda:g}"]) == steps
+        assert not torch.equal(tuned.g_a[0].weight, model.g_a[0].weight)         # the encoder trained too
+        for name, (models, histories) in decoders.items():
+            state, start = models[lmbda].state_dict(), model.state_dict()
+            assert len(histories[f"decoder on {name}, lambda={lmbda:g}"]) == steps
+            assert all(torch.equal(state[k], start[k]) for k in start if not k.startswith("g_s."))
+            assert any(not torch.equal(state[k], start[k]) for k in start if k.startswith("g_s.")), name
+    weights = experiments.channel_weights(base[experiments.lambdas(B)[0]], experiments.lambdas(B)[0], B)
+    assert weights.shape == (B.M,) and (weights > 0).all()
+    again = experiments.decoder_family(["RDOQ"], B, progress=False)             # from the cache
+    for lmbda, model in again["RDOQ"][0].items():
+        assert torch.equal(model.g_s[0].weight, decoders["RDOQ"][0][lmbda].g_s[0].weight)
