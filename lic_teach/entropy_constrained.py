@@ -15,7 +15,9 @@ known from video coding, and retrain the decoder on what they produce:
   quantizers ``Q0`` (reconstruction levels ``k``) and ``Q1`` (``0`` and the half
   integers ``k - sign(k) / 2``), chosen for each latent by a four-state machine driven
   by the parity of the previous index. A Viterbi search over each channel's latents (in
-  raster order) finds the indices of least total cost.
+  raster order) finds the indices of least total cost. :func:`compress_trellis` codes
+  them with one table per channel and quantizer; :func:`decompress_trellis` tracks the
+  states while it decodes.
 
 The distortion of a latent error is measured where it matters, in the image: with
 ``g_s`` linearized, an error ``e`` in channel ``c`` adds about ``gain_c * e^2`` to the
@@ -32,7 +34,7 @@ import time
 
 import torch
 
-from . import bitstream
+from . import bitstream, coding
 from .entropy_models import LIKELIHOOD_BOUND
 
 # Dependent quantization's state machine: NEXT_STATE[state][parity of the index];
@@ -152,8 +154,13 @@ def trellis_quantize(model, y: torch.Tensor, weights: torch.Tensor) -> tuple[tor
     """Dependent quantization of ``y`` ``[B, M, h, w]``: ``(y_hat, bits)``, the
     reconstructions and each latent's code length, minimizing the total
     ``w_c (y - y_hat)^2 + bits`` along every channel's raster order (Viterbi, 4 states,
-    starting in state 0). The decoder of such indices follows the same state machine;
-    ``lic_teach`` measures their code length but does not write a bitstream for them."""
+    starting in state 0). :func:`compress_trellis` writes them into a bitstream."""
+    _, _, y_hat, bits = _trellis(model, y, weights)
+    return y_hat, bits
+
+
+def _trellis(model, y, weights):
+    """``(indices, quantizers, y_hat, bits)``, each ``[B, M, h, w]``."""
     _check_model(model)
     medians = _medians(model, y)
     v = y - medians
@@ -166,19 +173,22 @@ def trellis_quantize(model, y: torch.Tensor, weights: torch.Tensor) -> tuple[tor
             costs[q, j] = w * (v - dq_levels(candidates[q, j], q)) ** 2 + lengths[q, j]
     batch, channels, height, width = y.shape
 
-    def sequences(t):                                                      # [..., B, M, h, w] -> [B*M, n, ...]
+    def sequences(t):                                                      # [2, 3, B, M, h, w] -> [B*M, n, 2, 3]
         return t.reshape(2, 3, batch * channels, height * width).permute(2, 3, 0, 1)
 
-    candidates_s, costs_s, lengths_s = sequences(candidates), sequences(costs), sequences(lengths)
-    choice, quantizer = _viterbi(candidates_s, costs_s)
-    k = torch.gather(candidates_s.flatten(2), 2, (quantizer * 3 + choice)[..., None])[..., 0]
-    bits = torch.gather(lengths_s.flatten(2), 2, (quantizer * 3 + choice)[..., None])[..., 0]
-    levels = torch.where(quantizer == 0, k, k - torch.sign(k) / 2)
+    choice, quantizer = _viterbi(sequences(candidates), sequences(costs))
+    pick = (quantizer * 3 + choice)[..., None]
 
-    def image(t):
-        return t.reshape(batch, channels, height, width)
+    def chosen(t):
+        return torch.gather(sequences(t).flatten(2), 2, pick)[..., 0].reshape(batch, channels, height, width)
 
-    return image(levels) + medians, image(bits)
+    k, quantizer = chosen(candidates), quantizer.reshape(batch, channels, height, width)
+    return k, quantizer, dequantize_dq(k, quantizer) + medians, chosen(lengths)
+
+
+def dequantize_dq(k: torch.Tensor, quantizer: torch.Tensor) -> torch.Tensor:
+    """Reconstruction offsets of indices ``k`` under per-latent ``quantizer`` (0 or 1)."""
+    return torch.where(quantizer == 0, k, k - torch.sign(k) / 2)
 
 
 def _viterbi(candidates: torch.Tensor, costs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,10 +250,9 @@ METHODS = ("rounding", "RDOQ", "trellis")
 def rd_point(model, images, method: str, weights: torch.Tensor | None = None, coder: str = "ans") -> dict:
     """Average ``bpp``, ``psnr`` and ``encode_s`` (``g_a``, quantization and coding) of
     ``model`` over ``images`` with its latents quantized by ``method`` (one of
-    :data:`METHODS`; ``weights`` as for :func:`rdo_round`). ``rounding`` and ``RDOQ``
-    are coded into real bitstreams and decoded by ``model.decompress``; for ``trellis``
-    the rate is the code length of its indices (no bitstream is written) and the image
-    is ``g_s`` of its reconstructions. ``real`` says which."""
+    :data:`METHODS`; ``weights`` as for :func:`rdo_round`), from real bitstreams:
+    ``rounding`` and ``RDOQ`` decoded by ``model.decompress``, ``trellis`` by
+    :func:`decompress_trellis`."""
     from .metrics import psnr
     from .models.base import as_batch, pad_to
     if method not in METHODS:
@@ -260,18 +269,101 @@ def rd_point(model, images, method: str, weights: torch.Tensor | None = None, co
         start = time.perf_counter()
         y = model.g_a(pad_to(x, model.downsampling))
         if method == "trellis":
-            y_hat, bits = trellis_quantize(model, y, weights)
-            totals["encode_s"] += time.perf_counter() - start
-            total_bits = float(bits.sum())
-            x_hat = model.g_s(y_hat)[0, :, :height, :width].clamp(0, 1)
+            data = compress_trellis(model, y, weights, height, width, coder)
         else:
             y_hat = rdo_round(model, y, weights) if method == "RDOQ" else model.prior.dequantize(model.prior.quantize(y))
             data = compress_latents(model, y_hat, height, width, coder)
-            totals["encode_s"] += time.perf_counter() - start
-            total_bits = 8 * len(data)
-            x_hat = model.decompress(data)
+        totals["encode_s"] += time.perf_counter() - start
+        total_bits = 8 * len(data)
+        x_hat = decompress_trellis(model, data) if method == "trellis" else model.decompress(data)
         totals["bpp"] += total_bits / (height * width)
         totals["psnr"] += psnr(x[0].cpu(), x_hat.cpu())
-    point = {key: value / len(images) for key, value in totals.items()}
-    point["real"] = method != "trellis"
-    return point
+    return {key: value / len(images) for key, value in totals.items()}
+
+
+# -- a bitstream for dependent quantization ---------------------------------------------
+
+DQ_SUFFIX = "+DQ"
+
+
+def dq_tables(model) -> tuple[list, list, list]:
+    """Coding tables for the indices of both quantizers: rows ``0..M-1`` are the prior's
+    own (``Q0``: the usual integer cells), rows ``M..2M-1`` hold, per channel, the
+    probabilities of ``Q1``'s cells over the same index range, plus the escape."""
+    prior = model.prior
+    prior.update()
+    cdfs, lengths, offsets = prior.tables()
+    below = [-offset for offset in offsets]
+    reach = max(lengths) - 2
+    k = torch.arange(reach, dtype=torch.float32)[None, :] - torch.tensor(below, dtype=torch.float32)[:, None]
+    medians = prior.medians().detach().reshape(-1, 1)
+    lower, upper = _dq_cell(k, 1)
+
+    def cdf(values):
+        return torch.sigmoid(prior.cumulative_logits((values + medians)[:, None, :], stop_gradient=True))[:, 0]
+
+    with torch.no_grad():
+        low, high = cdf(lower), cdf(upper)
+    pmfs = [row[:n - 2] for row, n in zip((high - low).tolist(), lengths)]
+    tails = [float(low[c, 0] + 1 - high[c, n - 3]) for c, n in enumerate(lengths)]
+    q1_cdfs, q1_lengths = coding.build_cdf_tables(pmfs, tails)
+    width = max(len(cdfs[0]), len(q1_cdfs[0]))
+    return ([row + [0] * (width - len(row)) for row in cdfs + q1_cdfs], lengths + q1_lengths, offsets + offsets)
+
+
+def _dq_header(model, height, width, coder):
+    return bitstream.Header(type(model).__name__ + DQ_SUFFIX, model.hyperparameters(), model.table_fingerprint(),
+                            height, width, coder)
+
+
+@torch.no_grad()
+def compress_trellis(model, y: torch.Tensor, weights: torch.Tensor, height: int, width: int,
+                     coder: str = "ans") -> bytes:
+    """A bitstream of the trellis indices of latents ``y`` ``[1, M, h, w]`` (of an image
+    of ``height x width``). Indices are coded position by position, all channels of a
+    position together, each with its channel's table for the quantizer its state
+    selects; :func:`decompress_trellis` follows the same states."""
+    if y.dim() != 4 or y.shape[0] != 1:
+        raise ValueError(f"expected latents [1, M, h, w], got {tuple(y.shape)}")
+    k, quantizer, _, _ = _trellis(model, y, weights)
+    channels = y.shape[1]
+    rows = torch.arange(channels).reshape(1, -1, 1, 1) + channels * quantizer
+    symbols = k[0].permute(1, 2, 0).reshape(-1).int().tolist()
+    indexes = rows[0].permute(1, 2, 0).reshape(-1).int().tolist()
+    string = coding.get_coder(coder).encode_with_indexes(symbols, indexes, *dq_tables(model))
+    return bitstream.pack(_dq_header(model, height, width, coder), [string])
+
+
+@torch.no_grad()
+def decompress_trellis(model, data: bytes) -> torch.Tensor:
+    """The image ``[3, H, W]`` of :func:`compress_trellis`'s bytes, decoded with
+    ``model``; ``ValueError`` for bytes that are damaged or not such a bitstream."""
+    header, strings = bitstream.unpack(data)
+    expected = (type(model).__name__ + DQ_SUFFIX, model.hyperparameters())
+    if (header.model, header.params) != expected or len(strings) != 1:
+        raise ValueError(f"this bitstream was written by {header.model}{header.params}, not by "
+                         f"{expected[0]}{expected[1]} (trellis indices)")
+    if header.fingerprint != model.table_fingerprint():
+        raise ValueError("this bitstream was written by a model with other weights; decode it with that model")
+    factor = model.downsampling
+    size = (-(-header.height // factor), -(-header.width // factor))
+    channels = model.prior.channels
+    tables = dq_tables(model)
+    stream = coding.get_coder(header.coder).stream_decoder(strings[0])
+    state = torch.zeros(channels, dtype=torch.long)
+    next_state = torch.tensor(NEXT_STATE)
+    k = torch.empty(size[0] * size[1], channels)
+    quantizer = torch.empty(size[0] * size[1], channels)
+    for position in range(size[0] * size[1]):
+        quantizer[position] = state // 2
+        rows = (torch.arange(channels) + channels * (state // 2)).tolist()
+        k[position] = torch.tensor(stream.decode(rows, *tables), dtype=torch.float32)
+        state = next_state[state, torch.remainder(k[position], 2).long()]
+    stream.finish()
+
+    def latent(t):
+        return t.reshape(*size, channels).permute(2, 0, 1)[None]
+
+    y_hat = dequantize_dq(latent(k), latent(quantizer)) + _medians(model, latent(k))
+    x_hat = model.g_s(y_hat.to(next(model.parameters()).device))
+    return x_hat[0, :, :header.height, :header.width].clamp(0, 1)

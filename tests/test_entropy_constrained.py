@@ -111,16 +111,42 @@ def test_rdoq_latents_make_a_real_bitstream(model, photo):
         ec.rdo_round(MeanScaleHyperprior(8, 12), y, torch.ones(12))
 
 
-def test_rd_point_rounding_is_the_codec_and_trellis_says_it_is_not_coded(model, photo):
+def test_rd_point_rounding_is_the_codec(model, photo):
     images = [photo[:, :64, :96]]
     point = ec.rd_point(model, images, "rounding")
     reference = evaluate.codec_point(model, images)
     assert point["bpp"] == pytest.approx(reference["bpp"]) and point["psnr"] == pytest.approx(reference["psnr"])
-    assert point["real"] and not ec.rd_point(model, images, "trellis", torch.ones(12))["real"]
     with pytest.raises(ValueError, match="weights"):
         ec.rd_point(model, images, "RDOQ")
     with pytest.raises(ValueError, match="unknown method"):
         ec.rd_point(model, images, "rdoq")
+
+
+@pytest.mark.parametrize("coder", ["ans", "readable"])
+def test_trellis_bitstream_decodes_to_its_reconstructions(model, photo, coder):
+    x = photo[None, :, 100:161, 200:250]                                 # 61 x 50: padded inside
+    with torch.no_grad():
+        y = model.g_a(torch.nn.functional.pad(x, (0, 14, 0, 3), mode="replicate")) * 3
+    weights = torch.full((12,), 0.5)
+    y_hat, bits = ec.trellis_quantize(model, y, weights)
+    data = ec.compress_trellis(model, y, weights, 61, 50, coder)
+    decoded = ec.decompress_trellis(model, data)
+    assert torch.allclose(decoded, model.g_s(y_hat)[0, :, :61, :50].clamp(0, 1), atol=1e-6)
+    assert float(bits.sum()) < 8 * len(data) < 1.05 * float(bits.sum()) + 8 * 60    # + the container header
+    with pytest.raises(ValueError, match="written by"):
+        model.decompress(data)                                          # not a plain bitstream
+    with pytest.raises(ValueError, match="written by"):
+        ec.decompress_trellis(model, model.compress(x[0]))
+    with pytest.raises(ValueError):
+        ec.decompress_trellis(model, data[:-5])
+
+
+def test_dq_tables_hold_both_quantizers(model):
+    cdfs, lengths, offsets = ec.dq_tables(model)
+    prior_cdfs, prior_lengths, prior_offsets = model.prior.tables()
+    assert len(cdfs) == 24 and lengths[:12] == prior_lengths and offsets == prior_offsets * 2
+    assert [row[:n] for row, n in zip(cdfs[:12], lengths)] == [row[:n] for row, n in zip(prior_cdfs, prior_lengths)]
+    assert all(row[n - 1] == 1 << 16 for row, n in zip(cdfs, lengths))     # every CDF ends at full precision
 
 
 def test_channel_gains_follow_the_synthesis_transform(model, photo):
