@@ -48,8 +48,13 @@ def _check_model(model) -> None:
                          f"factorized prior), got {type(model).__name__}")
 
 
+def _per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``[M]`` values shaped to broadcast over latents ``like`` ``[B, M, ...]``."""
+    return values.detach().to(like).reshape(1, -1, *([1] * (like.dim() - 2)))
+
+
 def _medians(model, y: torch.Tensor) -> torch.Tensor:
-    return model.prior.medians().detach().reshape(1, -1, *([1] * (y.dim() - 2)))
+    return _per_channel(model.prior.medians(), y)
 
 
 @torch.no_grad()
@@ -82,10 +87,6 @@ def latent_bits(model, y_hat: torch.Tensor) -> torch.Tensor:
     return -torch.log2(model.prior.likelihood(y_hat))
 
 
-def _weights_like(weights: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return weights.to(y).reshape(1, -1, *([1] * (y.dim() - 2)))
-
-
 @torch.no_grad()
 def rdo_round(model, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Latents ``y_hat`` on the coder's grid (median + integer) chosen per latent among
@@ -96,7 +97,7 @@ def rdo_round(model, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     medians = _medians(model, y)
     v = y - medians
     candidates = torch.stack([torch.floor(v), torch.floor(v) + 1, torch.zeros_like(v)])
-    w = _weights_like(weights, y)
+    w = _per_channel(weights, y)
     costs = torch.stack([w * (v - k) ** 2 + latent_bits(model, k + medians) for k in candidates])
     best = costs.argmin(dim=0, keepdim=True)
     return torch.gather(candidates, 0, best)[0] + medians
@@ -104,10 +105,10 @@ def rdo_round(model, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 # -- dependent (trellis-coded) quantization ---------------------------------------------
 
-def dq_levels(k: torch.Tensor, quantizer: int) -> torch.Tensor:
+def dq_levels(k: torch.Tensor, quantizer) -> torch.Tensor:
     """Reconstruction of index ``k`` (offset from the median): ``k`` in ``Q0``,
-    ``k - sign(k) / 2`` in ``Q1``."""
-    return k if quantizer == 0 else k - torch.sign(k) / 2
+    ``k - sign(k) / 2`` in ``Q1``; ``quantizer``: 0, 1, or a tensor of them per index."""
+    return torch.where(torch.as_tensor(quantizer) == 0, k, k - torch.sign(k) / 2)
 
 
 def _dq_cell(k: torch.Tensor, quantizer: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,14 +129,7 @@ def dq_bits(model, k: torch.Tensor, medians: torch.Tensor, quantizer: int) -> to
     """``-log2`` of the prior's probability of index ``k``'s cell in ``quantizer``: the
     code length of ``k`` with one table per channel and quantizer."""
     lower, upper = _dq_cell(k, quantizer)
-    prior = model.prior
-    channels = prior.channels
-
-    def cdf(values):
-        flat = (values + medians).transpose(0, 1).reshape(channels, 1, -1)
-        return torch.sigmoid(prior.cumulative_logits(flat)).reshape(values.transpose(0, 1).shape).transpose(0, 1)
-
-    probability = (cdf(upper) - cdf(lower)).clamp_min(LIKELIHOOD_BOUND)
+    probability = (model.prior.cdf(upper + medians) - model.prior.cdf(lower + medians)).clamp_min(LIKELIHOOD_BOUND)
     return -torch.log2(probability)
 
 
@@ -165,7 +159,7 @@ def _trellis(model, y, weights):
     medians = _medians(model, y)
     v = y - medians
     candidates = _dq_candidates(v)                                        # [2, 3, B, M, h, w]
-    w = _weights_like(weights, y)
+    w = _per_channel(weights, y)
     costs, lengths = torch.empty_like(candidates), torch.empty_like(candidates)
     for q in (0, 1):
         for j in range(3):
@@ -183,12 +177,7 @@ def _trellis(model, y, weights):
         return torch.gather(sequences(t).flatten(2), 2, pick)[..., 0].reshape(batch, channels, height, width)
 
     k, quantizer = chosen(candidates), quantizer.reshape(batch, channels, height, width)
-    return k, quantizer, dequantize_dq(k, quantizer) + medians, chosen(lengths)
-
-
-def dequantize_dq(k: torch.Tensor, quantizer: torch.Tensor) -> torch.Tensor:
-    """Reconstruction offsets of indices ``k`` under per-latent ``quantizer`` (0 or 1)."""
-    return torch.where(quantizer == 0, k, k - torch.sign(k) / 2)
+    return k, quantizer, dq_levels(k, quantizer) + medians, chosen(lengths)
 
 
 def _viterbi(candidates: torch.Tensor, costs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -298,12 +287,8 @@ def dq_tables(model) -> tuple[list, list, list]:
     k = torch.arange(reach, dtype=torch.float32)[None, :] - torch.tensor(below, dtype=torch.float32)[:, None]
     medians = prior.medians().detach().reshape(-1, 1)
     lower, upper = _dq_cell(k, 1)
-
-    def cdf(values):
-        return torch.sigmoid(prior.cumulative_logits((values + medians)[:, None, :], stop_gradient=True))[:, 0]
-
-    with torch.no_grad():
-        low, high = cdf(lower), cdf(upper)
+    with torch.no_grad():                                   # [M, n] as a batch of one
+        low, high = prior.cdf((lower + medians)[None])[0], prior.cdf((upper + medians)[None])[0]
     pmfs = [row[:n - 2] for row, n in zip((high - low).tolist(), lengths)]
     tails = [float(low[c, 0] + 1 - high[c, n - 3]) for c, n in enumerate(lengths)]
     q1_cdfs, q1_lengths = coding.build_cdf_tables(pmfs, tails)
@@ -364,6 +349,6 @@ def decompress_trellis(model, data: bytes) -> torch.Tensor:
     def latent(t):
         return t.reshape(*size, channels).permute(2, 0, 1)[None]
 
-    y_hat = dequantize_dq(latent(k), latent(quantizer)) + _medians(model, latent(k))
+    y_hat = dq_levels(latent(k), latent(quantizer)) + _medians(model, latent(k))
     x_hat = model.g_s(y_hat.to(next(model.parameters()).device))
     return x_hat[0, :, :header.height, :header.width].clamp(0, 1)

@@ -125,6 +125,12 @@ class FactorizedDensity(_CodingTables):
         upper = self.cumulative_logits(values + 0.5, stop_gradient)
         return torch.sigmoid(upper) - torch.sigmoid(lower), lower, upper
 
+    def cdf(self, values: torch.Tensor) -> torch.Tensor:
+        """``P(Y <= v)`` of each channel's density, for ``values`` ``[B, C, ...]``."""
+        flat = values.transpose(0, 1).reshape(self.channels, 1, -1)
+        cdf = torch.sigmoid(self.cumulative_logits(flat))
+        return cdf.reshape(values.transpose(0, 1).shape).transpose(0, 1)
+
     def medians(self) -> torch.Tensor:
         """The learned median of each channel, ``[C]``."""
         return self.quantiles[:, 0, 1]
