@@ -1,12 +1,14 @@
 # Two commands for a fresh Linux machine with Python >= 3.10:
 #   make book   create .venv, install everything, execute the chapters, build the HTML book
 #   make test   create .venv, install everything, run the whole test suite
+#   make exercises                  regenerate the student notebooks and tests from exercises/source
+#   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv (OUT=... to rename)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install book test lab exercises clean
+.PHONY: install book test lab exercises grade clean
 
 install: $(STAMP)
 
@@ -23,6 +25,13 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+exercises: $(STAMP)
+	$(PY) exercises/assign.py
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder/ [OUT=scores.csv]"; exit 2; }
+	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab book/

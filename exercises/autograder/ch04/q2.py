@@ -1,0 +1,27 @@
+from otter.test_files import test_case
+
+OK_FORMAT = False
+
+name = "q2"
+points = 1
+all_or_nothing = True
+
+@test_case(points=None, hidden=False)
+def test_noise_range(uniform_noise):
+    import torch
+    assert callable(uniform_noise), 'define a function uniform_noise(y)'
+    y = torch.zeros(10000)
+    u = uniform_noise(y)
+    assert torch.is_tensor(u) and u.shape == y.shape, 'return a tensor shaped like y'
+    assert u.min() >= -0.5 and u.max() <= 0.5, 'the noise must lie in (-1/2, 1/2)'
+
+@test_case(points=None, hidden=True)
+def test_noise_statistics(uniform_noise):
+    import torch
+    torch.manual_seed(9)
+    y = torch.randn(200000) * 3
+    u = uniform_noise(y) - y
+    assert abs(float(u.mean())) < 0.01, f'the noise must have zero mean, got {float(u.mean()):.3f}'
+    assert abs(float(u.var()) - 1 / 12) < 0.003, f'the noise variance must be 1/12, got {float(u.var()):.4f}'
+    assert not torch.equal(uniform_noise(y), uniform_noise(y)), 'draw new noise on every call'
+

@@ -1,0 +1,17 @@
+from otter.test_files import test_case
+
+OK_FORMAT = False
+
+name = "q3"
+points = 1
+all_or_nothing = True
+
+@test_case(points=None, hidden=False)
+def test_psnr_examples(psnr):
+    import numpy as np
+    assert callable(psnr), 'define a function psnr(x, x_hat)'
+    x = np.zeros((4, 4))
+    value = psnr(x, x + 0.1)
+    assert abs(value - 20.0) < 1e-06, f'an error of 0.1 everywhere is 20 dB, got {value}'
+    assert psnr(x, x) == float('inf'), 'identical images should give inf'
+
