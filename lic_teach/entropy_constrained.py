@@ -227,9 +227,7 @@ def compress_latents(model, y_hat: torch.Tensor, height: int, width: int, coder:
     if (offsets - torch.round(offsets)).abs().max() > 1e-3:
         raise ValueError("these latents are not on the coder's grid (median + integer)")
     model.update()
-    header = bitstream.Header(type(model).__name__, model.hyperparameters(), model.table_fingerprint(),
-                              height, width, coder)
-    return bitstream.pack(header, model.prior.compress(y_hat, coder))
+    return bitstream.pack(model.bitstream_header(height, width, coder), model.prior.compress(y_hat, coder))
 
 
 METHODS = ("rounding", "RDOQ", "trellis")
@@ -296,11 +294,6 @@ def dq_tables(model) -> tuple[list, list, list]:
     return ([row + [0] * (width - len(row)) for row in cdfs + q1_cdfs], lengths + q1_lengths, offsets + offsets)
 
 
-def _dq_header(model, height, width, coder):
-    return bitstream.Header(type(model).__name__ + DQ_SUFFIX, model.hyperparameters(), model.table_fingerprint(),
-                            height, width, coder)
-
-
 @torch.no_grad()
 def compress_trellis(model, y: torch.Tensor, weights: torch.Tensor, height: int, width: int,
                      coder: str = "ans") -> bytes:
@@ -316,22 +309,16 @@ def compress_trellis(model, y: torch.Tensor, weights: torch.Tensor, height: int,
     symbols = k[0].permute(1, 2, 0).reshape(-1).int().tolist()
     indexes = rows[0].permute(1, 2, 0).reshape(-1).int().tolist()
     string = coding.get_coder(coder).encode_with_indexes(symbols, indexes, *dq_tables(model))
-    return bitstream.pack(_dq_header(model, height, width, coder), [string])
+    return bitstream.pack(model.bitstream_header(height, width, coder, DQ_SUFFIX), [string])
 
 
 @torch.no_grad()
 def decompress_trellis(model, data: bytes) -> torch.Tensor:
     """The image ``[3, H, W]`` of :func:`compress_trellis`'s bytes, decoded with
     ``model``; ``ValueError`` for bytes that are damaged or not such a bitstream."""
-    header, strings = bitstream.unpack(data)
-    expected = (type(model).__name__ + DQ_SUFFIX, model.hyperparameters())
-    if (header.model, header.params) != expected or len(strings) != 1:
-        raise ValueError(f"this bitstream was written by {header.model}{header.params}, not by "
-                         f"{expected[0]}{expected[1]} (trellis indices)")
-    if header.fingerprint != model.table_fingerprint():
-        raise ValueError("this bitstream was written by a model with other weights; decode it with that model")
-    factor = model.downsampling
-    size = (-(-header.height // factor), -(-header.width // factor))
+    header, strings, size = model.read_bitstream(data, DQ_SUFFIX)
+    if len(strings) != 1:
+        raise ValueError(f"a bitstream of trellis indices holds one string, this one {len(strings)}")
     channels = model.prior.channels
     tables = dq_tables(model)
     stream = coding.get_coder(header.coder).stream_decoder(strings[0])

@@ -69,8 +69,6 @@ def _lic_teach_grade(tests, out, seconds):
             results[question] = [0, f"its tests stopped with {type(error).__name__}: {error}"]
     with io.open(out, "w") as f:
         json.dump(results, f)
-
-_lic_teach_grade(TESTS, OUT, SECONDS)
 '''
 
 
@@ -157,9 +155,8 @@ def _execute(notebook_path: Path, tests: Path, report: Path, cell_timeout: int, 
     with tempfile.TemporaryDirectory(prefix="lic_teach_grade_") as workdir:
         scores_file = os.path.join(workdir, ".lic_teach_scores.json")
         tests_by_question = {q: str(p) for q, p in question_files(tests).items()}
-        source = (GRADING_CELL.replace("TESTS", repr(tests_by_question)).replace("OUT", repr(scores_file))
-                  .replace("SECONDS", repr(test_timeout)))
-        grading_cell = nbformat.v4.new_code_cell(source)
+        call = f"_lic_teach_grade({tests_by_question!r}, {scores_file!r}, {test_timeout!r})"
+        grading_cell = nbformat.v4.new_code_cell(GRADING_CELL + "\n" + call)
         notebook.cells.append(grading_cell)
         tests_limit = test_timeout * (len(tests_by_question) + 1)
         client = NotebookClient(

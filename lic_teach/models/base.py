@@ -81,18 +81,21 @@ class ImageCodec(nn.Module):
         x = as_batch(x).to(next(self.parameters()).device)
         self.update()
         strings = self.encode_latents(pad_to(x, self.downsampling), coder)
-        header = bitstream.Header(type(self).__name__, self.hyperparameters(),
-                                  self.table_fingerprint(), x.shape[-2], x.shape[-1], coder)
-        return bitstream.pack(header, strings)
+        return bitstream.pack(self.bitstream_header(x.shape[-2], x.shape[-1], coder), strings)
 
-    @torch.no_grad()
-    def decompress(self, data: bytes) -> torch.Tensor:
-        """The image ``[3, H, W]`` of the original size from :meth:`compress`'s bytes.
+    def bitstream_header(self, height: int, width: int, coder: str, layout: str = "") -> bitstream.Header:
+        """The header of this model's bitstream of a ``height x width`` image; ``layout``
+        names another arrangement of its latents (e.g. ``"+DQ"``) that only a matching
+        decoder reads. Call after :meth:`update`: it carries the tables' fingerprint."""
+        return bitstream.Header(type(self).__name__ + layout, self.hyperparameters(), self.table_fingerprint(),
+                                height, width, coder)
 
-        Raises ``ValueError`` for bytes that are truncated, altered, not a bitstream, or
-        written by another model (class, hyper-parameters or weights)."""
+    def read_bitstream(self, data: bytes, layout: str = "") -> tuple[bitstream.Header, list, tuple[int, int]]:
+        """``(header, strings, latent_size)`` of bytes written by :meth:`bitstream_header`'s
+        model and ``layout``; ``ValueError`` for bytes that are truncated, altered, not a
+        bitstream, or written by another model (class, hyper-parameters or weights)."""
         header, strings = bitstream.unpack(data)
-        expected = (type(self).__name__, self.hyperparameters())
+        expected = (type(self).__name__ + layout, self.hyperparameters())
         if (header.model, header.params) != expected:
             raise ValueError(f"this bitstream was written by {header.model}{header.params}, "
                              f"not by {expected[0]}{expected[1]}")
@@ -101,6 +104,14 @@ class ImageCodec(nn.Module):
             raise ValueError("this bitstream was written by a model with other weights "
                              "(its coding tables differ); decode it with the model that wrote it")
         factor = self.downsampling
-        latent_size = (-(-header.height // factor), -(-header.width // factor))
+        return header, strings, (-(-header.height // factor), -(-header.width // factor))
+
+    @torch.no_grad()
+    def decompress(self, data: bytes) -> torch.Tensor:
+        """The image ``[3, H, W]`` of the original size from :meth:`compress`'s bytes.
+
+        Raises ``ValueError`` for bytes that are truncated, altered, not a bitstream, or
+        written by another model (class, hyper-parameters or weights)."""
+        header, strings, latent_size = self.read_bitstream(data)
         x_hat = self.decode_latents(strings, latent_size, header.coder)
         return x_hat[0, :, :header.height, :header.width].clamp(0, 1)
