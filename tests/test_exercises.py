@@ -104,12 +104,13 @@ def test_student_notebook_checks_offline_with_public_tests(exercise):
         assert "hidden=True" in full and f'grader.check("{question}")' in "".join(code)
 
 
-def test_exercise_setup_cell_installs_from_the_book_repository_and_is_harmless_here():
+def test_exercise_setup_cell_installs_the_exercises_extra_and_is_harmless_here():
     import yaml
     setup = (REPO / "exercises" / "setup_cell.py").read_text()
     repository = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
-    assert f'LIC_TEACH_REPO = "{repository}"' in setup and "lic_teach[exercises]" in setup
-    exec(compile(setup, "setup_cell", "exec"), {})   # outside Colab: no install, no restart
+    assert f'os.environ.get("LIC_TEACH_REPO", "{repository}")' in setup
+    assert 'lic_teach.colab.install("exercises")' in setup
+    exec(compile(setup, "setup_cell", "exec"), {})   # outside Colab: no install
 
 
 def _grade(notebook, tmp_path, name, **options):

@@ -1,15 +1,12 @@
-# Setup. On Colab this installs lic_teach and CompressAI; elsewhere it does nothing.
-import importlib.util, os, subprocess, sys
+# Setup. On Colab: install lic_teach and CompressAI 1.2.8, keeping Colab's numpy, torch and
+# other packages, so no restart is needed (see lic_teach.colab). Elsewhere: nothing.
+import importlib, importlib.util, os, subprocess, sys
 
-LIC_TEACH_REPO = "https://github.com/lic-teach/lic-teach"
-if "google.colab" in sys.modules and importlib.util.find_spec("lic_teach") is None:
-    print(f"Installing lic_teach and CompressAI from {LIC_TEACH_REPO} (a minute or two)...")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+LIC_TEACH_REPO = os.environ.get("LIC_TEACH_REPO", "https://github.com/lic-teach/lic-teach")
+if "google.colab" in sys.modules and importlib.util.find_spec("compressai") is None:
+    print(f"Installing lic_teach from {LIC_TEACH_REPO}...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     f"lic_teach @ git+{LIC_TEACH_REPO}"], check=True)
-    import numpy
-    if int(numpy.__version__.split(".")[0]) >= 2:
-        print(f"CompressAI needs numpy < 2, which is now installed, but this runtime still has "
-              f"numpy {numpy.__version__} loaded.\nThe runtime restarts now to load the new one. "
-              f"When it has reconnected, choose Runtime > Run all again: this cell then skips "
-              f"the install.")
-        os.kill(os.getpid(), 9)
+    importlib.invalidate_caches()
+    import lic_teach.colab
+    lic_teach.colab.install()
