@@ -1,6 +1,7 @@
 # Two commands for a fresh Linux machine with Python >= 3.10:
 #   make book   create .venv, install everything, execute the chapters, build the HTML book
-#   make test   create .venv, install everything, run the whole test suite
+#   make test   create .venv, install everything, run the whole test suite (no network)
+#   make test-colab                 the Colab-like environment check (Python 3.13, numpy 2; needs PyPI)
 #   make exercises                  regenerate the student notebooks and tests from exercises/source
 #   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv (OUT=... to rename)
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install book test lab exercises grade clean
+.PHONY: install book test test-colab lab exercises grade clean
 
 install: $(STAMP)
 
@@ -25,6 +26,9 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-colab: $(STAMP)
+	$(PY) -m pytest -m colab -s tests/test_colab_environment.py
 
 exercises: $(STAMP)
 	$(PY) exercises/assign.py

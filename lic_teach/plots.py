@@ -1,4 +1,4 @@
-"""Plotly figures for the book: R-D curves, images side by side, image sliders.
+"""Plotly figures for the book: R-D curves, images side by side, sliders over images or curves.
 
 Importing this module selects a renderer that works in every place a chapter runs:
 in JupyterLab and VS Code figures use plotly's own mime type; in the built HTML book
@@ -114,4 +114,28 @@ def image_slider_figure(frames: Mapping, title: str | None = None, height: int =
     figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
                          sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=prefix))])
     figure.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    return figure
+
+
+def curve_slider_figure(frames: Mapping, title: str | None = None, height: int = 420,
+                        prefix: str = "") -> go.Figure:
+    """Curves that change with a slider under them: ``{label: [trace, ...]}``, every frame
+    with the same traces in the same order (a step swaps their ``x`` and ``y``).
+
+    The twin of a live ``widgets.figure_slider`` for the static HTML book: every frame is
+    embedded, so the slider moves without a kernel.
+    """
+    if not frames:
+        raise ValueError("curve_slider_figure needs at least one frame")
+    traces = {label: list(frame) for label, frame in frames.items()}
+    first = next(iter(traces.values()))
+    if any(len(frame) != len(first) for frame in traces.values()):
+        raise ValueError("every frame of curve_slider_figure needs the same number of traces")
+    figure = go.Figure(first)
+    steps = [dict(method="restyle", label=str(label),
+                  args=[{"x": [trace.x for trace in frame], "y": [trace.y for trace in frame]}])
+             for label, frame in traces.items()]
+    figure.update_layout(title=title, height=height,
+                         sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=prefix),
+                                       pad=dict(t=50))])   # below the x axis title
     return figure

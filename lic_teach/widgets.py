@@ -1,7 +1,9 @@
 """ipywidgets demos: change a parameter with a slider and see the result at once.
 
-These need a live kernel (JupyterLab, Colab); the static book shows the same content
-with ``plots.image_slider_figure``, which needs none.
+These need a live kernel (JupyterLab, Colab), so the book removes their output from the
+HTML. Each demo in a chapter has a twin that needs none: a plotly figure whose slider
+steps through precomputed frames (``plots.image_slider_figure`` for ``image_slider``,
+``plots.curve_slider_figure`` for ``figure_slider``).
 """
 from __future__ import annotations
 
@@ -26,11 +28,7 @@ def image_slider(render, values, description: str = "value") -> widgets.VBox:
     Returns the widget (display it, or make it a cell's last value). Its children are
     ``(slider, image, caption)``, so a test or a reader can drive it from code.
     """
-    values = list(values)
-    if not values:
-        raise ValueError("image_slider needs at least one value")
-    slider = widgets.SelectionSlider(options=values, value=values[0], description=description,
-                                     continuous_update=False, layout=widgets.Layout(width="60%"))
+    slider = _slider(values, description, "image_slider")
     image = widgets.Image(format="png")
     caption = widgets.HTML()
 
@@ -41,3 +39,27 @@ def image_slider(render, values, description: str = "value") -> widgets.VBox:
     slider.observe(redraw, names="value")
     redraw()
     return widgets.VBox([slider, image, caption])
+
+
+def figure_slider(render, values, description: str = "value") -> widgets.VBox:
+    """A slider over ``values``; moving it calls ``render(value) -> plotly Figure`` and
+    shows the figure. Returns the widget; its children are ``(slider, output)``."""
+    slider = _slider(values, description, "figure_slider")
+    output = widgets.Output()
+
+    def redraw(change=None):
+        output.clear_output(wait=True)
+        with output:
+            render(slider.value).show()
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([slider, output])
+
+
+def _slider(values, description: str, caller: str) -> widgets.SelectionSlider:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{caller} needs at least one value")
+    return widgets.SelectionSlider(options=values, value=values[0], description=description,
+                                   continuous_update=False, layout=widgets.Layout(width="60%"))

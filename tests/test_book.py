@@ -166,6 +166,7 @@ def offline_dom(page: Path, profile: Path) -> str:
     return result.stdout
 
 
+FIGURE_DIV = re.compile(r'<div id="([^"]+)" class="plotly-graph-div')
 UNTYPESET_MATH = re.compile(r'class="math[^"]*">\s*(\\\(|\\\[|\$)')
 
 
@@ -179,9 +180,10 @@ def test_chapters_typeset_math_and_draw_figures_offline(built_book, tmp_path):
         assert "class=\"math" in source, f"{page.name} has no math to check"
         assert "<mjx-container" in dom, f"{page.name}: MathJax typeset nothing offline"
         assert not UNTYPESET_MATH.search(dom), f"{page.name}: raw TeX left on the page"
-        figures = source.count("Plotly.newPlot")
-        assert figures >= 1, f"{page.name} has no figure to check"
-        assert dom.count('class="main-svg"') >= figures, f"{page.name}: plotly drew no figure offline"
+        figures = FIGURE_DIV.findall(source)   # not the escaped copies in a widget's saved state
+        assert figures, f"{page.name} has no figure to check"
+        undrawn = [f for f in figures if not re.search(f'id="{f}" class="[^"]*js-plotly-plot', dom)]
+        assert not undrawn, f"{page.name}: plotly did not draw {len(undrawn)} of {len(figures)} figures"
 
 
 def test_committed_notebooks_have_no_outputs():
@@ -203,7 +205,8 @@ def test_every_chapter_starts_with_the_colab_setup_cell():
         assert "remove-cell" in code[0].metadata.get("tags", []), f"{path.name}: setup cell shown"
 
 
-def test_setup_cell_is_harmless_outside_colab():
+def test_setup_cell_is_harmless_outside_colab(monkeypatch):
+    monkeypatch.delenv("LIC_TEACH_REPO", raising=False)   # set by the Colab-like environment
     namespace = {}
     exec(compile(SETUP_CELL, "setup_cell", "exec"), namespace)   # no install, no restart
     assert namespace["LIC_TEACH_REPO"].startswith("https://")
@@ -233,6 +236,21 @@ def test_setup_cell_on_colab_installs_lic_teach_then_the_rest(monkeypatch, insta
         assert calls[0] == [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                             "lic_teach @ git+file:///somewhere/lic-teach"]
         assert calls[1] == ("install", ())
+
+
+def test_every_live_widget_has_a_static_twin():
+    """An ipywidgets demo needs a kernel: its output is removed from the HTML, and the
+    chapter shows a plotly slider figure (which moves without a kernel) before it."""
+    for path in CHAPTERS:
+        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        for index, cell in enumerate(code):
+            if re.search(r"\bwidgets\.\w+_slider\(", cell.source):
+                assert "remove-output" in cell.metadata.get("tags", []), f"{path.name}: {cell.source[:60]}"
+                assert any(re.search(r"plots\.\w+_slider_figure\(", c.source) for c in code[:index]), \
+                    f"{path.name}: no plotly twin before {cell.source[:60]!r}"
+    demos = sum(len(re.findall(r"\bwidgets\.\w+_slider\(", c.source)) for path in CHAPTERS
+                for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert demos >= 2
 
 
 def test_toc_and_chapters_agree():

@@ -58,3 +58,30 @@ def test_image_slider_widget_redraws():
     assert image.value[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
         widgets.image_slider(render, [])
+
+
+def test_curve_slider_figure_swaps_the_curves_of_each_frame():
+    frames = {f"{a}": [go.Scatter(x=[0, 1], y=[0, a]), go.Scatter(x=[0, 1], y=[a, 0])] for a in (1, 2)}
+    figure = plots.curve_slider_figure(frames, prefix="a = ")
+    steps = figure.layout.sliders[0].steps
+    assert len(figure.data) == 2 and [s.label for s in steps] == ["1", "2"]
+    assert list(steps[1].args[0]["y"][0]) == [0, 2] and list(steps[1].args[0]["y"][1]) == [2, 0]
+    with pytest.raises(ValueError, match="same number"):
+        plots.curve_slider_figure({"1": frames["1"], "2": frames["2"][:1]})
+    with pytest.raises(ValueError):
+        plots.curve_slider_figure({})
+
+
+def test_figure_slider_widget_redraws():
+    calls = []
+
+    def render(value):
+        calls.append(value)
+        return go.Figure(go.Scatter(y=[0, value]))
+
+    box = widgets.figure_slider(render, [1, 2, 3], "a")
+    slider, output = box.children
+    slider.value = 3
+    assert calls == [1, 3] and slider.description == "a"
+    with pytest.raises(ValueError):
+        widgets.figure_slider(render, [])
