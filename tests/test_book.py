@@ -227,7 +227,8 @@ def test_setup_cell_on_colab_installs_lic_teach_then_the_rest(monkeypatch, insta
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
         (real_find_spec(name) if installed else None) if name == "compressai" else real_find_spec(name, *a)))
-    monkeypatch.setattr(subprocess, "run", lambda command, check: calls.append(command))
+    monkeypatch.setattr(subprocess, "run", lambda command: calls.append(command) or
+                        types.SimpleNamespace(returncode=0))
     monkeypatch.setattr(lic_teach.colab, "install", lambda *extras: calls.append(("install", extras)))
     exec(compile(SETUP_CELL, "setup_cell", "exec"), {})
     if installed:
@@ -251,6 +252,19 @@ def test_every_live_widget_has_a_static_twin():
     demos = sum(len(re.findall(r"\bwidgets\.\w+_slider\(", c.source)) for path in CHAPTERS
                 for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     assert demos >= 2
+
+
+def test_setup_cell_says_what_to_do_when_pip_fails(monkeypatch):
+    import importlib.util
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        None if name == "compressai" else real_find_spec(name, *a)))
+    monkeypatch.setattr(subprocess, "run", lambda command: types.SimpleNamespace(returncode=1))
+    with pytest.raises(RuntimeError, match="runtime online.*run all again"):
+        exec(compile(SETUP_CELL, "setup_cell", "exec"), {})
 
 
 def test_toc_and_chapters_agree():

@@ -5,8 +5,10 @@ import importlib, importlib.util, os, subprocess, sys
 LIC_TEACH_REPO = os.environ.get("LIC_TEACH_REPO", "https://github.com/lic-teach/lic-teach")
 if "google.colab" in sys.modules and importlib.util.find_spec("compressai") is None:
     print(f"Installing lic_teach from {LIC_TEACH_REPO}...", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    f"lic_teach @ git+{LIC_TEACH_REPO}"], check=True)
+    if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                       f"lic_teach @ git+{LIC_TEACH_REPO}"]).returncode:
+        raise RuntimeError("Could not install lic_teach (see pip's message above). Is the runtime "
+                           "online? Then: Runtime > Disconnect and delete runtime, and run all again.")
     importlib.invalidate_caches()
     import lic_teach.colab
     lic_teach.colab.install()
