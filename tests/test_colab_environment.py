@@ -74,37 +74,13 @@ class ColabLike:
         return self.run("-c", f"from importlib.metadata import version; print(version({distribution!r}))"
                         ).stdout.strip()
 
-    def execute_on_colab(self, notebook_path: Path, setup_source: str | None = None) -> dict:
-        """Execute a notebook (or, with ``setup_source``, just that cell) in a kernel of
-        this environment in which ``google.colab`` is imported, as on Colab. Returns
-        ``{"seconds": per cell, "text": all printed output, "widget_manager": bool}``."""
-        driver = f"""
-import json, time
-import nbformat
-from nbclient import NotebookClient
-path, setup = {str(notebook_path)!r}, {setup_source!r}
-notebook = nbformat.read(path, as_version=4) if setup is None else nbformat.v4.new_notebook(
-    cells=[nbformat.v4.new_code_cell(setup)])
-cells = [nbformat.v4.new_code_cell("import sys; sys.path.insert(0, {str(STUB)!r}); import google.colab")]
-notebook.cells = cells + notebook.cells + [nbformat.v4.new_code_cell(
-    "from google.colab import output; print('WIDGET_MANAGER', output.custom_widget_manager_enabled)")]
-client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                        resources={{"metadata": {{"path": {str(notebook_path.parent)!r}}}}})
-seconds = []
-with client.setup_kernel():
-    for index, cell in enumerate(notebook.cells):
-        start = time.perf_counter()
-        client.execute_cell(cell, index)
-        seconds.append(time.perf_counter() - start)
-text = "".join(o.get("text", "") + str(o.get("data", {{}}).get("text/plain", ""))
-               for c in notebook.cells for o in c.get("outputs", []))
-print(json.dumps({{"seconds": seconds, "text": text}}))
-"""
+    def execute_on_colab(self, notebook: Path, setup_cell: Path | None = None) -> dict:
+        """``tests/colab_stub/execute.py`` on ``notebook`` (or only ``setup_cell``, in the
+        notebook's folder): ``{"seconds": per cell, "text": output, "widget_manager": bool}``."""
+        arguments = [str(STUB / "execute.py"), str(notebook)] + ([str(setup_cell)] if setup_cell else [])
         # PIP_NO_CACHE_DIR: time the install as a fresh runtime sees it, with nothing cached
-        output = self.run("-c", driver, timeout=1200, PIP_NO_CACHE_DIR="1").stdout
-        result = json.loads(output.strip().splitlines()[-1])
-        result["widget_manager"] = "WIDGET_MANAGER True" in result["text"]
-        return result
+        output = self.run(*arguments, timeout=1200, PIP_NO_CACHE_DIR="1").stdout
+        return json.loads(output.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +100,7 @@ def colab(tmp_path_factory):
 def installed(colab):
     """The chapters' setup cell, run in a Colab-like kernel."""
     before = {name: colab.version(name) for name in ("numpy", "torch", "torchvision", "ipywidgets")}
-    result = colab.execute_on_colab(ROOT / "book" / "ch01_transform_coding.ipynb",
-                                    setup_source=BOOK_SETUP.read_text())
+    result = colab.execute_on_colab(ROOT / "book" / "ch01_transform_coding.ipynb", BOOK_SETUP)
     result["before"] = before
     return result
 
