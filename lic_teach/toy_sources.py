@@ -13,6 +13,7 @@ seconds on a CPU with any of the relaxations of ``lic_teach.quantization``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -83,6 +84,20 @@ class ToyTransformCode(nn.Module):
         return cell, self.g_s(self.prior.dequantize(symbols))
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch on one CPU thread inside the block. A toy step is a few small matrix
+    products: splitting each over threads gains nothing on an idle CPU and, measured on 2
+    busy cores, made chapter 4's toy cell 20 times slower, its threads spinning while
+    waiting for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1.0, steps: int = 2000,
             batch_size: int = 1024, relaxation: str = "noise", lr: float = 1e-2, seed: int = 0,
             progress: bool = True) -> list[dict]:
@@ -98,17 +113,18 @@ def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1
     aux_optimizer = torch.optim.Adam([model.prior.quantiles], lr=lr)
     model.train()
     history = []
-    for step in tqdm(range(1, steps + 1), desc=f"{source}, {relaxation}", disable=not progress, leave=False):
-        x = SOURCES[source](batch_size, generator)
-        out = model(x, relaxation, alpha=quantization.soft_round_alpha(step, steps), seed=seed + step)
-        bits, mse = out["bits"].mean(), ((out["x_hat"] - x) ** 2).sum(dim=1).mean()
-        optimizer.zero_grad()
-        (bits + lmbda * mse).backward()
-        optimizer.step()
-        aux_optimizer.zero_grad()
-        model.prior.aux_loss().backward()
-        aux_optimizer.step()
-        history.append({"step": step, "bits": bits.item(), "mse": mse.item()})
+    with _one_thread():
+        for step in tqdm(range(1, steps + 1), desc=f"{source}, {relaxation}", disable=not progress, leave=False):
+            x = SOURCES[source](batch_size, generator)
+            out = model(x, relaxation, alpha=quantization.soft_round_alpha(step, steps), seed=seed + step)
+            bits, mse = out["bits"].mean(), ((out["x_hat"] - x) ** 2).sum(dim=1).mean()
+            optimizer.zero_grad()
+            (bits + lmbda * mse).backward()
+            optimizer.step()
+            aux_optimizer.zero_grad()
+            model.prior.aux_loss().backward()
+            aux_optimizer.step()
+            history.append({"step": step, "bits": bits.item(), "mse": mse.item()})
     model.eval()
     return history
 
@@ -120,7 +136,8 @@ def rate_distortion(model: ToyTransformCode, source: str = "banana", count: int 
     vector, and ``snr_db`` (source variance over mse) on fresh samples, hard rounding."""
     model.eval()
     x = SOURCES[source](count, torch.Generator().manual_seed(seed))
-    out = model(x)
+    with _one_thread():
+        out = model(x)
     mse = float(((out["x_hat"] - x) ** 2).sum(dim=1).mean())
     return {"bits": float(out["bits"].mean()), "mse": mse,
             "snr_db": 10 * math.log10(float(x.var(dim=0).sum()) / mse)}

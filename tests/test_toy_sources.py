@@ -76,3 +76,16 @@ def test_bad_names_are_clear_errors():
         ts.fit_toy(model, "donut", steps=1)
     with pytest.raises(ValueError, match="unknown relaxation"):
         model.train()(torch.zeros(4, 2), relaxation="magic")
+
+
+def test_toy_training_runs_on_one_thread_and_gives_the_threads_back():
+    threads = torch.get_num_threads()
+    seen = []
+    model = ts.ToyTransformCode(hidden=8)
+    model.g_a.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    ts.fit_toy(model, "banana", steps=2, batch_size=16, progress=False)
+    ts.rate_distortion(model, count=100)
+    assert seen == [1, 1, 1] and torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="unknown relaxation"):
+        ts.fit_toy(model, "banana", steps=1, relaxation="magic", progress=False)
+    assert torch.get_num_threads() == threads
