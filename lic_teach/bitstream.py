@@ -17,9 +17,11 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from .coding import CODERS
+
 MAGIC = b"LICT"
 FORMAT_VERSION = 1
-CODER_IDS = {"ans": 0, "readable": 1}
+CODER_IDS = {name: coder.bitstream_id for name, coder in CODERS.items()}
 
 
 @dataclass

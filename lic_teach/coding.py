@@ -190,6 +190,8 @@ class ReadableRansCoder:
     ``cdf_lengths[k]``, whose first entry stands for the value ``offsets[k]``.
     """
 
+    bitstream_id = 1        # its number in a bitstream's header (``lic_teach.bitstream``)
+
     def __init__(self, precision: int = PRECISION):
         self.precision = precision
 
@@ -229,6 +231,8 @@ class ReadableStreamDecoder:
 class CompressAIRansCoder:
     """CompressAI's C++ rANS (``compressai.ans``), behind the same methods."""
 
+    bitstream_id = 0        # its number in a bitstream's header (``lic_teach.bitstream``)
+
     def encode_with_indexes(self, symbols, indexes, cdfs, cdf_lengths, offsets) -> bytes:
         from compressai import ans
         return ans.RansEncoder().encode_with_indexes(symbols, indexes, cdfs, cdf_lengths, offsets)
@@ -262,7 +266,7 @@ class CompressAIStreamDecoder:
         """Nothing to check: the C++ decoder cannot tell; the bitstream's CRC guards the bytes."""
 
 
-CODERS = {"ans": CompressAIRansCoder, "readable": ReadableRansCoder}
+CODERS = {"ans": CompressAIRansCoder, "readable": ReadableRansCoder}   # the one table of coders
 
 
 def get_coder(name: str = "ans"):

@@ -17,20 +17,12 @@ import functools
 import torch
 
 from .metrics import bpp
-from .models import (CheckerboardContext, FactorizedPrior, JointAutoregressive, MeanScaleHyperprior,
-                     ScaleHyperprior)
+from .models import CheckerboardContext, JointAutoregressive, registry
 from .models.base import as_batch, pad_to
 
 _TABLES = {"quantized_cdf": "_quantized_cdf", "cdf_length": "_cdf_length", "cdf_offset": "_offset"}
 _CONSTANT_SUFFIXES = ("pedestal", "lower_bound.bound", ".target", "likelihood_lower_bound.bound",
                       "scale_bound", "lower_bound_scale.bound", "context_prediction.mask")
-_ARCHITECTURES = {   # name -> (lic_teach class, CompressAI class name, zoo function or None)
-    "bmshj2018-factorized": (FactorizedPrior, "FactorizedPrior", "bmshj2018_factorized"),
-    "bmshj2018-hyperprior": (ScaleHyperprior, "ScaleHyperprior", "bmshj2018_hyperprior"),
-    "mbt2018-mean": (MeanScaleHyperprior, "MeanScaleHyperprior", "mbt2018_mean"),
-    "mbt2018": (JointAutoregressive, "JointAutoregressiveHierarchicalPriors", "mbt2018"),
-    "checkerboard-mean-scale": (CheckerboardContext, "CheckerboardMeanScale", None),
-}
 _FLAT_PREFIXES = [("prior.", "entropy_bottleneck."), ("hyperprior.", "entropy_bottleneck."),
                   ("conditional.", "gaussian_conditional.")]
 _PREFIXES = {   # lic_teach attribute -> CompressAI module path, by lic_teach class
@@ -84,16 +76,19 @@ def _cai_class(name: str):
 
 
 def _twin_class(model_class):
-    for ours, theirs, _ in _ARCHITECTURES.values():
-        if model_class is ours:
-            return _cai_class(theirs)
-    raise TypeError(f"no CompressAI twin known for {model_class.__name__}")
+    try:
+        name = registry.architecture_of(model_class).compressai_class
+    except ValueError:
+        name = None
+    if name is None:
+        raise TypeError(f"no CompressAI twin known for {model_class.__name__}")
+    return _cai_class(name)
 
 
 def _lic_class(cai_class):
-    for ours, theirs, _ in _ARCHITECTURES.values():
-        if cai_class is _cai_class(theirs):
-            return ours
+    for entry in registry.ARCHITECTURES.values():
+        if entry.compressai_class is not None and cai_class is _cai_class(entry.compressai_class):
+            return entry.model_class
     raise TypeError(f"no lic_teach model known for CompressAI's {cai_class.__name__}")
 
 
@@ -151,19 +146,13 @@ def from_compressai(cai_model):
 # ------------------------------------------------------------------- zoo checkpoints
 
 
-def _architecture(name: str):
-    if name not in _ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(_ARCHITECTURES)}")
-    return _ARCHITECTURES[name]
-
-
 def load_zoo(architecture: str = "bmshj2018-factorized", quality: int = 1, metric: str = "mse"):
     """A CompressAI zoo model with its published weights, as a ``lic_teach`` model.
 
     This is CompressAI's own ``pretrained=True`` path: it downloads the checkpoint (or
     reuses torch hub's cache). Without network it raises ``ConnectionError``.
     """
-    _, _, function = _architecture(architecture)
+    function = registry.architecture(architecture).compressai_zoo
     if function is None:
         raise ValueError(f"CompressAI publishes no weights for {architecture}; "
                          f"train one or use load_checkpoint")
@@ -180,7 +169,7 @@ def load_checkpoint(path, architecture: str = "bmshj2018-factorized"):
     """A ``lic_teach`` model from a checkpoint file in CompressAI's zoo format (a state
     dict saved by ``torch.save``, possibly with the zoo's older key names)."""
     from compressai.zoo.pretrained import load_pretrained
-    _, class_name, _ = _architecture(architecture)
+    class_name = registry.architecture(architecture).compressai_class
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]

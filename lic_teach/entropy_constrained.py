@@ -1,4 +1,5 @@
-"""Entropy-constrained quantization of a trained model's latents (chapter 5).
+"""Entropy-constrained quantization of a trained model's latents (the decoder-training
+chapter).
 
 The encoder of a learned codec may send any integers it likes: the decoder only reads
 them. Rounding each latent to the nearest integer minimizes the latent error, not the

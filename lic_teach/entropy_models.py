@@ -297,7 +297,7 @@ class GaussianConditional(_CodingTables):
 
     def stream_decoder(self, string: bytes, coder: str = "ans") -> "GaussianStreamDecoder":
         """A decoder that returns the latents of ``string`` a few at a time, for models
-        whose scales and means depend on latents decoded earlier (chapter 7)."""
+        whose scales and means depend on latents decoded earlier (the context-model chapter)."""
         return GaussianStreamDecoder(self, string, coder)
 
 

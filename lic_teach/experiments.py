@@ -1,10 +1,11 @@
-"""The training that chapters 3, 6 and 7 share, so that their rate-distortion curves
-compare like with like.
+"""The training that the end-to-end, hyperprior and context-model chapters share, so
+that their rate-distortion curves compare like with like.
 
-Chapter 3 trains a family of factorized-prior models (:func:`factorized_family`).
-Chapters 6 and 7 give every architecture those models' transforms and train its
-entropy model alone, on the same latents for the same steps (:func:`train_architectures`).
-Everything is trained once: the weights are cached (``train.load_or_train``) and reused
+The end-to-end chapter trains a family of factorized-prior models
+(:func:`factorized_family`). The hyperprior and context-model chapters give every
+architecture those models' transforms and train its entropy model alone, on the same
+latents for the same steps (:func:`train_architectures`).
+Everything is trained once: the weights are cached (``cache.load_or_train``) and reused
 while the settings and the code stay the same.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import data, train
+from . import cache, data, train
 from .budget import Budget
 from .models import FactorizedPrior
 
@@ -32,16 +33,17 @@ class Setup:
     lambdas: tuple[float, ...]
 
     def __str__(self) -> str:
-        return (f"chapter 3's transforms at each of the lambdas {', '.join(f'{l:g}' for l in self.lambdas)}; "
+        return (f"the end-to-end chapter's transforms at each of the lambdas "
+                f"{', '.join(f'{l:g}' for l in self.lambdas)}; "
                 f"each entropy model trained from scratch for {self.steps} steps of {self.batch_size} "
                 f"on the latents of {self.crops} random {self.patch_size}x{self.patch_size} crops")
 
 
 def setup(B: Budget) -> Setup:
-    """Chapter 3's lambdas; crops of 256x256, so that the hyper-latent ``z`` (1/64 of
+    """The end-to-end chapter's lambdas; crops of 256x256, so that the hyper-latent ``z`` (1/64 of
     the image side) has 4x4 positions (at 128x128 every position of a 2x2 ``z`` lies on
     the border, and the hyperpriors measured worse than the factorized prior); a
-    quarter of chapter 3's base steps, each on the latents of 4 crops."""
+    quarter of the end-to-end chapter's base steps, each on the latents of 4 crops."""
     steps, batch = max(1, B.train_steps // 4), 4
     return Setup(max(B.patch_size, 256), min(512, steps * batch), batch, steps, lambdas(B))
 
@@ -58,13 +60,13 @@ def _crops(patch_size: int, count: int):
 
 
 def factorized_family(B: Budget, progress: bool = True):
-    """Chapter 3's models: ``train.fit_family`` of ``FactorizedPrior(B.N, B.M)`` at
+    """The end-to-end chapter's models: ``train.fit_family`` of ``FactorizedPrior(B.N, B.M)`` at
     :func:`lambdas`, on random crops of the training photos, kept in the cache.
     Returns ``(models, histories, from_cache)``."""
     crops, key = _crops(B.patch_size, B.train_steps * B.batch_size)
     return train.fit_family(lambda: FactorizedPrior(B.N, B.M), crops, lambdas(B), steps=B.train_steps,
                             batch_size=B.batch_size, device=B.device, name="factorized",
-                            progress=progress, cache_dir=train.default_cache_dir(), cache_key=key)
+                            progress=progress, cache_dir=cache.default_cache_dir(), cache_key=key)
 
 
 def transforms(model) -> dict:
@@ -88,7 +90,7 @@ def training_latents(model, settings: Setup, device) -> torch.Tensor:
 def train_architectures(architectures: dict, B: Budget, progress: bool = True) -> dict:
     """``{name: (models, histories)}`` for ``{name: model class}``.
 
-    Every model ``cls(B.N, B.M)`` takes the transforms ``g_a``, ``g_s`` of chapter 3's
+    Every model ``cls(B.N, B.M)`` takes the transforms ``g_a``, ``g_s`` of the end-to-end chapter's
     factorized model at its lambda, unchanged. Its entropy model (for the factorized
     prior too) starts from scratch and is trained with ``train.fit_entropy_model`` on
     the same latents for the same steps, so the architectures differ only in their
@@ -97,10 +99,10 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
     settings = setup(B)
     start = time.perf_counter()
     base, _, cached = factorized_family(B, progress)
-    print(f"{'chapter 3 models':24s}: " + ("loaded from the cache" if cached
+    print(f"{'end-to-end models':24s}: " + ("loaded from the cache" if cached
                                            else f"trained in {time.perf_counter() - start:.0f} s"))
     latents = {lmbda: training_latents(model, settings, B.device) for lmbda, model in base.items()}
-    fingerprints = [train.tensors_fingerprint({"y": y}) for y in latents.values()]
+    fingerprints = [cache.tensors_fingerprint({"y": y}) for y in latents.values()]
     families = {}
     for name, model_class in architectures.items():
         def train_all():
@@ -117,11 +119,11 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
             return models, histories
 
         start = time.perf_counter()
-        models, histories, cached = train.load_or_train(
+        models, histories, cached = cache.load_or_train(
             lambda: model_class(B.N, B.M), dict(recipe="entropy model on fixed latents",
                                                 lambdas=list(base), steps=settings.steps,
                                                 batch_size=settings.batch_size, latents=fingerprints),
-            train_all, train.default_cache_dir(), B.device)
+            train_all, cache.default_cache_dir(), B.device)
         seconds = time.perf_counter() - start
         print(f"{name:24s}: " + ("loaded from the cache (trained earlier with the same settings)"
                                  if cached else f"trained in {seconds:.0f} s"))
@@ -139,12 +141,13 @@ def held_out_images(B: Budget) -> dict:
 
 
 def finetune_steps(B: Budget) -> int:
-    """Steps of the short fine-tunings of chapters 4 and 5: a tenth of chapter 3's base steps."""
+    """Steps of the short fine-tunings of the quantization and decoder-training chapters:
+    a tenth of the end-to-end chapter's base steps."""
     return max(1, B.train_steps // 10)
 
 
 def _finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool):
-    """``(models, histories)``: a copy of each of chapter 3's models tuned in place by
+    """``(models, histories)``: a copy of each of the end-to-end chapter's models tuned in place by
     ``tune(model, lmbda, crops, label) -> history``, kept in the cache under ``recipe``."""
     base, _, _ = factorized_family(B, progress)
     crops, key = _crops(B.patch_size, B.train_steps * B.batch_size)
@@ -158,17 +161,17 @@ def _finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool):
         return models, histories
 
     settings = dict(recipe=recipe, label=label, lambdas=list(base), steps=finetune_steps(B), batch_size=B.batch_size,
-                    data=key, start=[train.tensors_fingerprint(m.state_dict()) for m in base.values()])
-    models, histories, _ = train.load_or_train(lambda: FactorizedPrior(B.N, B.M), settings, train_all,
-                                               train.default_cache_dir(), B.device)
+                    data=key, start=[cache.tensors_fingerprint(m.state_dict()) for m in base.values()])
+    models, histories, _ = cache.load_or_train(lambda: FactorizedPrior(B.N, B.M), settings, train_all,
+                                               cache.default_cache_dir(), B.device)
     return models, histories
 
 
 def relaxation_family(relaxations, B: Budget, progress: bool = True) -> dict:
-    """``{relaxation: (models, histories)}``: chapter 3's models, each fine-tuned at its
+    """``{relaxation: (models, histories)}``: the end-to-end chapter's models, each fine-tuned at its
     lambda for :func:`finetune_steps` steps (lr 3e-4) with ``relaxation`` in place of
-    rounding (``relaxed_training.Relaxed``), on chapter 3's training crops. ``"noise"``
-    is the control: the same extra steps with the relaxation chapter 3 trained with."""
+    rounding (``relaxed_training.Relaxed``), on the end-to-end chapter's training crops. ``"noise"``
+    is the control: the same extra steps with the relaxation the end-to-end chapter trained with."""
     from .relaxed_training import Relaxed
     steps = finetune_steps(B)
     families = {}
@@ -195,7 +198,8 @@ def channel_weights(model, lmbda: float, B: Budget) -> torch.Tensor:
 
 
 def quantizers(model, weights: torch.Tensor) -> dict:
-    """``{name: y -> y_hat}``: the latents a decoder may be retrained on (chapter 5)."""
+    """``{name: y -> y_hat}``: the latents a decoder may be retrained on (the
+    decoder-training chapter)."""
     from . import entropy_constrained, quantization
     medians = model.prior.medians().detach().reshape(1, -1, 1, 1)
     return {"rounding": lambda y: quantization.hard_round(y, medians),
@@ -205,7 +209,7 @@ def quantizers(model, weights: torch.Tensor) -> dict:
 
 
 def decoder_family(names, B: Budget, progress: bool = True) -> dict:
-    """``{name: (models, histories)}``: chapter 3's models with ``g_s`` fine-tuned for
+    """``{name: (models, histories)}``: the end-to-end chapter's models with ``g_s`` fine-tuned for
     :func:`finetune_steps` steps (``train.fit_decoder``, lr 1e-4) on the latents of
     :func:`quantizers` ``[name]``, the encoder and the prior frozen."""
     base, _, _ = factorized_family(B, progress)

@@ -1,4 +1,4 @@
-"""Iterative encoding: optimizing the latents of one image (chapters 4 and 9).
+"""Iterative encoding: optimizing the latents of one image (the quantization chapter).
 
 The analysis transform ``g_a`` is amortized: one network maps every image to latents
 that are good on average. For one given image, the latents themselves can be optimized

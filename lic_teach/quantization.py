@@ -1,4 +1,4 @@
-"""Quantization and its differentiable stand-ins for training (chapter 4).
+"""Quantization and its differentiable stand-ins for training (the quantization chapter).
 
 Rounding has zero gradient almost everywhere, so training replaces it. Every function
 here has the same form: ``f(y, means=None, ...) -> Tensor``, quantizing ``y`` on the

@@ -1,4 +1,4 @@
-"""Training an image model with any stand-in for rounding (chapter 4).
+"""Training an image model with any stand-in for rounding (the quantization chapter).
 
 :class:`Relaxed` wraps a ``FactorizedPrior`` so that, in training mode, its forward pass
 replaces rounding with one of ``quantization.RELAXATIONS`` (the rate and the decoder

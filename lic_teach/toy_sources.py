@@ -1,4 +1,4 @@
-"""Two-dimensional sources and a tiny nonlinear transform code for them (chapter 4).
+"""Two-dimensional sources and a tiny nonlinear transform code for them (the quantization chapter).
 
 In two dimensions the quantization cells of a learned codec can be drawn: every source
 point ``x`` lands in the cell of the integer vector ``round(g_a(x))``, and is decoded to
@@ -49,7 +49,7 @@ def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
 
 class ToyTransformCode(nn.Module):
     """``x -> g_a -> y -> Q -> y_hat -> g_s -> x_hat`` for 2-D vectors: two small
-    multilayer perceptrons and a factorized density for ``y`` (chapter 3's).
+    multilayer perceptrons and a factorized density for ``y`` (the end-to-end chapter's).
 
     Args:
         latents: dimensions of ``y``.
@@ -87,9 +87,9 @@ class ToyTransformCode(nn.Module):
 @contextlib.contextmanager
 def _one_thread():
     """Run torch on one CPU thread inside the block. A toy step is a few small matrix
-    products: splitting each over threads gains nothing on an idle CPU and, measured on 2
-    busy cores, made chapter 4's toy cell 20 times slower, its threads spinning while
-    waiting for each other."""
+    products: splitting each over threads gains nothing on an idle CPU and, measured with
+    one of 2 cores busy, made the quantization chapter's toy cell 20 times slower, its
+    threads spinning while they wait for each other."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -7,13 +7,8 @@ scaling so that lambdas carry over: ``lambda * 255^2 * MSE + bpp`` (MSE of image
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
-import os
-import warnings
 from itertools import cycle
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +16,8 @@ from pytorch_msssim import ms_ssim
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+
+from . import cache
 
 
 class RateDistortionLoss(nn.Module):
@@ -143,7 +140,7 @@ def fit_family(make_model, data, lambdas, *, steps: int, batch_size: int = 8, se
         make_model: builds a fresh model (called once, after seeding with ``seed``).
         cache_dir: if given, the trained weights and histories are saved there and
             reused by a later call with the same settings, ``cache_key`` (which must
-            name the training data) and ``lic_teach`` source; ``None`` always trains.
+            name the training data) and source (``lic_teach.cache``); ``None`` always trains.
 
     Returns ``(models, histories, from_cache)``: ``{lambda: model}`` in eval mode,
     ``{label: history}`` with the fine-tuning steps numbered after the base's, and
@@ -173,7 +170,7 @@ def fit_family(make_model, data, lambdas, *, steps: int, batch_size: int = 8, se
 
     settings = dict(recipe="family", lambdas=lambdas, steps=steps, batch_size=batch_size, seed=seed,
                     lr=lr, finetune_lr=finetune_lr, data=cache_key)
-    return load_or_train(make_model, settings, train_all, cache_dir, device)
+    return cache.load_or_train(make_model, settings, train_all, cache_dir, device)
 
 
 def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, batch_size: int = 16,
@@ -265,68 +262,3 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
         for parameter in frozen:
             parameter.requires_grad_(True)
     return history
-
-
-def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"):
-    """``train_all()``'s ``(models, histories)`` (``models``: ``{lambda: model}``), or the
-    same from ``cache_dir`` when ``settings`` (JSON, naming everything that shapes the
-    result) were trained before with this ``lic_teach`` source; plus whether they came
-    from the cache. ``cache_dir=None`` always trains."""
-    probe = make_model()
-    settings = dict(settings, model=type(probe).__name__,
-                    params=list(getattr(probe, "hyperparameters", tuple)()), source=_source_fingerprint())
-    path = _cache_path(cache_dir, settings)
-    if path is not None and path.is_file():
-        try:
-            models, histories = _load_cached(path, make_model, settings["lambdas"], device)
-            return models, histories, True
-        except Exception as error:                       # damaged file: train again
-            warnings.warn(f"ignoring the unreadable cache file {path} ({error}); training again",
-                          stacklevel=2)
-    models, histories = train_all()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        torch.save({"states": [m.state_dict() for m in models.values()], "histories": histories}, partial)
-        partial.replace(path)                      # never leave a half-written file
-    return models, histories, False
-
-
-def _load_cached(path: Path, make_model, lambdas, device):
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    models = {}
-    for lmbda, state in zip(lambdas, saved["states"], strict=True):
-        model = make_model()
-        model.load_state_dict(state)
-        models[lmbda] = model.to(device).eval()
-    return models, saved["histories"]
-
-
-def tensors_fingerprint(state: dict) -> str:
-    """A short hash of named tensors (for cache settings)."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    """``$LIC_TEACH_CACHE``, else ``~/.cache/lic_teach``: where chapters keep trained models."""
-    return Path(os.environ.get("LIC_TEACH_CACHE") or Path.home() / ".cache" / "lic_teach")
-
-
-def _cache_path(cache_dir, settings: dict) -> Path | None:
-    if cache_dir is None:
-        return None
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir) / "trained" / f"{settings['model']}-{digest}.pt"
-
-
-def _source_fingerprint() -> str:
-    """A hash of lic_teach's own source, so that a cache never outlives a code change."""
-    package = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]

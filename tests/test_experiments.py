@@ -30,7 +30,7 @@ def test_architectures_share_chapter_3_transforms_and_the_cache(monkeypatch, tmp
     B = budget("smoke")
     families = experiments.train_architectures({"mean-scale": MeanScaleHyperprior}, B, progress=False)
     printed = capsys.readouterr().out
-    assert "chapter 3 models" in printed and "trained in" in printed
+    assert "end-to-end models" in printed and "trained in" in printed
     base, _, cached = experiments.factorized_family(B, progress=False)
     assert cached                                             # the first call filled the cache
     models, histories = families["mean-scale"]

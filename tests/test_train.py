@@ -126,42 +126,6 @@ def test_fit_entropy_model_trains_only_the_entropy_model():
         train.fit_entropy_model(model, latents, steps=0)
 
 
-def test_load_or_train_keys_on_every_setting(tmp_path):
-    from lic_teach.models import ScaleHyperprior
-    calls = []
-
-    def train_all():
-        calls.append(1)
-        torch.manual_seed(len(calls))
-        return {0.01: ScaleHyperprior(8, 12).eval()}, {"run": [{"step": 1, "bpp": 1.0}]}
-
-    make = lambda: ScaleHyperprior(8, 12)
-    first, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
-    again, histories, cached_again = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
-    assert (cached, cached_again, len(calls)) == (False, True, 1)
-    assert histories == {"run": [{"step": 1, "bpp": 1.0}]}
-    assert all(torch.equal(a, b) for a, b in zip(first[0.01].state_dict().values(), again[0.01].state_dict().values()))
-    _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 4}, train_all, tmp_path)
-    assert not cached and len(calls) == 2
-    _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, None)
-    assert not cached and len(calls) == 3                       # no cache folder: always trains
-    for cache_file in tmp_path.rglob("*.pt"):
-        cache_file.write_bytes(b"not a checkpoint")              # a damaged file: trained again
-    with pytest.warns(UserWarning, match="unreadable cache file"):
-        _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
-    assert not cached and len(calls) == 4
-    _, _, cached = train.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
-    assert cached and len(calls) == 4                           # and the file was written anew
-    assert train.tensors_fingerprint({"a": torch.zeros(2)}) != train.tensors_fingerprint({"a": torch.ones(2)})
-
-
-def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
-    assert train.default_cache_dir() == tmp_path
-    monkeypatch.delenv("LIC_TEACH_CACHE")
-    assert train.default_cache_dir().name == "lic_teach"
-
-
 @pytest.mark.parametrize("model_name", ["FactorizedPrior", "MeanScaleHyperprior"])
 def test_fit_decoder_trains_only_the_decoder_on_hard_latents(model_name):
     from lic_teach import models

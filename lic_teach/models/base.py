@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import bitstream
+from .. import bitstream, coding
 from ..entropy_models import _CodingTables
 
 
@@ -76,8 +76,7 @@ class ImageCodec(nn.Module):
         ``coder="ans"`` uses CompressAI's C++ rANS, ``"readable"`` the Python coder of
         ``lic_teach.coding``; both decode to the same image.
         """
-        if coder not in bitstream.CODER_IDS:
-            raise ValueError(f"unknown coder {coder!r}; choose one of {', '.join(bitstream.CODER_IDS)}")
+        coding.get_coder(coder)             # a clear error for an unknown name, before any work
         x = as_batch(x).to(next(self.parameters()).device)
         self.update()
         strings = self.encode_latents(pad_to(x, self.downsampling), coder)

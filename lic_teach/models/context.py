@@ -1,8 +1,8 @@
 """Context models: predicting each latent's Gaussian from latents already decoded.
 
 Minnen, Ballé & Toderici, "Joint autoregressive and hierarchical priors for learned image
-compression" (NeurIPS 2018), sec. 3 and fig. 4: the mean-scale hyperprior of chapter 6
-plus a *context model*, a 5x5 convolution masked so that position ``(i, j)`` sees only
+compression" (NeurIPS 2018), sec. 3 and fig. 4: the mean-scale hyperprior (the hyperprior
+chapter) plus a *context model*, a 5x5 convolution masked so that position ``(i, j)`` sees only
 the latents above it and to its left (the type-A mask of van den Oord et al., "Pixel
 recurrent neural networks", 2016). An *entropy-parameter* network of 1x1 convolutions
 merges this context with the hyperprior's output into ``(sigma, mu)`` for every latent.
@@ -24,6 +24,7 @@ from torch import nn
 
 from ..entropy_models import add_uniform_noise
 from .hyperprior import MeanScaleHyperprior
+from .registry import register_model
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -88,6 +89,8 @@ class ContextModel(MeanScaleHyperprior):
         return scales, means
 
 
+@register_model("mbt2018", compressai_class="JointAutoregressiveHierarchicalPriors",
+                compressai_zoo="mbt2018")
 class JointAutoregressive(ContextModel):
     """Mean-scale hyperprior + raster-order context model (Minnen et al. 2018).
 
@@ -187,6 +190,7 @@ def checkerboard_merge(anchors: torch.Tensor, non_anchors: torch.Tensor) -> torc
     return y
 
 
+@register_model("checkerboard-mean-scale", compressai_class="CheckerboardMeanScale")
 class CheckerboardContext(ContextModel):
     """Mean-scale hyperprior + checkerboard context model (He et al. 2021).
 

@@ -12,6 +12,7 @@ from torch import nn
 from ..entropy_models import FactorizedDensity
 from ..layers import GDN
 from .base import ImageCodec
+from .registry import register_model
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
@@ -36,6 +37,8 @@ def synthesis_transform(N: int, M: int) -> nn.Sequential:
                          deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
 
 
+@register_model("bmshj2018-factorized", compressai_class="FactorizedPrior",
+                compressai_zoo="bmshj2018_factorized")
 class FactorizedPrior(ImageCodec):
     """``x -> g_a -> y -> Q -> y_hat -> g_s -> x_hat``, with ``y_hat`` coded under a
     learned factorized density (CompressAI's twin: ``compressai.models.FactorizedPrior``).

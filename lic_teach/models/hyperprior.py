@@ -2,7 +2,7 @@
 
 Ballé et al., "Variational image compression with a scale hyperprior" (ICLR 2018):
 a second, smaller autoencoder summarises the latent ``y`` in a hyper-latent
-``z = h_a(|y|)``, coded first with a factorized density (chapter 3). Its decoder
+``z = h_a(|y|)``, coded first with a factorized density (the end-to-end chapter). Its decoder
 predicts one scale per latent, ``sigma = h_s(z_hat)``, and ``y`` is coded under
 ``N(0, sigma^2)`` convolved with a unit uniform (eqs. 5-10). The bits spent on ``z`` buy
 a prior fitted to each image region.
@@ -19,9 +19,12 @@ from torch import nn
 
 from ..entropy_models import FactorizedDensity, GaussianConditional
 from .base import ImageCodec
+from .registry import register_model
 from .factorized import analysis_transform, conv, deconv, synthesis_transform
 
 
+@register_model("bmshj2018-hyperprior", compressai_class="ScaleHyperprior",
+                compressai_zoo="bmshj2018_hyperprior")
 class ScaleHyperprior(ImageCodec):
     """``y = g_a(x)``, ``z = h_a(|y|)``, ``sigma = h_s(z_hat)``, ``y ~ N(0, sigma^2)``.
 
@@ -89,6 +92,7 @@ class ScaleHyperprior(ImageCodec):
         return self.g_s(y_hat)
 
 
+@register_model("mbt2018-mean", compressai_class="MeanScaleHyperprior", compressai_zoo="mbt2018_mean")
 class MeanScaleHyperprior(ScaleHyperprior):
     """As :class:`ScaleHyperprior`, but ``h_s`` predicts a mean and a scale per latent,
     ``z = h_a(y)`` sees the signs of ``y``, and the activations are leaky ReLUs

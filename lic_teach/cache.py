@@ -1,0 +1,127 @@
+"""The cache of trained models: train once, reuse while nothing that shaped them changed.
+
+A chapter's models are trained by a *recipe* (a function that returns ``{lambda: model}``
+and their training histories). The cache file's name is a hash of the recipe's settings
+(everything that shapes the result: steps, lambdas, a name for the data, the starting
+weights), of the model's class and hyper-parameters, and of the source of exactly the
+``lic_teach`` modules the recipe and the model run: those that define them and every
+module they import, followed through the package. Editing a plot, a quiz or the grader
+therefore keeps the cache; editing the model, the loss or the training loop retrains.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+
+def default_cache_dir() -> Path:
+    """``$LIC_TEACH_CACHE``, else ``~/.cache/lic_teach``: where chapters keep trained models."""
+    return Path(os.environ.get("LIC_TEACH_CACHE") or Path.home() / ".cache" / "lic_teach")
+
+
+def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"):
+    """``train_all()``'s ``(models, histories)`` (``models``: ``{lambda: model}``), or the
+    same from ``cache_dir`` when the same recipe was trained before with the same
+    ``settings`` (JSON) and source (see the module docstring); plus whether they came
+    from the cache. ``cache_dir=None`` always trains; a damaged file is trained anew."""
+    probe = make_model()
+    settings = dict(settings, model=type(probe).__name__,
+                    params=list(getattr(probe, "hyperparameters", tuple)()),
+                    source=source_fingerprint(type(probe).__module__, train_all.__module__))
+    path = _cache_path(cache_dir, settings)
+    if path is not None and path.is_file():
+        try:
+            models, histories = _load(path, make_model, settings["lambdas"], device)
+            return models, histories, True
+        except Exception as error:                       # damaged file: train again
+            warnings.warn(f"ignoring the unreadable cache file {path} ({error}); training again",
+                          stacklevel=2)
+    models, histories = train_all()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        torch.save({"states": [m.state_dict() for m in models.values()], "histories": histories}, partial)
+        partial.replace(path)                      # never leave a half-written file
+    return models, histories, False
+
+
+def _load(path: Path, make_model, lambdas, device):
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    models = {}
+    for lmbda, state in zip(lambdas, saved["states"], strict=True):
+        model = make_model()
+        model.load_state_dict(state)
+        models[lmbda] = model.to(device).eval()
+    return models, saved["histories"]
+
+
+def _cache_path(cache_dir, settings: dict) -> Path | None:
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / "trained" / f"{settings['model']}-{digest}.pt"
+
+
+def tensors_fingerprint(state: dict) -> str:
+    """A short hash of named tensors (for a recipe's settings: starting weights, latents)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def source_fingerprint(*modules: str) -> str:
+    """A short hash of the source of the named ``lic_teach`` modules and of every
+    ``lic_teach`` module they import (at any depth of their code)."""
+    digest = hashlib.sha256()
+    for name in sorted(set().union(*(_import_closure(m) for m in modules))):
+        digest.update(name.encode())
+        digest.update(Path(importlib.util.find_spec(name).origin).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def _import_closure(module: str) -> frozenset:
+    """``module`` and the ``lic_teach`` modules it imports, followed transitively."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or not _is_lic_teach_module(name):
+            continue
+        seen.add(name)
+        todo.extend(_imports_of(name))
+    return frozenset(seen)
+
+
+def _is_lic_teach_module(name: str) -> bool:
+    if name != "lic_teach" and not name.startswith("lic_teach."):
+        return False
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:             # a name imported from a module, not a module
+        return False
+    return spec is not None and spec.origin is not None and spec.origin.endswith(".py")
+
+
+def _imports_of(name: str) -> list[str]:
+    """The modules a ``lic_teach`` module's code names in ``import`` statements."""
+    path = Path(importlib.util.find_spec(name).origin)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
+                if node.level else node.module
+            found += [base] + [f"{base}.{alias.name}" for alias in node.names]
+    return found

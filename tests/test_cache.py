@@ -1,0 +1,54 @@
+"""The cache of trained models: keyed by every setting and by the source the recipe runs."""
+import pytest
+import torch
+
+from lic_teach import cache
+
+
+def test_load_or_train_keys_on_every_setting(tmp_path):
+    from lic_teach.models import ScaleHyperprior
+    calls = []
+
+    def train_all():
+        calls.append(1)
+        torch.manual_seed(len(calls))
+        return {0.01: ScaleHyperprior(8, 12).eval()}, {"run": [{"step": 1, "bpp": 1.0}]}
+
+    make = lambda: ScaleHyperprior(8, 12)
+    first, _, cached = cache.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    again, histories, cached_again = cache.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    assert (cached, cached_again, len(calls)) == (False, True, 1)
+    assert histories == {"run": [{"step": 1, "bpp": 1.0}]}
+    assert all(torch.equal(a, b) for a, b in zip(first[0.01].state_dict().values(), again[0.01].state_dict().values()))
+    _, _, cached = cache.load_or_train(make, {"lambdas": [0.01], "steps": 4}, train_all, tmp_path)
+    assert not cached and len(calls) == 2
+    _, _, cached = cache.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, None)
+    assert not cached and len(calls) == 3                       # no cache folder: always trains
+    for cache_file in tmp_path.rglob("*.pt"):
+        cache_file.write_bytes(b"not a checkpoint")              # a damaged file: trained again
+    with pytest.warns(UserWarning, match="unreadable cache file"):
+        _, _, cached = cache.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    assert not cached and len(calls) == 4
+    _, _, cached = cache.load_or_train(make, {"lambdas": [0.01], "steps": 3}, train_all, tmp_path)
+    assert cached and len(calls) == 4                           # and the file was written anew
+    assert cache.tensors_fingerprint({"a": torch.zeros(2)}) != cache.tensors_fingerprint({"a": torch.ones(2)})
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
+    assert cache.default_cache_dir() == tmp_path
+    monkeypatch.delenv("LIC_TEACH_CACHE")
+    assert cache.default_cache_dir().name == "lic_teach"
+
+
+def test_source_key_follows_the_modules_a_recipe_runs_and_no_others():
+    recipe = cache._import_closure("lic_teach.experiments")
+    assert {"lic_teach.train", "lic_teach.cache", "lic_teach.data", "lic_teach.models.factorized",
+            "lic_teach.layers", "lic_teach.entropy_models", "lic_teach.relaxed_training"} <= recipe
+    assert not {"lic_teach.plots", "lic_teach.widgets", "lic_teach.grading", "lic_teach.exercises",
+                "lic_teach.colab", "lic_teach.crosscheck"} & recipe
+    model = cache._import_closure("lic_teach.models.hyperprior")
+    assert "lic_teach.models.factorized" in model and "lic_teach.train" not in model
+    assert cache.source_fingerprint("lic_teach.train") != cache.source_fingerprint("lic_teach.train",
+                                                                                  "lic_teach.models.context")
+    assert cache.source_fingerprint("lic_teach.train", "tests.not_ours") == cache.source_fingerprint("lic_teach.train")

@@ -1,0 +1,34 @@
+"""One table of models and one of coders, used everywhere they are looked up."""
+import pytest
+import torch
+
+from lic_teach import bitstream, coding, crosscheck, models
+from lic_teach.models import registry
+
+
+def test_every_model_is_registered_once_with_its_twin():
+    classes = [getattr(models, name) for name in models.__all__ if isinstance(getattr(models, name), type)]
+    assert {entry.model_class for entry in registry.ARCHITECTURES.values()} == set(classes)
+    for name, entry in registry.ARCHITECTURES.items():
+        assert registry.architecture(name) is entry and registry.architecture_of(entry.model_class) is entry
+        assert crosscheck._twin_class(entry.model_class).__name__ == entry.compressai_class
+        assert crosscheck._lic_class(crosscheck._twin_class(entry.model_class)) is entry.model_class
+
+
+def test_registry_errors_are_clear():
+    with pytest.raises(ValueError, match="unknown architecture 'jpeg'; known: bmshj2018-factorized"):
+        registry.architecture("jpeg")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_model("mbt2018")(type("Copy", (torch.nn.Module,), {}))
+    with pytest.raises(ValueError, match="not a registered model"):
+        registry.architecture_of(torch.nn.Module)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        crosscheck.load_zoo("jpeg")
+
+
+def test_coders_are_named_once_and_numbered_apart():
+    assert set(bitstream.CODER_IDS) == set(coding.CODERS)
+    assert len(set(bitstream.CODER_IDS.values())) == len(coding.CODERS)
+    model = models.FactorizedPrior(8, 8).eval()
+    with pytest.raises(ValueError, match="unknown coder 'zip'; choose one of ans, readable"):
+        model.compress(torch.rand(3, 16, 16), coder="zip")
