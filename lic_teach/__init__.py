@@ -1,6 +1,6 @@
 """lic_teach: readable reference code behind an executable textbook on learned image
 compression, one concept per module. The README's module table lists every module in
-its layer; that table is the map, and ``tests/test_layers.py`` keeps it true."""
+its layer; that table is the map, and ``tests/test_package_map.py`` keeps it true."""
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 

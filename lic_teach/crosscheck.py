@@ -16,7 +16,7 @@ import functools
 
 import torch
 
-from .metrics import bpp
+from .metrics import bits, bpp
 from .models import CheckerboardContext, JointAutoregressive, registry
 from .models.base import as_batch, pad_to
 
@@ -217,7 +217,7 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
         "max_diff_y": float((y_ours - y_theirs).abs().max()),
         "max_diff_likelihoods": likelihood_gap,
         "max_diff_x_hat": float((ours["x_hat"] - theirs["x_hat"]).abs().max()),
-        "ideal_bits": sum(float(-torch.log2(p).sum()) for p in ours["likelihoods"].values()),
+        "ideal_bits": float(bits(ours["likelihoods"])),
         "coded_bits": 8.0 * sum(len(s) for s in our_strings),
         "compressai_coded_bits": 8.0 * sum(len(s) for s in their_strings),
         "ideal_bpp": bpp(ours["likelihoods"], pixels),

@@ -27,14 +27,10 @@ from scipy.stats import norm
 from torch import nn
 
 from . import coding
+from .quantization import uniform_noise
 from .layers import lower_bound
 
 LIKELIHOOD_BOUND = 1e-9
-
-
-def add_uniform_noise(y: torch.Tensor) -> torch.Tensor:
-    """``y + u`` with ``u ~ U(-1/2, 1/2)``: the training proxy for rounding (Ballé et al. 2017)."""
-    return y + torch.empty_like(y).uniform_(-0.5, 0.5)
 
 
 class _CodingTables(nn.Module):
@@ -147,7 +143,7 @@ class FactorizedDensity(_CodingTables):
         """``(y_hat, likelihoods)``: ``y`` plus noise in training, else rounded around the
         channel medians."""
         training = self.training if training is None else training
-        y_hat = add_uniform_noise(y) if training else self.dequantize(self.quantize(y))
+        y_hat = uniform_noise(y) if training else self.dequantize(self.quantize(y))
         return y_hat, self.likelihood(y_hat)
 
     def _per_channel(self, values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -266,7 +262,7 @@ class GaussianConditional(_CodingTables):
     def forward(self, y: torch.Tensor, scales: torch.Tensor, means=None, training: bool | None = None):
         """``(y_hat, likelihoods)``: noise in training, else rounding around the means."""
         training = self.training if training is None else training
-        y_hat = add_uniform_noise(y) if training else self.dequantize(self.quantize(y, means), means)
+        y_hat = uniform_noise(y) if training else self.dequantize(self.quantize(y, means), means)
         return y_hat, self.likelihood(y_hat, scales, means)
 
     @torch.no_grad()

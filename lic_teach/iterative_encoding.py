@@ -15,14 +15,14 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from . import quantization
+from . import metrics, quantization
 
 
 def _cost(model, x, y_hat, lmbda):
     """``(lambda * 255^2 * MSE + bpp, bpp, mse)`` of latents ``y_hat`` for image ``x``."""
     height, width = x.shape[-2:]
     x_hat = model.g_s(y_hat)[..., :height, :width]
-    bpp = -torch.log2(model.prior.likelihood(y_hat)).sum() / (height * width)
+    bpp = metrics.bits(model.prior.likelihood(y_hat)) / (height * width)
     mse = ((x_hat - x) ** 2).mean()
     return lmbda * 255 ** 2 * mse + bpp, bpp, mse
 
@@ -57,7 +57,7 @@ def sga_encode(model, x: torch.Tensor, lmbda: float, *, steps: int = 500, lr: fl
                 loss, bpp, mse = _cost(model, x, quantization.hard_round(y, medians), lmbda)
             tau = quantization.sga_temperature(step, decay=decay, warmup=warmup)
             history.append({"step": step, "tau": tau, "loss": float(loss), "bpp": float(bpp),
-                            "psnr": -10 * math.log10(max(float(mse), 1e-12))})
+                            "psnr": metrics.psnr_from_mse(float(mse))})
             if step == steps:
                 break
             relaxed = quantization.sga(y, tau, medians, generator=generator)

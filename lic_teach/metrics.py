@@ -55,17 +55,32 @@ def ms_ssim(x: torch.Tensor, x_hat: torch.Tensor, data_range: float = 1.0) -> fl
     return float(_ms_ssim(x.float(), x_hat.float(), data_range=data_range, size_average=True))
 
 
-def _likelihood_bits(likelihoods) -> float:
+def psnr_from_mse(error: float, max_val: float = 1.0) -> float:
+    """``10 log10(max_val^2 / error)`` for a training log: the MSE is floored at 1e-12, so a
+    perfect batch reads 120 dB, not ``inf``."""
+    return 10.0 * math.log10(max_val**2 / max(error, 1e-12))
+
+
+def _likelihood_tensors(likelihoods) -> list[torch.Tensor]:
     if isinstance(likelihoods, torch.Tensor):
-        tensors = [likelihoods]
-    elif isinstance(likelihoods, Mapping):
-        tensors = list(likelihoods.values())
-    elif isinstance(likelihoods, Sequence):
-        tensors = list(likelihoods)
-    else:
-        raise TypeError(f"cannot take a rate from {type(likelihoods).__name__}")
+        return [likelihoods]
+    if isinstance(likelihoods, Mapping):
+        return list(likelihoods.values())
+    if isinstance(likelihoods, Sequence):
+        return list(likelihoods)
+    raise TypeError(f"cannot take a rate from {type(likelihoods).__name__}")
+
+
+def bits(likelihoods) -> torch.Tensor:
+    """The ideal code length ``sum(-log2 p)`` in bits (Shannon 1948) of a likelihood tensor
+    or a dict or list of them, as a tensor that gradients flow through: the rate term a
+    training loss minimizes. :func:`bpp` gives the checked number for a report."""
+    return sum(-torch.log2(p).sum() for p in _likelihood_tensors(likelihoods))
+
+
+def _likelihood_bits(likelihoods) -> float:
     bits = 0.0
-    for p in tensors:
+    for p in _likelihood_tensors(likelihoods):
         p = p.detach().double()
         if not torch.all((p > 0) & (p <= 1 + 1e-6)):
             raise ValueError("likelihoods must lie in (0, 1]; got values outside that range")

@@ -45,8 +45,10 @@ def hard_round(y: torch.Tensor, means=None) -> torch.Tensor:
 
 
 def uniform_noise(y: torch.Tensor, means=None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``y + u`` with ``u ~ U(-1/2, 1/2)``. The grid offset ``means`` does not change
-    the noise; it is accepted so that every function here is called alike."""
+    """``y + u`` with ``u ~ U(-1/2, 1/2)``: the training proxy for rounding (Ballé, Laparra
+    and Simoncelli 2017, sec. 2). With one seed it draws what CompressAI's entropy models
+    draw. The grid offset ``means`` does not change the noise; it is accepted so that
+    every function here is called alike."""
     noise = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
     return y + noise
 

@@ -10,12 +10,10 @@ mismatch).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from . import quantization
+from . import metrics, quantization
 
 
 def relaxed_outputs(model, x: torch.Tensor, relaxation: str, alpha: float = 16.0, seed: int = 0) -> dict:
@@ -67,8 +65,8 @@ def relaxed_estimate(model, images, relaxation: str, draws: int = 4, alpha: floa
             raise ValueError(f"image sides must be multiples of 16, got {tuple(x.shape[-2:])}")
         for draw in range(draws):
             out = relaxed_outputs(model, x, relaxation, alpha=alpha, seed=draw)
-            bpp += float(-torch.log2(out["likelihoods"]["y"]).sum()) / (x.shape[-2] * x.shape[-1])
+            bpp += float(metrics.bits(out["likelihoods"]["y"])) / (x.shape[-2] * x.shape[-1])
             mse = float(((out["x_hat"].clamp(0, 1) - x) ** 2).mean())
-            psnr += -10 * math.log10(max(mse, 1e-12))
+            psnr += metrics.psnr_from_mse(mse)
     count = draws * len(images)
     return {"bpp": bpp / count, "psnr": psnr / count}

@@ -7,7 +7,6 @@ scaling so that lambdas carry over: ``lambda * 255^2 * MSE + bpp`` (MSE of image
 from __future__ import annotations
 
 import copy
-import math
 from itertools import cycle
 
 import torch
@@ -17,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import cache
+from . import cache, metrics
 
 
 class RateDistortionLoss(nn.Module):
@@ -39,7 +38,7 @@ class RateDistortionLoss(nn.Module):
     def forward(self, output: dict, target: torch.Tensor) -> dict:
         batch, _, height, width = target.shape
         num_pixels = batch * height * width
-        bits = sum(-torch.log2(p).sum() for p in output["likelihoods"].values())
+        bits = metrics.bits(output["likelihoods"])
         result = {"bpp_loss": bits / num_pixels}
         if self.metric == "mse":
             result["mse_loss"] = F.mse_loss(output["x_hat"], target)
@@ -115,7 +114,7 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         entry = {"step": step, "loss": loss.item(), "bpp": losses["bpp_loss"].item()}
         if "mse_loss" in losses:
             entry["mse"] = losses["mse_loss"].item()
-            entry["psnr"] = -10 * math.log10(max(entry["mse"], 1e-12))
+            entry["psnr"] = metrics.psnr_from_mse(entry["mse"])
         if aux_optimizer is not None and hasattr(model, "aux_loss"):
             aux_optimizer.zero_grad()
             aux_loss = model.aux_loss()
@@ -195,7 +194,7 @@ def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, ba
     for step in tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False):
         y = latents[torch.randint(0, len(latents), (batch_size,))].to(device)
         _, likelihoods = model.entropy(y)
-        rate = sum(-torch.log2(p).sum() for p in likelihoods.values()) / (
+        rate = metrics.bits(likelihoods) / (
             batch_size * y.shape[-2] * y.shape[-1] * pixels_per_latent)
         optimizer.zero_grad()
         rate.backward()
@@ -257,7 +256,7 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
             loss.backward()
             optimizer.step()
             history.append({"step": step, "loss": loss.item(), "bpp": bpp, "mse": mse.item(),
-                            "psnr": -10 * math.log10(max(mse.item(), 1e-12))})
+                            "psnr": metrics.psnr_from_mse(mse.item())})
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)

@@ -128,3 +128,19 @@ def test_bd_bad_inputs():
         metrics.bd_rate([0, 0.2], [30, 31], ANCHOR_RATE, ANCHOR_PSNR)
     with pytest.raises(ValueError, match="method"):
         metrics.bd_rate(ANCHOR_RATE, ANCHOR_PSNR, ANCHOR_RATE, ANCHOR_PSNR, method="linear")
+
+
+def test_bits_is_differentiable_and_agrees_with_bpp():
+    p = {"y": torch.tensor([0.5, 0.25], requires_grad=True), "z": torch.tensor([[0.125]])}
+    bits = metrics.bits(p)
+    assert math.isclose(float(bits), 1 + 2 + 3, rel_tol=1e-6)
+    assert math.isclose(float(bits) / 6, metrics.bpp(p, 6), rel_tol=1e-6)
+    assert float(metrics.bits([p["z"]])) == float(metrics.bits(p["z"])) == 3.0
+    bits.backward()
+    assert torch.allclose(p["y"].grad, -1 / (math.log(2) * p["y"].detach()))
+
+
+def test_training_log_psnr_is_floored_not_infinite():
+    assert math.isclose(metrics.psnr_from_mse(1e-4), 40.0)
+    assert metrics.psnr_from_mse(0.0) == 120.0
+    assert math.isclose(metrics.psnr_from_mse(1e-4, max_val=255), 40 + 20 * math.log10(255))

@@ -30,6 +30,15 @@ def test_uniform_noise_statistics_and_gradient(y):
     assert torch.equal(y.grad, torch.ones_like(y))
 
 
+def test_uniform_noise_draws_what_compressai_draws(y):
+    from compressai.entropy_models import EntropyBottleneck
+    bottleneck = EntropyBottleneck(1)
+    torch.manual_seed(11)
+    theirs = bottleneck.quantize(y.detach(), "noise")
+    torch.manual_seed(11)
+    assert torch.equal(q.uniform_noise(y.detach()), theirs)
+
+
 def test_straight_through_rounds_forward_and_passes_gradient(y):
     means = torch.linspace(-0.5, 0.5, y.numel())
     out = q.straight_through(y, means)

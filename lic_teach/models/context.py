@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..entropy_models import add_uniform_noise
+from ..quantization import uniform_noise
 from .hyperprior import MeanScaleHyperprior
 from .registry import register_model
 
@@ -109,7 +109,7 @@ class JointAutoregressive(ContextModel):
         """``(y_hat, {"y", "z": likelihoods})``; ``y + u`` in training, ``round(y)`` in eval."""
         z_hat, z_likelihoods = self.hyperprior(self.hyper_analysis(y))
         hyper_params = self.h_s(z_hat)
-        y_hat = add_uniform_noise(y) if self.training else torch.round(y)
+        y_hat = uniform_noise(y) if self.training else torch.round(y)
         scales, means = self.gaussian_parameters_with_context(hyper_params, self.context_prediction(y_hat))
         coded = y_hat if self.training else self.conditional.dequantize(self.conditional.quantize(y, means), means)
         return y_hat, {"y": self.conditional.likelihood(coded, scales, means), "z": z_likelihoods}
@@ -213,7 +213,7 @@ class CheckerboardContext(ContextModel):
         hyper_params = self.h_s(z_hat)
         anchors = anchor_mask(*y.shape[-2:], device=y.device)
         if self.training:
-            y_hat = add_uniform_noise(y)
+            y_hat = uniform_noise(y)
             context = self.context_prediction(y_hat).masked_fill(anchors, 0.0)
             scales, means = self.gaussian_parameters_with_context(hyper_params, context)
         else:
