@@ -14,7 +14,7 @@ from importlib import resources
 import torch
 from PIL import Image, features
 
-from .data import pil_to_tensor, to_pil
+from .data import image_list, pil_to_tensor, to_pil
 from .metrics import bpp, ms_ssim, psnr
 
 
@@ -53,7 +53,7 @@ def codec_curve(images, format: str, qualities, name: str | None = None,
 
     PSNR is measured against the 8-bit version of each image (what the codec is given).
     """
-    images = list(images.values()) if isinstance(images, dict) else list(images)
+    images = image_list(images)
     if not images:
         raise ValueError("codec_curve needs at least one image")
     curve = RDCurve(name=name or format.upper(), bpp=[], psnr=[], params=list(qualities),

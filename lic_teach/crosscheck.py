@@ -18,7 +18,7 @@ import torch
 
 from .metrics import bits, bpp
 from .models import CheckerboardContext, JointAutoregressive, registry
-from .models.base import as_batch, pad_to
+from .data import as_batch, pad_to
 
 _TABLES = {"quantized_cdf": "_quantized_cdf", "cdf_length": "_cdf_length", "cdf_offset": "_offset"}
 _CONSTANT_SUFFIXES = ("pedestal", "lower_bound.bound", ".target", "likelihood_lower_bound.bound",
@@ -207,7 +207,7 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
     coded = twin.compress(x)
     their_strings = [strings[0] for strings in coded["strings"]]
     pixels = x.shape[-2] * x.shape[-1]
-    decoded = model.decode_latents(our_strings, [s // model.downsampling for s in x.shape[-2:]], coder)
+    decoded = model.decode_latents(our_strings, model.latent_size(*x.shape[-2:]), coder)
     their_decoded = twin.decompress(coded["strings"], coded["shape"])["x_hat"]
     likelihood_gap = max(float((ours["likelihoods"][k] - theirs["likelihoods"][k]).abs().max())
                          for k in ours["likelihoods"])

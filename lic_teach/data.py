@@ -173,7 +173,7 @@ class RandomCropDataset(Dataset):
     """
 
     def __init__(self, images, patch_size: int, length: int = 1000, flip: bool = True):
-        self.images = list(images.values()) if isinstance(images, dict) else list(images)
+        self.images = image_list(images)
         if not self.images:
             raise ValueError("RandomCropDataset needs at least one image")
         if patch_size < 1 or length < 1:
@@ -198,6 +198,41 @@ class RandomCropDataset(Dataset):
         if self.flip and bool(torch.rand(()) < 0.5):
             patch = patch.flip(-1)
         return patch.contiguous()
+
+
+# ----------------------------------------------------------------- images as model input
+
+
+def image_list(images) -> list[torch.Tensor]:
+    """The images of ``images``, given as ``{name: image}`` or as any sequence of images."""
+    return list(images.values()) if isinstance(images, dict) else list(images)
+
+
+def as_batch(x: torch.Tensor) -> torch.Tensor:
+    """A single RGB image ``[3, H, W]`` or ``[1, 3, H, W]`` in [0, 1] as ``[1, 3, H, W]``."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"expected an image tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[:2] != (1, 3):
+        raise ValueError(f"expected one RGB image [3, H, W] or [1, 3, H, W], got {tuple(x.shape)}; "
+                         "load files with lic_teach.data.load_image, which makes any image RGB")
+    if x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError("the image is empty")
+    if not torch.isfinite(x).all():
+        raise ValueError("the image contains NaN or infinite values")
+    return x
+
+
+def pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Extend ``[B, C, H, W]`` or ``[C, H, W]`` on the right and bottom (repeating the
+    last row and column) to multiples of ``factor``: a model's total downsampling, or a
+    block transform's block size."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % factor, (-width) % factor
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
 # ------------------------------------------------------------------------------- Kodak

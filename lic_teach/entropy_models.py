@@ -27,10 +27,15 @@ from scipy.stats import norm
 from torch import nn
 
 from . import coding
-from .quantization import uniform_noise
+from .quantization import hard_round, uniform_noise
 from .layers import lower_bound
 
 LIKELIHOOD_BOUND = 1e-9
+
+
+def per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``[C]`` values (no gradient) shaped to broadcast over latents ``like`` ``[B, C, ...]``."""
+    return values.detach().to(like).reshape(1, -1, *([1] * (like.dim() - 2)))
 
 
 class _CodingTables(nn.Module):
@@ -143,18 +148,23 @@ class FactorizedDensity(_CodingTables):
         """``(y_hat, likelihoods)``: ``y`` plus noise in training, else rounded around the
         channel medians."""
         training = self.training if training is None else training
-        y_hat = uniform_noise(y) if training else self.dequantize(self.quantize(y))
+        y_hat = uniform_noise(y) if training else self.hard_round(y)
         return y_hat, self.likelihood(y_hat)
 
-    def _per_channel(self, values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return values.reshape(1, -1, *([1] * (y.dim() - 2)))
+    def medians_like(self, y: torch.Tensor) -> torch.Tensor:
+        """The channel medians (no gradient) shaped to broadcast over ``y`` ``[B, C, ...]``."""
+        return per_channel(self.medians(), y)
+
+    def hard_round(self, y: torch.Tensor) -> torch.Tensor:
+        """``round(y - median) + median``: what the coder reconstructs."""
+        return hard_round(y, self.medians_like(y))
 
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         """Integer symbols ``round(y - median)``."""
-        return torch.round(y - self._per_channel(self.medians().detach(), y))
+        return torch.round(y - self.medians_like(y))
 
     def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
-        return symbols + self._per_channel(self.medians().detach(), symbols)
+        return symbols + self.medians_like(symbols)
 
     # -- the auxiliary loss ----------------------------------------------------------
     def target_logits(self) -> torch.Tensor:
@@ -262,7 +272,7 @@ class GaussianConditional(_CodingTables):
     def forward(self, y: torch.Tensor, scales: torch.Tensor, means=None, training: bool | None = None):
         """``(y_hat, likelihoods)``: noise in training, else rounding around the means."""
         training = self.training if training is None else training
-        y_hat = uniform_noise(y) if training else self.dequantize(self.quantize(y, means), means)
+        y_hat = uniform_noise(y) if training else hard_round(y, means)
         return y_hat, self.likelihood(y_hat, scales, means)
 
     @torch.no_grad()

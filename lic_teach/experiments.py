@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import cache, data, train
+from . import cache, data, quantization, rdoq, train, trellis
 from .budget import Budget
 from .models import FactorizedPrior
+from .relaxed_training import Relaxed
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,6 @@ def relaxation_family(relaxations, B: Budget, progress: bool = True) -> dict:
     lambda for :func:`finetune_steps` steps (lr 3e-4) with ``relaxation`` in place of
     rounding (``relaxed_training.Relaxed``), on the end-to-end chapter's training crops. ``"noise"``
     is the control: the same extra steps with the relaxation the end-to-end chapter trained with."""
-    from .relaxed_training import Relaxed
     steps = finetune_steps(B)
     families = {}
     for relaxation in relaxations:
@@ -186,26 +186,23 @@ def relaxation_family(relaxations, B: Budget, progress: bool = True) -> dict:
 
 
 def channel_weights(model, lmbda: float, B: Budget) -> torch.Tensor:
-    """``entropy_constrained.distortion_weights`` of ``model``, its channel gains
+    """``rdoq.distortion_weights`` of ``model``, its channel gains
     measured on 8 random training crops of ``max(B.patch_size, 128)`` pixels."""
-    from . import entropy_constrained
     torch.manual_seed(4321)
     crops, _ = _crops(max(B.patch_size, 128), 8)
     x = torch.stack([crops[i] for i in range(8)]).to(B.device)
     with torch.no_grad():
-        y_hat = model.prior.dequantize(model.prior.quantize(model.g_a(x)))
-    return entropy_constrained.distortion_weights(entropy_constrained.channel_gains(model, y_hat), lmbda)
+        y_hat = model.prior.hard_round(model.g_a(x))
+    return rdoq.distortion_weights(rdoq.channel_gains(model, y_hat), lmbda)
 
 
 def quantizers(model, weights: torch.Tensor) -> dict:
     """``{name: y -> y_hat}``: the latents a decoder may be retrained on (the
     decoder-training chapter)."""
-    from . import entropy_constrained, quantization
-    medians = model.prior.medians().detach().reshape(1, -1, 1, 1)
-    return {"rounding": lambda y: quantization.hard_round(y, medians),
+    return {"rounding": model.prior.hard_round,
             "noise (control)": quantization.uniform_noise,
-            "RDOQ": lambda y: entropy_constrained.rdo_round(model, y, weights),
-            "trellis": lambda y: entropy_constrained.trellis_quantize(model, y, weights)[0]}
+            "RDOQ": lambda y: rdoq.rdo_round(model, y, weights),
+            "trellis": lambda y: trellis.trellis_quantize(model, y, weights)[0]}
 
 
 def decoder_family(names, B: Budget, progress: bool = True) -> dict:

@@ -29,26 +29,27 @@ def _cost(model, x, y_hat, lmbda):
 
 def sga_encode(model, x: torch.Tensor, lmbda: float, *, steps: int = 500, lr: float = 5e-3,
                seed: int = 0, progress: bool = True) -> tuple[torch.Tensor, list[dict]]:
-    """Latents for image ``x`` ``[1, 3, H, W]`` (sides divisible by 16) of a
+    """Latents for image ``x`` ``[1, 3, H, W]`` (sides divisible by ``model.y_stride``) of a
     ``FactorizedPrior``, optimized for ``lambda * 255^2 * MSE + bpp`` with SGA, starting
     from ``g_a(x)``. The temperature stays at 0.5 for the first fifth of the steps and
     then falls exponentially to 0.05 (Yang et al.'s schedule, shortened).
 
     Returns ``(y_hat, history)``: the final latents rounded around the medians (ready for
-    ``entropy_constrained.compress_latents``), and per step the ``tau`` used and the
+    ``rdoq.compress_latents``), and per step the ``tau`` used and the
     ``loss``, ``bpp`` and ``psnr`` that hard rounding of the current latents would give
     (so step 0 is the amortized encoder's result)."""
-    if x.dim() != 4 or x.shape[-1] % 16 or x.shape[-2] % 16:
-        raise ValueError(f"expected one image [1, 3, H, W] with sides divisible by 16, got {tuple(x.shape)}")
+    if x.dim() != 4 or x.shape[-1] % model.y_stride or x.shape[-2] % model.y_stride:
+        raise ValueError(f"expected one image [1, 3, H, W] with sides divisible by {model.y_stride}, "
+                         f"got {tuple(x.shape)}")
     generator = torch.Generator().manual_seed(seed)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    medians = model.prior.medians().detach().reshape(1, -1, 1, 1)
     warmup = steps // 5
     decay = math.log(10) / max(steps - warmup, 1)
     try:
         with torch.no_grad():
             y = model.g_a(x).clone()
+        medians = model.prior.medians_like(y)
         y.requires_grad_(True)
         optimizer = torch.optim.Adam([y], lr=lr)
         history = []

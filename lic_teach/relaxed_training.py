@@ -13,15 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import metrics, quantization
+from . import data, metrics, quantization
 
 
 def relaxed_outputs(model, x: torch.Tensor, relaxation: str, alpha: float = 16.0, seed: int = 0) -> dict:
     """``{"x_hat", "likelihoods": {"y"}}`` of a ``FactorizedPrior`` with ``relaxation``
     in place of rounding (around the channel medians)."""
     y = model.g_a(x)
-    medians = model.prior.medians().detach().reshape(1, -1, 1, 1)
-    y_rate, y_decoder = quantization.relax(y, relaxation, medians, alpha=alpha, seed=seed)
+    y_rate, y_decoder = quantization.relax(y, relaxation, model.prior.medians_like(y), alpha=alpha, seed=seed)
     return {"x_hat": model.g_s(y_decoder), "likelihoods": {"y": model.prior.likelihood(y_rate)}}
 
 
@@ -53,16 +52,16 @@ class Relaxed(nn.Module):
 @torch.no_grad()
 def relaxed_estimate(model, images, relaxation: str, draws: int = 4, alpha: float = 16.0) -> dict:
     """``{"bpp", "psnr"}`` that the training objective of ``relaxation`` reports for
-    ``images`` (``{name: [3, H, W]}`` with sides divisible by 16, or a list), averaged
+    ``images`` (``{name: [3, H, W]}`` with sides divisible by ``model.y_stride``, or a list), averaged
     over ``draws`` samples of its noise or dither and over the images. The decoded image
     is clipped to [0, 1], as the real decoder clips it, so that a difference from the
     real codec is the quantizer's alone."""
-    images = list(images.values()) if isinstance(images, dict) else list(images)
+    images = data.image_list(images)
     bpp = psnr = 0.0
     for x in images:
         x = x[None] if x.dim() == 3 else x
-        if x.shape[-1] % 16 or x.shape[-2] % 16:
-            raise ValueError(f"image sides must be multiples of 16, got {tuple(x.shape[-2:])}")
+        if x.shape[-1] % model.y_stride or x.shape[-2] % model.y_stride:
+            raise ValueError(f"image sides must be multiples of {model.y_stride}, got {tuple(x.shape[-2:])}")
         for draw in range(draws):
             out = relaxed_outputs(model, x, relaxation, alpha=alpha, seed=draw)
             bpp += float(metrics.bits(out["likelihoods"]["y"])) / (x.shape[-2] * x.shape[-1])

@@ -66,11 +66,11 @@ class ToyTransformCode(nn.Module):
         """``{"x_hat", "bits"}`` (``bits``: per vector) with ``Q`` replaced by the named
         relaxation in training, and by rounding around the medians in eval mode."""
         y = self.g_a(x)
-        medians = self.prior.medians().detach()
+        medians = self.prior.medians_like(y)
         if self.training:
             y_rate, y_decoder = quantization.relax(y, relaxation, medians, alpha, seed)
         else:
-            y_rate = y_decoder = quantization.hard_round(y, medians)
+            y_rate = y_decoder = self.prior.hard_round(y)
         bits = -torch.log2(self.prior.likelihood(y_rate)).sum(dim=1)
         return {"x_hat": self.g_s(y_decoder), "bits": bits}
 

@@ -179,7 +179,7 @@ def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, ba
     ``g_s``) on fixed latents ``[K, M, h, w]`` of training crops, then rebuild its
     coding tables. With the transforms frozen the distortion does not depend on these
     parameters, so the loss is the rate alone, in bits per pixel of the crops (each
-    latent position stands for 16x16 pixels: ``g_a`` halves the size four times).
+    latent position stands for ``model.y_stride`` squared pixels).
     Returns the history, one dict a step (``step``, ``bpp``, ``aux``)."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -188,7 +188,7 @@ def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, ba
     trained = [(n, p) for n, p in model.named_parameters() if not n.startswith(("g_a.", "g_s."))]
     optimizer = torch.optim.Adam([p for n, p in trained if not n.endswith("quantiles")], lr=lr)
     aux_optimizer = torch.optim.Adam([p for n, p in trained if n.endswith("quantiles")], lr=aux_lr)
-    pixels_per_latent = 16 * 16
+    pixels_per_latent = model.y_stride ** 2
     model.train()
     history = []
     for step in tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False):
@@ -224,7 +224,7 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
 
     ``quantize``: for a ``FactorizedPrior``, a function ``y -> y_hat`` that replaces the
     coder's rounding, e.g. rate-distortion optimized rounding
-    (``lic_teach.entropy_constrained``) or, as a control, uniform noise. The loss is
+    (``lic_teach.rdoq``, ``lic_teach.trellis``) or, as a control, uniform noise. The loss is
     then ``lambda * 255^2 * MSE`` alone (the rate of given latents does not depend on
     ``g_s``) and the history's ``bpp`` is ``None``.
     Returns the history (``step``, ``loss``, ``bpp``, ``mse``, ``psnr``)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .data import pad_to
 from .metrics import psnr
 
 
@@ -69,15 +70,6 @@ def block_idct(coefficients: torch.Tensor) -> torch.Tensor:
     return blocks.transpose(2, 3).reshape(channels, rows * n, cols * n)
 
 
-def pad_to_multiple(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Extend ``x [C, H, W]`` by repeating its last row and column up to multiples of ``n``."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % n, (-width) % n
-    if pad_h or pad_w:
-        x = torch.nn.functional.pad(x[None], (0, pad_w, 0, pad_h), mode="replicate")[0]
-    return x
-
-
 def per_frequency_entropy_bits(symbols: torch.Tensor) -> float:
     """Bits to code ``symbols [C, rows, cols, n, n]`` with one ideal code per channel and
     frequency: ``sum over (c, u, v) of count * H(histogram of that coefficient)``."""
@@ -119,7 +111,7 @@ def transform_code(x: torch.Tensor, step: float, n: int = 8, transform: str = "d
         raise ValueError("transform must be 'dct' or 'none'; color 'ycbcr' or 'rgb'")
     height, width = x.shape[-2:]
     signal = rgb_to_ycbcr(x.double()) if color == "ycbcr" else x.double()
-    padded = pad_to_multiple(signal, n) - 0.5  # level shift, as in JPEG
+    padded = pad_to(signal, n) - 0.5  # level shift, as in JPEG
     coefficients = block_dct(padded, n) if transform == "dct" else as_blocks(padded, n)
     symbols = torch.round(coefficients / step).long()
     dequantized = symbols.double() * step

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lic_teach import entropy_constrained as ec
+from lic_teach import rdoq, trellis
 from lic_teach import evaluate, train
 from lic_teach.models import FactorizedPrior, MeanScaleHyperprior
 
@@ -25,7 +26,7 @@ def _medians(model):
 
 
 def _cost(model, y, y_hat, weights):
-    return (weights.reshape(1, -1, 1, 1) * (y - y_hat) ** 2 + ec.latent_bits(model, y_hat)).sum()
+    return (weights.reshape(1, -1, 1, 1) * (y - y_hat) ** 2 + rdoq.latent_bits(model, y_hat)).sum()
 
 
 def test_rdo_round_never_costs_more_than_rounding(model, photo):
@@ -33,31 +34,31 @@ def test_rdo_round_never_costs_more_than_rounding(model, photo):
         y = model.g_a(photo[None, :, :128, :128]) * 3       # spread the latents over many integers
     plain = model.prior.dequantize(model.prior.quantize(y))
     weights = torch.full((12,), 0.5)
-    chosen = ec.rdo_round(model, y, weights)
+    chosen = rdoq.rdo_round(model, y, weights)
     offsets = chosen - _medians(model)
     assert torch.allclose(offsets, offsets.round(), atol=1e-5)           # on the coder's grid
     assert _cost(model, y, chosen, weights) < _cost(model, y, plain, weights)
     assert (chosen != plain).any()
-    assert torch.equal(ec.rdo_round(model, y, torch.full((12,), 1e6)), plain)   # distortion only: rounding
-    cheapest = ec.rdo_round(model, y, torch.zeros(12))                           # rate only
-    assert ec.latent_bits(model, cheapest).sum() < ec.latent_bits(model, plain).sum()
+    assert torch.equal(rdoq.rdo_round(model, y, torch.full((12,), 1e6)), plain)   # distortion only: rounding
+    cheapest = rdoq.rdo_round(model, y, torch.zeros(12))                           # rate only
+    assert rdoq.latent_bits(model, cheapest).sum() < rdoq.latent_bits(model, plain).sum()
 
 
 def test_dq_cells_tile_the_line(model):
     k = torch.arange(-300, 301, dtype=torch.float32).reshape(1, 1, 1, -1).expand(1, 12, 1, 601)
     medians = _medians(model)
     for quantizer in (0, 1):
-        probability = torch.exp2(-ec.dq_bits(model, k, medians, quantizer)).sum(dim=-1)
+        probability = torch.exp2(-trellis.dq_bits(model, k, medians, quantizer)).sum(dim=-1)
         assert torch.allclose(probability, torch.ones_like(probability), atol=1e-3), quantizer
-    levels = ec.dq_levels(torch.tensor([-3.0, -1.0, 0.0, 1.0, 2.0]), 1)
+    levels = trellis.dq_levels(torch.tensor([-3.0, -1.0, 0.0, 1.0, 2.0]), 1)
     assert levels.tolist() == [-2.5, -0.5, 0.0, 0.5, 1.5]
 
 
 def _brute_force(model, y, weights):
     """Least total cost of channel 0 over every index path the state machine allows."""
     medians = _medians(model)
-    candidates = ec._dq_candidates(y - medians)                        # [2, 3, 1, M, 1, n]
-    bits = torch.stack([torch.stack([ec.dq_bits(model, candidates[q, j], medians, q) for j in range(3)])
+    candidates = trellis._dq_candidates(y - medians)                        # [2, 3, 1, M, 1, n]
+    bits = torch.stack([torch.stack([trellis.dq_bits(model, candidates[q, j], medians, q) for j in range(3)])
                         for q in (0, 1)])[:, :, 0, 0, 0]                # [2, 3, n], channel 0
     v, candidates = (y - medians)[0, 0, 0], candidates[:, :, 0, 0, 0]
     best = float("inf")
@@ -66,8 +67,8 @@ def _brute_force(model, y, weights):
         for t, j in enumerate(choice):
             q = state // 2
             k = candidates[q, j, t]
-            cost += float(weights[0]) * (float(v[t]) - float(ec.dq_levels(k, q))) ** 2 + float(bits[q, j, t])
-            state = ec.NEXT_STATE[state][int(k) % 2]
+            cost += float(weights[0]) * (float(v[t]) - float(trellis.dq_levels(k, q))) ** 2 + float(bits[q, j, t])
+            state = trellis.NEXT_STATE[state][int(k) % 2]
         best = min(best, cost)
     return best
 
@@ -76,7 +77,7 @@ def test_trellis_finds_the_least_cost_path(model):
     torch.manual_seed(1)
     y = _medians(model) + 2.5 * torch.randn(1, 12, 1, 6)
     weights = torch.full((12,), 0.8)
-    y_hat, bits = ec.trellis_quantize(model, y, weights)
+    y_hat, bits = trellis.trellis_quantize(model, y, weights)
     found = float((weights.reshape(1, -1, 1, 1) * (y - y_hat) ** 2 + bits)[:, :1].sum())
     assert found == pytest.approx(_brute_force(model, y, weights), rel=1e-5)
 
@@ -85,10 +86,10 @@ def test_trellis_reaches_half_integers_and_its_rate_is_priced(model, photo):
     with torch.no_grad():
         y = model.g_a(photo[None, :, :128, :128]) * 3
     plain = model.prior.dequantize(model.prior.quantize(y))
-    fine, _ = ec.trellis_quantize(model, y, torch.full((12,), 1e4))
+    fine, _ = trellis.trellis_quantize(model, y, torch.full((12,), 1e4))
     assert ((fine - y) ** 2).mean() < 0.8 * ((plain - y) ** 2).mean()   # the union of Q0 and Q1 is denser
     weights = torch.full((12,), 0.5)
-    y_hat, bits = ec.trellis_quantize(model, y, weights)
+    y_hat, bits = trellis.trellis_quantize(model, y, weights)
     assert (bits > 0).all() and y_hat.shape == y.shape
     offsets = (y_hat - _medians(model)) * 2
     assert torch.allclose(offsets, offsets.round(), atol=1e-4)          # levels on the half-integer grid
@@ -98,17 +99,17 @@ def test_rdoq_latents_make_a_real_bitstream(model, photo):
     x = photo[:, 3:70, 10:59]                                           # 67 x 49: padded inside
     with torch.no_grad():
         y = model.g_a(torch.nn.functional.pad(x[None], (0, 15, 0, 13), mode="replicate"))
-    y_hat = ec.rdo_round(model, y, torch.full((12,), 0.3))
-    data = ec.compress_latents(model, y_hat, 67, 49)
+    y_hat = rdoq.rdo_round(model, y, torch.full((12,), 0.3))
+    data = rdoq.compress_latents(model, y_hat, 67, 49)
     decoded = model.decompress(data)
     assert decoded.shape == x.shape
     assert torch.allclose(decoded, model.g_s(y_hat)[0, :, :67, :49].clamp(0, 1), atol=1e-6)
     with pytest.raises(ValueError, match="grid"):
-        ec.compress_latents(model, y_hat + 0.3, 67, 49)
+        rdoq.compress_latents(model, y_hat + 0.3, 67, 49)
     with pytest.raises(ValueError, match="do not belong"):
-        ec.compress_latents(model, y_hat, 200, 49)
+        rdoq.compress_latents(model, y_hat, 200, 49)
     with pytest.raises(ValueError, match="FactorizedPrior"):
-        ec.rdo_round(MeanScaleHyperprior(8, 12), y, torch.ones(12))
+        rdoq.rdo_round(MeanScaleHyperprior(8, 12), y, torch.ones(12))
 
 
 def test_rd_point_rounding_is_the_codec(model, photo):
@@ -128,21 +129,21 @@ def test_trellis_bitstream_decodes_to_its_reconstructions(model, photo, coder):
     with torch.no_grad():
         y = model.g_a(torch.nn.functional.pad(x, (0, 14, 0, 3), mode="replicate")) * 3
     weights = torch.full((12,), 0.5)
-    y_hat, bits = ec.trellis_quantize(model, y, weights)
-    data = ec.compress_trellis(model, y, weights, 61, 50, coder)
-    decoded = ec.decompress_trellis(model, data)
+    y_hat, bits = trellis.trellis_quantize(model, y, weights)
+    data = trellis.compress_trellis(model, y, weights, 61, 50, coder)
+    decoded = trellis.decompress_trellis(model, data)
     assert torch.allclose(decoded, model.g_s(y_hat)[0, :, :61, :50].clamp(0, 1), atol=1e-6)
     assert float(bits.sum()) < 8 * len(data) < 1.05 * float(bits.sum()) + 8 * 60    # + the container header
     with pytest.raises(ValueError, match="written by"):
         model.decompress(data)                                          # not a plain bitstream
     with pytest.raises(ValueError, match="written by"):
-        ec.decompress_trellis(model, model.compress(x[0]))
+        trellis.decompress_trellis(model, model.compress(x[0]))
     with pytest.raises(ValueError):
-        ec.decompress_trellis(model, data[:-5])
+        trellis.decompress_trellis(model, data[:-5])
 
 
 def test_dq_tables_hold_both_quantizers(model):
-    cdfs, lengths, offsets = ec.dq_tables(model)
+    cdfs, lengths, offsets = trellis.dq_tables(model)
     prior_cdfs, prior_lengths, prior_offsets = model.prior.tables()
     assert len(cdfs) == 24 and lengths[:12] == prior_lengths and offsets == prior_offsets * 2
     assert [row[:n] for row, n in zip(cdfs[:12], lengths)] == [row[:n] for row, n in zip(prior_cdfs, prior_lengths)]
@@ -152,11 +153,11 @@ def test_dq_tables_hold_both_quantizers(model):
 def test_channel_gains_follow_the_synthesis_transform(model, photo):
     with torch.no_grad():
         y_hat = model.prior.dequantize(model.prior.quantize(model.g_a(photo[None, :, :64, :64])))
-        gains = ec.channel_gains(model, y_hat)
+        gains = rdoq.channel_gains(model, y_hat)
         scaled = FactorizedPrior(8, 12)
         scaled.load_state_dict(model.state_dict())
         scaled.g_s[-1].weight.mul_(2)
         scaled.g_s[-1].bias.mul_(2)
         assert (gains > 0).all()
-        assert torch.allclose(ec.channel_gains(scaled, y_hat), 4 * gains, rtol=1e-4)
-    assert torch.allclose(ec.distortion_weights(gains, 0.01), 0.01 * 255 ** 2 * gains / 3)
+        assert torch.allclose(rdoq.channel_gains(scaled, y_hat), 4 * gains, rtol=1e-4)
+    assert torch.allclose(rdoq.distortion_weights(gains, 0.01), 0.01 * 255 ** 2 * gains / 3)

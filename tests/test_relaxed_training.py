@@ -3,7 +3,7 @@ and SGA iterative encoding."""
 import pytest
 import torch
 
-from lic_teach import entropy_constrained, iterative_encoding, quantization, train
+from lic_teach import iterative_encoding, quantization, rdoq, train
 from lic_teach.models import FactorizedPrior
 from lic_teach.relaxed_training import Relaxed, relaxed_estimate, relaxed_outputs
 
@@ -82,7 +82,7 @@ def test_sga_encoding_lowers_the_cost_of_the_coded_latents(model, photo):
     y_hat, history = iterative_encoding.sga_encode(model, x, 0.01, steps=60, lr=2e-2, progress=False)
     assert len(history) == 61 and history[0]["tau"] == 0.5 and history[-1]["tau"] < 0.06
     assert history[-1]["loss"] < history[0]["loss"]                       # better than the amortized encoder
-    data = entropy_constrained.compress_latents(model, y_hat, 128, 128)
+    data = rdoq.compress_latents(model, y_hat, 128, 128)
     decoded = model.decompress(data)
     bpp = 8 * len(data) / 128 ** 2
     assert abs(bpp - history[-1]["bpp"]) < 0.05 * history[-1]["bpp"] + 0.04     # + the container header

@@ -5,37 +5,11 @@ from __future__ import annotations
 import zlib
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import bitstream, coding
+from ..data import as_batch, pad_to
 from ..entropy_models import _CodingTables
-
-
-def as_batch(x: torch.Tensor) -> torch.Tensor:
-    """A single RGB image ``[3, H, W]`` or ``[1, 3, H, W]`` in [0, 1] as ``[1, 3, H, W]``."""
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"expected an image tensor, got {type(x).__name__}")
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[:2] != (1, 3):
-        raise ValueError(f"expected one RGB image [3, H, W] or [1, 3, H, W], got {tuple(x.shape)}; "
-                         "load files with lic_teach.data.load_image, which makes any image RGB")
-    if x.shape[-1] < 1 or x.shape[-2] < 1:
-        raise ValueError("the image is empty")
-    if not torch.isfinite(x).all():
-        raise ValueError("the image contains NaN or infinite values")
-    return x
-
-
-def pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Extend ``[B, C, H, W]`` on the right and bottom (repeating the edge) to multiples
-    of ``factor``, the model's total downsampling."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % factor, (-width) % factor
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
 class ImageCodec(nn.Module):
@@ -44,7 +18,12 @@ class ImageCodec(nn.Module):
     where ``size`` is the spatial size of the coarsest latent (``H / downsampling``);
     ``compress``/``decompress`` do the rest."""
 
-    downsampling = 16
+    downsampling = 16        # of the coarsest latent: images are padded to multiples of it
+    y_stride = 16            # of g_a: one latent of y stands for 16 x 16 pixels
+
+    def latent_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(h, w)`` of the coarsest latent of a ``height x width`` image, once padded."""
+        return -(-height // self.downsampling), -(-width // self.downsampling)
 
     def hyperparameters(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -102,8 +81,7 @@ class ImageCodec(nn.Module):
         if header.fingerprint != self.table_fingerprint():
             raise ValueError("this bitstream was written by a model with other weights "
                              "(its coding tables differ); decode it with the model that wrote it")
-        factor = self.downsampling
-        return header, strings, (-(-header.height // factor), -(-header.width // factor))
+        return header, strings, self.latent_size(header.height, header.width)
 
     @torch.no_grad()
     def decompress(self, data: bytes) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..quantization import uniform_noise
+from ..quantization import hard_round, uniform_noise
 from .hyperprior import MeanScaleHyperprior
 from .registry import register_model
 
@@ -111,7 +111,7 @@ class JointAutoregressive(ContextModel):
         hyper_params = self.h_s(z_hat)
         y_hat = uniform_noise(y) if self.training else torch.round(y)
         scales, means = self.gaussian_parameters_with_context(hyper_params, self.context_prediction(y_hat))
-        coded = y_hat if self.training else self.conditional.dequantize(self.conditional.quantize(y, means), means)
+        coded = y_hat if self.training else hard_round(y, means)
         return y_hat, {"y": self.conditional.likelihood(coded, scales, means), "z": z_likelihoods}
 
     def _serial(self, hyper_params: torch.Tensor, next_latents) -> torch.Tensor:
@@ -146,7 +146,7 @@ class JointAutoregressive(ContextModel):
             coded["y"].append(y[:, :, i, j])
             coded["scales"].append(scales)
             coded["means"].append(means)
-            return self.conditional.dequantize(self.conditional.quantize(y[:, :, i, j], means), means)
+            return hard_round(y[:, :, i, j], means)
 
         self._serial(hyper_params, quantize)
         # code position by position, M channels each: [1, positions, M]
@@ -175,6 +175,9 @@ def checkerboard_split(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(anchors, non_anchors)``, each ``[B, C, H, W/2]``: row ``i`` holds the anchors
     (non-anchors) of row ``i`` in order, so each half is a dense tensor. ``W`` is even."""
     batch, channels, height, width = y.shape
+    if width % 2:
+        raise ValueError(f"the checkerboard needs latents of even width, got {width}: pad the image "
+                         f"to a multiple of 32 pixels (compress pads to the model's downsampling)")
     anchors = anchor_mask(height, width, y.device)
     return (y[..., anchors].reshape(batch, channels, height, width // 2),
             y[..., ~anchors].reshape(batch, channels, height, width // 2))
@@ -211,27 +214,26 @@ class CheckerboardContext(ContextModel):
         """``(y_hat, {"y", "z": likelihoods})``: noise in training, two passes in eval."""
         z_hat, z_likelihoods = self.hyperprior(self.hyper_analysis(y))
         hyper_params = self.h_s(z_hat)
-        anchors = anchor_mask(*y.shape[-2:], device=y.device)
         if self.training:
             y_hat = uniform_noise(y)
+            anchors = anchor_mask(*y.shape[-2:], device=y.device)
             context = self.context_prediction(y_hat).masked_fill(anchors, 0.0)
             scales, means = self.gaussian_parameters_with_context(hyper_params, context)
         else:
-            y_hat, scales, means = self._two_passes(y, hyper_params, anchors)
+            passes = self._two_passes(y, hyper_params)
+            y_hat, scales, means = (checkerboard_merge(*halves) for halves in zip(*(
+                (hard_round(y_half, means), scales, means) for y_half, scales, means in passes)))
         return y_hat, {"y": self.conditional.likelihood(y_hat, scales, means), "z": z_likelihoods}
 
-    def _two_passes(self, y, hyper_params, anchors):
-        """Eval: the anchors rounded around means predicted without context, then the
-        non-anchors around means predicted from those anchors."""
-        no_context = hyper_params.new_zeros(hyper_params.shape)
-        scales_a, means_a = self.gaussian_parameters_with_context(hyper_params, no_context)
-        y_hat_anchors = self.conditional.dequantize(self.conditional.quantize(y, means_a), means_a)
-        y_hat_anchors = y_hat_anchors.masked_fill(~anchors, 0.0)
-        context = self.context_prediction(y_hat_anchors)
-        scales_n, means_n = self.gaussian_parameters_with_context(hyper_params, context)
-        scales, means = torch.where(anchors, scales_a, scales_n), torch.where(anchors, means_a, means_n)
-        y_hat = self.conditional.dequantize(self.conditional.quantize(y, means), means)
-        return y_hat, scales, means
+    def _two_passes(self, y, hyper_params):
+        """Eval and encoding: ``[(y_half, scales, means)]`` of the anchors, then of the
+        non-anchors (dense half-width tensors): the anchors' parameters come without
+        context, the non-anchors' from the anchors rounded around their means. The
+        decoder computes the very same parameters from the very same tensors."""
+        hyper_halves, y_halves = checkerboard_split(hyper_params), checkerboard_split(y)
+        scales_a, means_a = self._pass_parameters(hyper_halves)
+        scales_n, means_n = self._pass_parameters(hyper_halves, hard_round(y_halves[0], means_a))
+        return [(y_halves[0], scales_a, means_a), (y_halves[1], scales_n, means_n)]
 
     def _pass_parameters(self, hyper_halves, y_hat_anchors=None):
         """``(scales, means)`` of one pass, on the dense half-width tensors: the anchors
@@ -247,13 +249,10 @@ class CheckerboardContext(ContextModel):
         """Strings ``[anchors, non-anchors, z]``."""
         y = self.g_a(x)
         z_strings, z_hat = self.code_hyper_latent(y, coder)
-        hyper_params = self.h_s(z_hat)
-        hyper_halves, y_halves = checkerboard_split(hyper_params), checkerboard_split(y)
-        scales, means = self._pass_parameters(hyper_halves)
-        anchor_strings = self.conditional.compress(y_halves[0], scales, means, coder)
-        y_hat_anchors = self.conditional.dequantize(self.conditional.quantize(y_halves[0], means), means)
-        scales, means = self._pass_parameters(hyper_halves, y_hat_anchors)
-        return anchor_strings + self.conditional.compress(y_halves[1], scales, means, coder) + z_strings
+        y_strings = []
+        for y_half, scales, means in self._two_passes(y, self.h_s(z_hat)):
+            y_strings += self.conditional.compress(y_half, scales, means, coder)
+        return y_strings + z_strings
 
     def decode_latents(self, strings, latent_size, coder):
         if len(strings) != 3:

@@ -17,7 +17,7 @@ def test_dq_examples(dq_reconstruction):
 @test_case(points=None, hidden=True)
 def test_dq_matches_reference(dq_reconstruction):
     import torch
-    from lic_teach.entropy_constrained import dq_levels
+    from lic_teach.trellis import dq_levels
     k = torch.arange(-6.0, 7.0)
     for quantizer in (0, 1):
         assert torch.equal(dq_reconstruction(k, quantizer), dq_levels(k, quantizer)), f'Q{quantizer} wrong for negative k?'
