@@ -207,16 +207,16 @@ def quantizers(model, weights: torch.Tensor) -> dict:
 
 def decoder_family(names, B: Budget, progress: bool = True) -> dict:
     """``{name: (models, histories)}``: the end-to-end chapter's models with ``g_s`` fine-tuned for
-    :func:`finetune_steps` steps (``train.fit_decoder``, lr 1e-4) on the latents of
+    :func:`finetune_steps` steps (``train.fit_synthesis``, lr 1e-4) on the latents of
     :func:`quantizers` ``[name]``, the encoder and the prior frozen."""
     base, _, _ = factorized_family(B, progress)
     weights = {lmbda: channel_weights(model, lmbda, B) for lmbda, model in base.items()}
     families = {}
     for name in names:
         def tune(model, lmbda, crops, label, name=name):
-            return train.fit_decoder(model, crops, steps=finetune_steps(B), lmbda=lmbda, batch_size=B.batch_size,
-                                     seed=3, device=B.device, quantize=quantizers(model, weights[lmbda])[name],
-                                     progress=progress, description=label)
+            return train.fit_synthesis(model, crops, quantizers(model, weights[lmbda])[name], steps=finetune_steps(B),
+                                       lmbda=lmbda, batch_size=B.batch_size, seed=3, device=B.device,
+                                       progress=progress, description=label)
 
         families[name] = _finetuned_family(B, "decoder fine-tuning", f"decoder on {name}", tune, progress)
     return families

@@ -6,6 +6,7 @@ scaling so that lambdas carry over: ``lambda * 255^2 * MSE + bpp`` (MSE of image
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from itertools import cycle
 
@@ -68,6 +69,61 @@ def _batches(data, batch_size: int, seed: int):
     return cycle(data)
 
 
+def train_steps(step_loss, parameters, *, steps: int, lr: float, aux_parameters=(), aux_loss=None,
+                aux_lr: float = 1e-3, clip_max_norm: float = 0.0, progress: bool = True,
+                description: str = "training") -> list[dict]:
+    """The one training loop: ``steps`` Adam steps on ``parameters``, each minimizing
+    ``step_loss() -> (loss, entry)``, then (if ``aux_loss`` is given) one Adam step of
+    ``aux_loss()`` on ``aux_parameters`` (the quantiles' auxiliary loss, Ballé et al.
+    2018). Returns the history: per step ``{"step", "loss", "bpp", "mse", "psnr",
+    "aux"}``, with what ``entry`` gives and ``None`` where nothing was measured. Raises
+    ``FloatingPointError`` as soon as the loss is not finite."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    parameters, aux_parameters = list(parameters), list(aux_parameters)
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    aux_optimizer = torch.optim.Adam(aux_parameters, lr=aux_lr) if aux_loss and aux_parameters else None
+    history = []
+    bar = tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False)
+    for step in bar:
+        loss, entry = step_loss()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss.item()} at step {step}; "
+                                     f"try a smaller learning rate or lambda")
+        optimizer.zero_grad()
+        loss.backward()
+        if clip_max_norm > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, clip_max_norm)
+        optimizer.step()
+        entry = {"step": step, "loss": loss.item(), "bpp": None, "mse": None, "psnr": None, "aux": None, **entry}
+        if aux_optimizer is not None:
+            aux_optimizer.zero_grad()
+            aux = aux_loss()
+            aux.backward()
+            aux_optimizer.step()
+            entry["aux"] = aux.item()
+        history.append(entry)
+        bar.set_postfix(loss=f"{entry['loss']:.3f}")
+    return history
+
+
+def _measured(losses: dict) -> dict:
+    """History entries from a criterion's output: ``bpp`` and, for MSE, ``mse`` and ``psnr``."""
+    entry = {"bpp": losses["bpp_loss"].item()}
+    if "mse_loss" in losses:
+        entry["mse"] = losses["mse_loss"].item()
+        entry["psnr"] = metrics.psnr_from_mse(entry["mse"])
+    return entry
+
+
+def _finish(model: nn.Module) -> None:
+    """Every fitting function leaves the model the same way: in eval mode, with coding
+    tables that follow its new weights."""
+    model.eval()
+    if hasattr(model, "update"):
+        model.update(force=True)
+
+
 def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=None,
         lr: float = 1e-4, aux_lr: float = 1e-3, batch_size: int = 8, seed: int = 0,
         device: str | torch.device = "cpu", clip_max_norm: float = 1.0,
@@ -82,9 +138,9 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         clip_max_norm: gradient norm clipping of the main parameters (0: off).
         seed: seeds torch and the data order, so two runs with one seed agree.
 
-    Each history entry has ``step``, ``loss``, ``bpp``, ``mse`` (when measured) and
-    ``aux``. Raises ``FloatingPointError`` as soon as the loss is not finite. At the end
-    the model's coding tables are rebuilt (``model.update(force=True)``).
+    The history is :func:`train_steps`'s (``aux`` where the model has ``aux_loss``).
+    Raises ``FloatingPointError`` as soon as the loss is not finite. The model ends in
+    eval mode with its coding tables rebuilt (``model.update(force=True)``).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -92,40 +148,18 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
     criterion = criterion or RateDistortionLoss(lmbda)
     model.to(device)
     main, aux = split_parameters(model)
-    optimizer = torch.optim.Adam(main, lr=lr)
-    aux_optimizer = torch.optim.Adam(aux, lr=aux_lr) if aux else None
     batches = _batches(data, batch_size, seed)
-    was_training = model.training
-    model.train()
-    history = []
-    bar = tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False)
-    for step in bar:
+
+    def step_loss():
         x = next(batches).to(device)
-        optimizer.zero_grad()
         losses = criterion(model(x), x)
-        loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss.item()} at step {step}; "
-                                     f"try a smaller learning rate or lambda")
-        loss.backward()
-        if clip_max_norm > 0:
-            torch.nn.utils.clip_grad_norm_(main, clip_max_norm)
-        optimizer.step()
-        entry = {"step": step, "loss": loss.item(), "bpp": losses["bpp_loss"].item()}
-        if "mse_loss" in losses:
-            entry["mse"] = losses["mse_loss"].item()
-            entry["psnr"] = metrics.psnr_from_mse(entry["mse"])
-        if aux_optimizer is not None and hasattr(model, "aux_loss"):
-            aux_optimizer.zero_grad()
-            aux_loss = model.aux_loss()
-            aux_loss.backward()
-            aux_optimizer.step()
-            entry["aux"] = aux_loss.item()
-        history.append(entry)
-        bar.set_postfix(loss=f"{entry['loss']:.3f}", bpp=f"{entry['bpp']:.3f}")
-    model.train(was_training)
-    if hasattr(model, "update"):          # coding tables must follow the new weights
-        model.update(force=True)
+        return losses["loss"], _measured(losses)
+
+    model.train()
+    history = train_steps(step_loss, main, steps=steps, lr=lr, aux_parameters=aux,
+                          aux_loss=getattr(model, "aux_loss", None), aux_lr=aux_lr,
+                          clip_max_norm=clip_max_norm, progress=progress, description=description)
+    _finish(model)
     return history
 
 
@@ -176,44 +210,51 @@ def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, ba
                       lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0, progress: bool = True,
                       description: str = "entropy model") -> list[dict]:
     """Train only the entropy model of ``model`` (every parameter outside ``g_a`` and
-    ``g_s``) on fixed latents ``[K, M, h, w]`` of training crops, then rebuild its
-    coding tables. With the transforms frozen the distortion does not depend on these
-    parameters, so the loss is the rate alone, in bits per pixel of the crops (each
-    latent position stands for ``model.y_stride`` squared pixels).
-    Returns the history, one dict a step (``step``, ``bpp``, ``aux``)."""
+    ``g_s``) on fixed latents ``[K, M, h, w]`` of training crops. With the transforms
+    frozen the distortion does not depend on these parameters, so the loss is the rate
+    alone, in bits per pixel of the crops (each latent position stands for
+    ``model.y_stride`` squared pixels). Returns :func:`train_steps`'s history; the model
+    ends as :func:`fit` leaves it."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     torch.manual_seed(seed)
     device = next(model.parameters()).device
     trained = [(n, p) for n, p in model.named_parameters() if not n.startswith(("g_a.", "g_s."))]
-    optimizer = torch.optim.Adam([p for n, p in trained if not n.endswith("quantiles")], lr=lr)
-    aux_optimizer = torch.optim.Adam([p for n, p in trained if n.endswith("quantiles")], lr=aux_lr)
     pixels_per_latent = model.y_stride ** 2
-    model.train()
-    history = []
-    for step in tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False):
+
+    def step_loss():
         y = latents[torch.randint(0, len(latents), (batch_size,))].to(device)
         _, likelihoods = model.entropy(y)
-        rate = metrics.bits(likelihoods) / (
-            batch_size * y.shape[-2] * y.shape[-1] * pixels_per_latent)
-        optimizer.zero_grad()
-        rate.backward()
-        optimizer.step()
-        aux_optimizer.zero_grad()
-        aux_loss = model.aux_loss()
-        aux_loss.backward()
-        aux_optimizer.step()
-        history.append({"step": step, "bpp": rate.item(), "aux": aux_loss.item()})
-    model.eval()
-    model.update(force=True)
+        rate = metrics.bits(likelihoods) / (batch_size * y.shape[-2] * y.shape[-1] * pixels_per_latent)
+        return rate, {"bpp": rate.item()}
+
+    model.train()
+    history = train_steps(step_loss, [p for n, p in trained if not n.endswith("quantiles")], steps=steps, lr=lr,
+                          aux_parameters=[p for n, p in trained if n.endswith("quantiles")],
+                          aux_loss=model.aux_loss, aux_lr=aux_lr, progress=progress, description=description)
+    _finish(model)
     return history
 
 
 DECODER_PARTS = ("g_s.", "h_s.")
 
 
+@contextlib.contextmanager
+def _training_only(model: nn.Module, prefixes):
+    """Inside the block only the parameters whose names start with ``prefixes`` require
+    gradients (those are yielded); the others are frozen, and unfrozen again after."""
+    frozen = [p for n, p in model.named_parameters() if not n.startswith(prefixes) and p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    try:
+        yield [p for n, p in model.named_parameters() if n.startswith(prefixes)]
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+
+
 def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size: int = 8, lr: float = 1e-4,
-                seed: int = 0, device: str | torch.device = "cpu", quantize=None, progress: bool = True,
+                seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
                 description: str = "decoder on hard latents") -> list[dict]:
     """Fine-tune the decoder side (``g_s``, and ``h_s`` where there is one) on the
     latents the decoder really receives: everything else frozen, the model kept in eval
@@ -221,43 +262,48 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
     loss ``R + lambda * 255^2 * MSE`` computed on those (Borzechowski et al., "Optimizing
     learned image compression on scalar and entropy-constraint quantization", sec. 3).
     Training with noise leaves a mismatch; this removes the decoder's share of it.
-
-    ``quantize``: for a ``FactorizedPrior``, a function ``y -> y_hat`` that replaces the
-    coder's rounding, e.g. rate-distortion optimized rounding
-    (``lic_teach.rdoq``, ``lic_teach.trellis``) or, as a control, uniform noise. The loss is
-    then ``lambda * 255^2 * MSE`` alone (the rate of given latents does not depend on
-    ``g_s``) and the history's ``bpp`` is ``None``.
-    Returns the history (``step``, ``loss``, ``bpp``, ``mse``, ``psnr``)."""
+    Returns :func:`train_steps`'s history; the model ends as :func:`fit` leaves it."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     torch.manual_seed(seed)
     model.to(device).eval()
-    trained = [p for n, p in model.named_parameters() if n.startswith(DECODER_PARTS)]
-    frozen = [p for n, p in model.named_parameters() if not n.startswith(DECODER_PARTS) and p.requires_grad]
-    for parameter in frozen:
-        parameter.requires_grad_(False)
-    optimizer = torch.optim.Adam(trained, lr=lr)
     criterion = RateDistortionLoss(lmbda)
     batches = _batches(data, batch_size, seed)
-    history = []
-    try:
-        for step in tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False):
-            x = next(batches).to(device)
-            if quantize is None:
-                losses = criterion(model(x), x)
-                loss, bpp = losses["loss"], losses["bpp_loss"].item()
-                mse = losses["mse_loss"]
-            else:
-                with torch.no_grad():
-                    y_hat = quantize(model.g_a(x))
-                mse = F.mse_loss(model.g_s(y_hat), x)
-                loss, bpp = lmbda * 255 ** 2 * mse, None
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            history.append({"step": step, "loss": loss.item(), "bpp": bpp, "mse": mse.item(),
-                            "psnr": metrics.psnr_from_mse(mse.item())})
-    finally:
-        for parameter in frozen:
-            parameter.requires_grad_(True)
+
+    def step_loss():
+        x = next(batches).to(device)
+        losses = criterion(model(x), x)
+        return losses["loss"], _measured(losses)
+
+    with _training_only(model, DECODER_PARTS) as trained:
+        history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
+    _finish(model)
+    return history
+
+
+def fit_synthesis(model: nn.Module, data, quantize, *, steps: int, lmbda: float, batch_size: int = 8,
+                  lr: float = 1e-4, seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+                  description: str = "synthesis on chosen latents") -> list[dict]:
+    """Fine-tune ``g_s`` of a ``FactorizedPrior`` on the latents ``quantize(g_a(x))`` an
+    encoder chooses instead of the coder's rounding: rate-distortion optimized rounding
+    (``lic_teach.rdoq``, ``lic_teach.trellis``) or, as a control, uniform noise
+    (Borzechowski et al. 2024, sec. 3). The rate of given latents does not depend on
+    ``g_s``, so the loss is ``lambda * 255^2 * MSE`` alone and the history's ``bpp`` is
+    ``None``. Everything but ``g_s`` is frozen; the model ends as :func:`fit` leaves it."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    torch.manual_seed(seed)
+    model.to(device).eval()
+    batches = _batches(data, batch_size, seed)
+
+    def step_loss():
+        x = next(batches).to(device)
+        with torch.no_grad():
+            y_hat = quantize(model.g_a(x))
+        mse = F.mse_loss(model.g_s(y_hat), x)
+        return lmbda * 255 ** 2 * mse, {"mse": mse.item(), "psnr": metrics.psnr_from_mse(mse.item())}
+
+    with _training_only(model, ("g_s.",)) as trained:
+        history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
+    _finish(model)
     return history

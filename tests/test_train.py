@@ -115,7 +115,8 @@ def test_fit_entropy_model_trains_only_the_entropy_model():
     transforms = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("g_a.", "g_s."))}
     h_s = model.h_s[0].weight.clone()
     history = train.fit_entropy_model(model, latents, steps=60, batch_size=4, lr=3e-3, progress=False)
-    assert len(history) == 60 and set(history[0]) == {"step", "bpp", "aux"}
+    assert len(history) == 60 and set(history[0]) == {"step", "loss", "bpp", "mse", "psnr", "aux"}
+    assert history[0]["loss"] == history[0]["bpp"] and history[0]["mse"] is None
     first, last = (sum(h["bpp"] for h in part) / 10 for part in (history[:10], history[-10:]))
     assert last < 0.9 * first                                   # the rate falls
     for key, value in transforms.items():
@@ -150,3 +151,32 @@ def test_fit_decoder_trains_only_the_decoder_on_hard_latents(model_name):
         assert parameter.requires_grad                            # unfrozen again afterwards
     with pytest.raises(ValueError, match="at least 1"):
         train.fit_decoder(model, [x], steps=0, lmbda=0.01)
+
+
+def test_fit_synthesis_trains_only_g_s_on_the_latents_it_is_given():
+    from lic_teach.models import FactorizedPrior
+    torch.manual_seed(0)
+    model = FactorizedPrior(8, 12)
+    patches = _patches(64)
+    train.fit(model, patches, steps=40, lmbda=0.01, lr=3e-3, batch_size=4, progress=False)
+    x = torch.stack([patches[i] for i in range(8)])
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    chosen = []
+
+    def quantize(y):                                    # what an encoder chose: here, rounding
+        chosen.append(y.shape)
+        return model.prior.hard_round(y)
+
+    def distortion():
+        with torch.no_grad():
+            return float(((model.g_s(model.prior.hard_round(model.g_a(x))) - x) ** 2).mean())
+
+    start = distortion()
+    model.train()
+    history = train.fit_synthesis(model, [x], quantize, steps=30, lmbda=0.01, lr=1e-3, progress=False)
+    assert len(chosen) == 30 and distortion() < start
+    assert all(h["bpp"] is None and h["loss"] == pytest.approx(0.01 * 255 ** 2 * h["mse"]) for h in history)
+    for name, parameter in model.named_parameters():
+        assert (not torch.equal(parameter, before[name])) == name.startswith("g_s."), name
+        assert parameter.requires_grad
+    assert not model.training                           # as every fit* leaves it
