@@ -27,15 +27,36 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LIC_TEACH_CACHE") or Path.home() / ".cache" / "lic_teach")
 
 
-def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"):
+def family(make_model, settings: dict, lambdas, train_one, cache_dir, device="cpu"):
+    """The usual recipe, cached: ``{lambda: model}`` (eval mode) and ``{label: history}``
+    with, for each lambda in order, ``train_one(lmbda) -> (model, {label: history})``;
+    plus whether they came from the cache (:func:`load_or_train`, keyed by ``settings``
+    and by the source of ``train_one``'s module)."""
+    lambdas = list(lambdas)
+
+    def train_all():
+        models, histories = {}, {}
+        for lmbda in lambdas:
+            model, more = train_one(lmbda)
+            models[lmbda] = model.eval()
+            histories.update(more)
+        return models, histories
+
+    return load_or_train(make_model, dict(settings, lambdas=lambdas), train_all, cache_dir, device,
+                         recipe_module=train_one.__module__)
+
+
+def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu", recipe_module=None):
     """``train_all()``'s ``(models, histories)`` (``models``: ``{lambda: model}``), or the
     same from ``cache_dir`` when the same recipe was trained before with the same
-    ``settings`` (JSON) and source (see the module docstring); plus whether they came
-    from the cache. ``cache_dir=None`` always trains; a damaged file is trained anew."""
+    ``settings`` (JSON, with ``lambdas``) and source (see the module docstring; the
+    recipe's module is ``train_all``'s unless ``recipe_module`` names it); plus whether
+    they came from the cache. ``cache_dir=None`` always trains; a damaged file is
+    trained anew."""
     probe = make_model()
     settings = dict(settings, model=type(probe).__name__,
                     params=list(getattr(probe, "hyperparameters", tuple)()),
-                    source=source_fingerprint(type(probe).__module__, train_all.__module__))
+                    source=source_fingerprint(type(probe).__module__, recipe_module or train_all.__module__))
     path = _cache_path(cache_dir, settings)
     if path is not None and path.is_file():
         try:

@@ -5,7 +5,7 @@ The end-to-end chapter trains a family of factorized-prior models
 (:func:`factorized_family`). The hyperprior and context-model chapters give every
 architecture those models' transforms and train its entropy model alone, on the same
 latents for the same steps (:func:`train_architectures`).
-Everything is trained once: the weights are cached (``cache.load_or_train``) and reused
+Everything is trained once: the weights are cached (``cache.family``) and reused
 while the settings and the code stay the same.
 """
 from __future__ import annotations
@@ -106,25 +106,20 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
     fingerprints = [cache.tensors_fingerprint({"y": y}) for y in latents.values()]
     families = {}
     for name, model_class in architectures.items():
-        def train_all():
-            models, histories = {}, {}
-            for lmbda, model in base.items():
-                torch.manual_seed(0)
-                fresh = model_class(B.N, B.M).to(B.device)
-                fresh.load_state_dict(transforms(model), strict=False)
-                label = f"{name}, lambda={lmbda:g}"
-                histories[label] = train.fit_entropy_model(
-                    fresh, latents[lmbda], steps=settings.steps, batch_size=settings.batch_size,
-                    progress=progress, description=label)
-                models[lmbda] = fresh
-            return models, histories
+        def train_one(lmbda, name=name, model_class=model_class):
+            torch.manual_seed(0)
+            fresh = model_class(B.N, B.M).to(B.device)
+            fresh.load_state_dict(transforms(base[lmbda]), strict=False)
+            label = f"{name}, lambda={lmbda:g}"
+            return fresh, {label: train.fit_entropy_model(fresh, latents[lmbda], steps=settings.steps,
+                                                          batch_size=settings.batch_size, progress=progress,
+                                                          description=label)}
 
         start = time.perf_counter()
-        models, histories, cached = cache.load_or_train(
-            lambda: model_class(B.N, B.M), dict(recipe="entropy model on fixed latents",
-                                                lambdas=list(base), steps=settings.steps,
+        models, histories, cached = cache.family(
+            lambda: model_class(B.N, B.M), dict(recipe="entropy model on fixed latents", steps=settings.steps,
                                                 batch_size=settings.batch_size, latents=fingerprints),
-            train_all, cache.default_cache_dir(), B.device)
+            base, train_one, cache.default_cache_dir(), B.device)
         seconds = time.perf_counter() - start
         print(f"{name:24s}: " + ("loaded from the cache (trained earlier with the same settings)"
                                  if cached else f"trained in {seconds:.0f} s"))
@@ -153,18 +148,15 @@ def _finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool):
     base, _, _ = factorized_family(B, progress)
     crops, key = _crops(B.patch_size, B.train_steps * B.batch_size)
 
-    def train_all():
-        models, histories = {}, {}
-        for lmbda, model in base.items():
-            tuned = copy.deepcopy(model)
-            histories[f"{label}, lambda={lmbda:g}"] = tune(tuned, lmbda, crops, f"{label}, lambda={lmbda:g}")
-            models[lmbda] = tuned.eval()
-        return models, histories
+    def train_one(lmbda):
+        tuned = copy.deepcopy(base[lmbda])
+        name = f"{label}, lambda={lmbda:g}"
+        return tuned, {name: tune(tuned, lmbda, crops, name)}
 
-    settings = dict(recipe=recipe, label=label, lambdas=list(base), steps=finetune_steps(B), batch_size=B.batch_size,
+    settings = dict(recipe=recipe, label=label, steps=finetune_steps(B), batch_size=B.batch_size,
                     data=key, start=[cache.tensors_fingerprint(m.state_dict()) for m in base.values()])
-    models, histories, _ = cache.load_or_train(lambda: FactorizedPrior(B.N, B.M), settings, train_all,
-                                               cache.default_cache_dir(), B.device)
+    models, histories, _ = cache.family(lambda: FactorizedPrior(B.N, B.M), settings, base, train_one,
+                                        cache.default_cache_dir(), B.device)
     return models, histories
 
 

@@ -181,29 +181,27 @@ def fit_family(make_model, data, lambdas, *, steps: int, batch_size: int = 8, se
     """
     lambdas = [float(l) for l in lambdas]
     middle = lambdas[len(lambdas) // 2]
+    base = {}                                     # trained once, before the first lambda's copy
 
-    def train_all():
-        torch.manual_seed(seed)
-        base = make_model()
-        label = f"{name}, base, lambda={middle:g}"
-        histories = {label: fit(base, data, steps=steps, lmbda=middle, lr=lr, batch_size=batch_size,
-                                seed=seed, device=device, progress=progress, description=label)}
-        models = {}
-        for lmbda in lambdas:
-            model = copy.deepcopy(base)
-            label = f"{name}, lambda={lmbda:g}"
-            history = fit(model, data, steps=max(1, steps // 3), lmbda=lmbda, lr=finetune_lr,
-                          batch_size=batch_size, seed=seed + 1, device=device, progress=progress,
-                          description=label)
-            for entry in history:
-                entry["step"] += steps
-            histories[label] = history
-            models[lmbda] = model.eval()
-        return models, histories
+    def train_one(lmbda):
+        if not base:
+            torch.manual_seed(seed)
+            base["model"] = make_model()
+            label = f"{name}, base, lambda={middle:g}"
+            base["histories"] = {label: fit(base["model"], data, steps=steps, lmbda=middle, lr=lr,
+                                            batch_size=batch_size, seed=seed, device=device, progress=progress,
+                                            description=label)}
+        model = copy.deepcopy(base["model"])
+        label = f"{name}, lambda={lmbda:g}"
+        history = fit(model, data, steps=max(1, steps // 3), lmbda=lmbda, lr=finetune_lr, batch_size=batch_size,
+                      seed=seed + 1, device=device, progress=progress, description=label)
+        for entry in history:
+            entry["step"] += steps
+        return model, {**base["histories"], label: history}
 
-    settings = dict(recipe="family", lambdas=lambdas, steps=steps, batch_size=batch_size, seed=seed,
+    settings = dict(recipe="family", steps=steps, batch_size=batch_size, seed=seed,
                     lr=lr, finetune_lr=finetune_lr, data=cache_key)
-    return cache.load_or_train(make_model, settings, train_all, cache_dir, device)
+    return cache.family(make_model, settings, lambdas, train_one, cache_dir, device)
 
 
 def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, batch_size: int = 16,

@@ -52,3 +52,26 @@ def test_source_key_follows_the_modules_a_recipe_runs_and_no_others():
     assert cache.source_fingerprint("lic_teach.train") != cache.source_fingerprint("lic_teach.train",
                                                                                   "lic_teach.models.context")
     assert cache.source_fingerprint("lic_teach.train", "tests.not_ours") == cache.source_fingerprint("lic_teach.train")
+
+
+def test_family_trains_each_lambda_in_order_and_keys_on_the_recipes_module(tmp_path, monkeypatch):
+    from lic_teach.models import FactorizedPrior
+    trained = []
+
+    def train_one(lmbda):
+        trained.append(lmbda)
+        torch.manual_seed(len(trained))
+        return FactorizedPrior(8, 12).train(), {"base": [1], f"lambda={lmbda:g}": [len(trained)]}
+
+    make = lambda: FactorizedPrior(8, 12)
+    models, histories, cached = cache.family(make, {"steps": 1}, [0.01, 0.02], train_one, tmp_path)
+    assert (trained, cached) == ([0.01, 0.02], False)
+    assert list(models) == [0.01, 0.02] and not any(m.training for m in models.values())
+    assert histories == {"base": [1], "lambda=0.01": [1], "lambda=0.02": [2]}
+    assert list(histories) == ["base", "lambda=0.01", "lambda=0.02"]
+    again, histories_again, cached = cache.family(make, {"steps": 1}, [0.01, 0.02], train_one, tmp_path)
+    assert cached and histories_again == histories and len(trained) == 2
+    seen = []
+    monkeypatch.setattr(cache, "source_fingerprint", lambda *modules: seen.extend(modules) or "x")
+    cache.family(make, {"steps": 1}, [0.01], train_one, None)
+    assert __name__ in seen and "lic_teach.cache" not in seen      # the recipe's source, not the helper's
