@@ -203,11 +203,11 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
     x = pad_to(as_batch(x).to(next(model.parameters()).device), model.downsampling)
     ours, theirs = model(x), twin(x)
     y_ours, y_theirs = model.g_a(x), twin.g_a(x)
-    our_strings = model.encode_latents(x, coder)
+    our_strings = model.image_to_strings(x, coder)
     coded = twin.compress(x)
     their_strings = [strings[0] for strings in coded["strings"]]
     pixels = x.shape[-2] * x.shape[-1]
-    decoded = model.decode_latents(our_strings, model.latent_size(*x.shape[-2:]), coder)
+    decoded = model.strings_to_image(our_strings, model.latent_size(*x.shape[-2:]), coder)
     their_decoded = twin.decompress(coded["strings"], coded["shape"])["x_hat"]
     likelihood_gap = max(float((ours["likelihoods"][k] - theirs["likelihoods"][k]).abs().max())
                          for k in ours["likelihoods"])

@@ -21,6 +21,7 @@ from . import cache, data, quantization, rdoq, train, trellis
 from .budget import Budget
 from .models import FactorizedPrior
 from .relaxed_training import Relaxed
+from .seeding import seeded
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,12 @@ def transforms(model) -> dict:
 def training_latents(model, settings: Setup, device) -> torch.Tensor:
     """``g_a`` of ``settings.crops`` random crops of the training photos (the same crops
     for every call: the generator is seeded)."""
-    torch.manual_seed(1234)
     crops, _ = _crops(settings.patch_size, settings.crops)
     chunks = []
-    for start in range(0, settings.crops, 64):
-        batch = torch.stack([crops[i] for i in range(start, min(start + 64, settings.crops))])
-        chunks.append(model.g_a(batch.to(device)))
+    with seeded(1234):
+        for start in range(0, settings.crops, 64):
+            batch = torch.stack([crops[i] for i in range(start, min(start + 64, settings.crops))])
+            chunks.append(model.g_a(batch.to(device)))
     return torch.cat(chunks)
 
 
@@ -107,8 +108,8 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
     families = {}
     for name, model_class in architectures.items():
         def train_one(lmbda, name=name, model_class=model_class):
-            torch.manual_seed(0)
-            fresh = model_class(B.N, B.M).to(B.device)
+            with seeded(0):
+                fresh = model_class(B.N, B.M).to(B.device)
             fresh.load_state_dict(transforms(base[lmbda]), strict=False)
             label = f"{name}, lambda={lmbda:g}"
             return fresh, {label: train.fit_entropy_model(fresh, latents[lmbda], steps=settings.steps,
@@ -180,9 +181,9 @@ def relaxation_family(relaxations, B: Budget, progress: bool = True) -> dict:
 def channel_weights(model, lmbda: float, B: Budget) -> torch.Tensor:
     """``rdoq.distortion_weights`` of ``model``, its channel gains
     measured on 8 random training crops of ``max(B.patch_size, 128)`` pixels."""
-    torch.manual_seed(4321)
     crops, _ = _crops(max(B.patch_size, 128), 8)
-    x = torch.stack([crops[i] for i in range(8)]).to(B.device)
+    with seeded(4321):
+        x = torch.stack([crops[i] for i in range(8)]).to(B.device)
     with torch.no_grad():
         y_hat = model.prior.hard_round(model.g_a(x))
     return rdoq.distortion_weights(rdoq.channel_gains(model, y_hat), lmbda)

@@ -1,9 +1,11 @@
 """Quantization and its differentiable stand-ins for training (the quantization chapter).
 
-Rounding has zero gradient almost everywhere, so training replaces it. Every function
+Rounding has zero gradient almost everywhere, so training replaces it. Every quantizer
 here has the same form: ``f(y, means=None, ...) -> Tensor``, quantizing ``y`` on the
 integer grid shifted by ``means`` (rounding around the predicted mean, as the mean-scale
-hyperprior does), with ``means=None`` meaning the plain integer grid.
+hyperprior does), with ``means=None`` meaning the plain integer grid. :func:`relax`
+combines them into what a model trained with a relaxation gives its entropy model and
+its decoder: a pair ``(for the rate, for the decoder)``.
 
 - :func:`hard_round`: what the coder does at test time, ``round(y - mu) + mu``.
 - :func:`uniform_noise`: ``y + u``, ``u ~ U(-1/2, 1/2)`` (Ballé et al., "End-to-end
@@ -11,14 +13,12 @@ hyperprior does), with ``means=None`` meaning the plain integer grid.
 - :func:`straight_through`: rounds forward, passes the gradient unchanged backward
   (Bengio et al. 2013; Theis et al., "Lossy image compression with compressive
   autoencoders", ICLR 2017).
-- :func:`mixed`: noise for the rate, straight-through rounding for the decoder (Minnen
-  & Singh, "Channel-wise autoregressive entropy models for learned image compression",
-  ICIP 2020, sec. 2.2).
 - :func:`universal`: rounding with a dither ``u`` shared by encoder and decoder through
   a seed, so the error is exactly uniform as in training (Agustsson & Theis,
   "Universally quantized neural compression", NeurIPS 2020, sec. 3).
 - :func:`soft_round`: a smooth approximation of rounding whose sharpness ``alpha`` is
-  annealed (Agustsson & Theis 2020, eq. 7); :func:`soft_round_alpha` is a schedule.
+  annealed (Agustsson & Theis 2020, eq. 7); :func:`soft_round_alpha` is a schedule that
+  ends at :data:`SOFT_ROUND_ALPHA`, also every default sharpness.
 - :func:`sga`: stochastic Gumbel annealing, a relaxed random choice between rounding
   down and up whose temperature ``tau`` goes to zero (Yang, Bamler & Mandt, "Improving
   inference for neural image compression", NeurIPS 2020, sec. 3.3);
@@ -58,12 +58,6 @@ def straight_through(y: torch.Tensor, means=None) -> torch.Tensor:
     return y + (hard_round(y, means) - y).detach()
 
 
-def mixed(y: torch.Tensor, means=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(for the rate, for the decoder)``: ``y + u`` for the entropy model, and
-    straight-through rounding around ``means`` for the synthesis transform."""
-    return uniform_noise(y), straight_through(y, means)
-
-
 def dither(shape, seed: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """The shared dither ``u ~ U(-1/2, 1/2)`` of universal quantization: the same
     ``seed`` gives the same ``u`` to the encoder and the decoder."""
@@ -94,7 +88,10 @@ def soft_round(y: torch.Tensor, alpha: float, means=None) -> torch.Tensor:
     return _unshift(floor + 0.5 + torch.tanh(alpha * r) / (2 * math.tanh(alpha / 2)), means)
 
 
-def soft_round_alpha(step: int, steps: int, start: float = 1.0, end: float = 16.0) -> float:
+SOFT_ROUND_ALPHA = 16.0        # the sharpness soft rounding is annealed to, and every default
+
+
+def soft_round_alpha(step: int, steps: int, start: float = 1.0, end: float = SOFT_ROUND_ALPHA) -> float:
     """Sharpness annealed from ``start`` to ``end``, evenly in log, over ``steps`` steps."""
     fraction = min(max(step / max(steps, 1), 0.0), 1.0)
     return start * (end / start) ** fraction
@@ -103,13 +100,15 @@ def soft_round_alpha(step: int, steps: int, start: float = 1.0, end: float = 16.
 RELAXATIONS = ("noise", "straight_through", "mixed", "universal", "soft_round")
 
 
-def relax(y: torch.Tensor, relaxation: str, means=None, alpha: float = 8.0, seed: int = 0):
+def relax(y: torch.Tensor, relaxation: str, means=None, alpha: float = SOFT_ROUND_ALPHA, seed: int = 0):
     """``(for the rate, for the decoder)``: what a model trained with ``relaxation``
     gives its entropy model and its synthesis transform in place of ``round(y - mu) + mu``.
 
     - ``"noise"``: ``y + u`` for both.
     - ``"straight_through"``: straight-through rounding for both.
-    - ``"mixed"``: :func:`mixed`.
+    - ``"mixed"``: ``y + u`` for the rate, straight-through rounding for the decoder
+      (Minnen & Singh, "Channel-wise autoregressive entropy models for learned image
+      compression", ICIP 2020, sec. 2.2).
     - ``"universal"``: :func:`universal` with the dither of ``seed`` for both.
     - ``"soft_round"``: ``y + u`` for the rate, ``soft_round(y, alpha)`` for the decoder.
     """
@@ -120,7 +119,7 @@ def relax(y: torch.Tensor, relaxation: str, means=None, alpha: float = 8.0, seed
         rounded = straight_through(y, means)
         return rounded, rounded
     if relaxation == "mixed":
-        return mixed(y, means)
+        return uniform_noise(y), straight_through(y, means)
     if relaxation == "universal":
         dithered = universal(y, seed, means)
         return dithered, dithered

@@ -16,7 +16,8 @@ from torch import nn
 from . import data, metrics, quantization
 
 
-def relaxed_outputs(model, x: torch.Tensor, relaxation: str, alpha: float = 16.0, seed: int = 0) -> dict:
+def relaxed_outputs(model, x: torch.Tensor, relaxation: str, alpha: float = quantization.SOFT_ROUND_ALPHA,
+                    seed: int = 0) -> dict:
     """``{"x_hat", "likelihoods": {"y"}}`` of a ``FactorizedPrior`` with ``relaxation``
     in place of rounding (around the channel medians)."""
     y = model.g_a(x)
@@ -50,7 +51,8 @@ class Relaxed(nn.Module):
 
 
 @torch.no_grad()
-def relaxed_estimate(model, images, relaxation: str, draws: int = 4, alpha: float = 16.0) -> dict:
+def relaxed_estimate(model, images, relaxation: str, draws: int = 4,
+                     alpha: float = quantization.SOFT_ROUND_ALPHA) -> dict:
     """``{"bpp", "psnr"}`` that the training objective of ``relaxation`` reports for
     ``images`` (``{name: [3, H, W]}`` with sides divisible by ``model.y_stride``, or a list), averaged
     over ``draws`` samples of its noise or dither and over the images. The decoded image

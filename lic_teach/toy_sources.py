@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import quantization
+from .seeding import seeded
 from .entropy_models import FactorizedDensity
 
 
@@ -62,7 +63,8 @@ class ToyTransformCode(nn.Module):
         self.g_s = _mlp(latents, hidden, 2)
         self.prior = FactorizedDensity(latents)
 
-    def forward(self, x: torch.Tensor, relaxation: str = "noise", alpha: float = 8.0, seed: int = 0) -> dict:
+    def forward(self, x: torch.Tensor, relaxation: str = "noise", alpha: float = quantization.SOFT_ROUND_ALPHA,
+                seed: int = 0) -> dict:
         """``{"x_hat", "bits"}`` (``bits``: per vector) with ``Q`` replaced by the named
         relaxation in training, and by rounding around the medians in eval mode."""
         y = self.g_a(x)
@@ -107,13 +109,12 @@ def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     optimizer = torch.optim.Adam(main, lr=lr)
     aux_optimizer = torch.optim.Adam([model.prior.quantiles], lr=lr)
     model.train()
     history = []
-    with _one_thread():
+    with _one_thread(), seeded(seed):
         for step in tqdm(range(1, steps + 1), desc=f"{source}, {relaxation}", disable=not progress, leave=False):
             x = SOURCES[source](batch_size, generator)
             out = model(x, relaxation, alpha=quantization.soft_round_alpha(step, steps), seed=seed + step)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import cache, metrics
+from .seeding import seeded
 
 
 class RateDistortionLoss(nn.Module):
@@ -136,7 +137,8 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         lmbda: rate-distortion trade-off for the default ``RateDistortionLoss``.
         criterion: a loss module returning a dict with ``"loss"``; overrides ``lmbda``.
         clip_max_norm: gradient norm clipping of the main parameters (0: off).
-        seed: seeds torch and the data order, so two runs with one seed agree.
+        seed: seeds torch and the data order, so two runs with one seed agree (the
+            caller's random state is given back unchanged: ``seeding.seeded``).
 
     The history is :func:`train_steps`'s (``aux`` where the model has ``aux_loss``).
     Raises ``FloatingPointError`` as soon as the loss is not finite. The model ends in
@@ -144,21 +146,21 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    torch.manual_seed(seed)
-    criterion = criterion or RateDistortionLoss(lmbda)
-    model.to(device)
-    main, aux = split_parameters(model)
-    batches = _batches(data, batch_size, seed)
+    with seeded(seed):
+        criterion = criterion or RateDistortionLoss(lmbda)
+        model.to(device)
+        main, aux = split_parameters(model)
+        batches = _batches(data, batch_size, seed)
 
-    def step_loss():
-        x = next(batches).to(device)
-        losses = criterion(model(x), x)
-        return losses["loss"], _measured(losses)
+        def step_loss():
+            x = next(batches).to(device)
+            losses = criterion(model(x), x)
+            return losses["loss"], _measured(losses)
 
-    model.train()
-    history = train_steps(step_loss, main, steps=steps, lr=lr, aux_parameters=aux,
-                          aux_loss=getattr(model, "aux_loss", None), aux_lr=aux_lr,
-                          clip_max_norm=clip_max_norm, progress=progress, description=description)
+        model.train()
+        history = train_steps(step_loss, main, steps=steps, lr=lr, aux_parameters=aux,
+                              aux_loss=getattr(model, "aux_loss", None), aux_lr=aux_lr,
+                              clip_max_norm=clip_max_norm, progress=progress, description=description)
     _finish(model)
     return history
 
@@ -185,8 +187,8 @@ def fit_family(make_model, data, lambdas, *, steps: int, batch_size: int = 8, se
 
     def train_one(lmbda):
         if not base:
-            torch.manual_seed(seed)
-            base["model"] = make_model()
+            with seeded(seed):
+                base["model"] = make_model()
             label = f"{name}, base, lambda={middle:g}"
             base["histories"] = {label: fit(base["model"], data, steps=steps, lmbda=middle, lr=lr,
                                             batch_size=batch_size, seed=seed, device=device, progress=progress,
@@ -215,21 +217,21 @@ def fit_entropy_model(model: nn.Module, latents: torch.Tensor, *, steps: int, ba
     ends as :func:`fit` leaves it."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    torch.manual_seed(seed)
-    device = next(model.parameters()).device
-    trained = [(n, p) for n, p in model.named_parameters() if not n.startswith(("g_a.", "g_s."))]
-    pixels_per_latent = model.y_stride ** 2
+    with seeded(seed):
+        device = next(model.parameters()).device
+        trained = [(n, p) for n, p in model.named_parameters() if not n.startswith(("g_a.", "g_s."))]
+        pixels_per_latent = model.y_stride ** 2
 
-    def step_loss():
-        y = latents[torch.randint(0, len(latents), (batch_size,))].to(device)
-        _, likelihoods = model.entropy(y)
-        rate = metrics.bits(likelihoods) / (batch_size * y.shape[-2] * y.shape[-1] * pixels_per_latent)
-        return rate, {"bpp": rate.item()}
+        def step_loss():
+            y = latents[torch.randint(0, len(latents), (batch_size,))].to(device)
+            _, likelihoods = model.entropy(y)
+            rate = metrics.bits(likelihoods) / (batch_size * y.shape[-2] * y.shape[-1] * pixels_per_latent)
+            return rate, {"bpp": rate.item()}
 
-    model.train()
-    history = train_steps(step_loss, [p for n, p in trained if not n.endswith("quantiles")], steps=steps, lr=lr,
-                          aux_parameters=[p for n, p in trained if n.endswith("quantiles")],
-                          aux_loss=model.aux_loss, aux_lr=aux_lr, progress=progress, description=description)
+        model.train()
+        history = train_steps(step_loss, [p for n, p in trained if not n.endswith("quantiles")], steps=steps, lr=lr,
+                              aux_parameters=[p for n, p in trained if n.endswith("quantiles")],
+                              aux_loss=model.aux_loss, aux_lr=aux_lr, progress=progress, description=description)
     _finish(model)
     return history
 
@@ -263,18 +265,18 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
     Returns :func:`train_steps`'s history; the model ends as :func:`fit` leaves it."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    torch.manual_seed(seed)
-    model.to(device).eval()
-    criterion = RateDistortionLoss(lmbda)
-    batches = _batches(data, batch_size, seed)
+    with seeded(seed):
+        model.to(device).eval()
+        criterion = RateDistortionLoss(lmbda)
+        batches = _batches(data, batch_size, seed)
 
-    def step_loss():
-        x = next(batches).to(device)
-        losses = criterion(model(x), x)
-        return losses["loss"], _measured(losses)
+        def step_loss():
+            x = next(batches).to(device)
+            losses = criterion(model(x), x)
+            return losses["loss"], _measured(losses)
 
-    with _training_only(model, DECODER_PARTS) as trained:
-        history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
+        with _training_only(model, DECODER_PARTS) as trained:
+            history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
     _finish(model)
     return history
 
@@ -290,18 +292,18 @@ def fit_synthesis(model: nn.Module, data, quantize, *, steps: int, lmbda: float,
     ``None``. Everything but ``g_s`` is frozen; the model ends as :func:`fit` leaves it."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    torch.manual_seed(seed)
-    model.to(device).eval()
-    batches = _batches(data, batch_size, seed)
+    with seeded(seed):
+        model.to(device).eval()
+        batches = _batches(data, batch_size, seed)
 
-    def step_loss():
-        x = next(batches).to(device)
-        with torch.no_grad():
-            y_hat = quantize(model.g_a(x))
-        mse = F.mse_loss(model.g_s(y_hat), x)
-        return lmbda * 255 ** 2 * mse, {"mse": mse.item(), "psnr": metrics.psnr_from_mse(mse.item())}
+        def step_loss():
+            x = next(batches).to(device)
+            with torch.no_grad():
+                y_hat = quantize(model.g_a(x))
+            mse = F.mse_loss(model.g_s(y_hat), x)
+            return lmbda * 255 ** 2 * mse, {"mse": mse.item(), "psnr": metrics.psnr_from_mse(mse.item())}
 
-    with _training_only(model, ("g_s.",)) as trained:
-        history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
+        with _training_only(model, ("g_s.",)) as trained:
+            history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
     _finish(model)
     return history

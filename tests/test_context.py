@@ -97,7 +97,7 @@ def test_decoder_reproduces_exactly_the_encoders_latents(photo, ours_class, _):
     captured = []
     hook = model.g_s.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
     for coder in ("ans", "readable"):
-        model.decode_latents(model.encode_latents(x, coder), (2, 2), coder)
+        model.strings_to_image(model.image_to_strings(x, coder), (2, 2), coder)
     hook.remove()
     decoded_ans, decoded_readable = captured
     assert torch.equal(decoded_ans, decoded_readable)

@@ -48,7 +48,7 @@ def test_straight_through_rounds_forward_and_passes_gradient(y):
 
 
 def test_mixed_gives_noise_to_the_rate_and_rounding_to_the_decoder(y):
-    for_rate, for_decoder = q.mixed(y, torch.full_like(y, 0.25))
+    for_rate, for_decoder = q.relax(y, "mixed", torch.full_like(y, 0.25))
     assert not torch.equal(for_rate, for_decoder)
     assert (for_rate - y).abs().max() <= 0.5
     assert torch.allclose(for_decoder - 0.25, torch.round(y - 0.25), atol=1e-5)

@@ -180,3 +180,18 @@ def test_fit_synthesis_trains_only_g_s_on_the_latents_it_is_given():
         assert (not torch.equal(parameter, before[name])) == name.startswith("g_s."), name
         assert parameter.requires_grad
     assert not model.training                           # as every fit* leaves it
+
+
+def test_training_gives_the_callers_random_state_back():
+    from lic_teach import seeding
+    from lic_teach.models import FactorizedPrior
+    model, patches = FactorizedPrior(8, 12), _patches(64)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    train.fit(model, patches, steps=2, lmbda=0.01, batch_size=2, progress=False)
+    assert torch.equal(torch.rand(3), expected)         # as if fit had not drawn anything
+    with seeding.seeded(1):
+        first = torch.rand(2)
+    with seeding.seeded(1):
+        assert torch.equal(torch.rand(2), first)

@@ -13,10 +13,19 @@ from ..entropy_models import _CodingTables
 
 
 class ImageCodec(nn.Module):
-    """Base class: subclasses define ``hyperparameters()``, ``forward``,
-    ``encode_latents(x, coder) -> strings`` and ``decode_latents(strings, size, coder)``,
-    where ``size`` is the spatial size of the coarsest latent (``H / downsampling``);
-    ``compress``/``decompress`` do the rest."""
+    """The model contract. A subclass has the transforms ``g_a`` (image -> ``y``) and
+    ``g_s`` (``y_hat`` -> image) and defines:
+
+    - ``hyperparameters() -> tuple``: what its constructor takes (``(N, M)``);
+    - ``entropy(y) -> (y_hat, {"y": likelihoods, ...})``: its entropy model alone, noise
+      in training and the coder's rounding in eval (one likelihood tensor per latent);
+    - ``image_to_strings(x, coder) -> strings``: a padded image ``[1, 3, H, W]`` to the
+      coded strings of its latents;
+    - ``strings_to_image(strings, latent_size, coder) -> [1, 3, H, W]``: back, where
+      ``latent_size`` is that of the coarsest latent (:meth:`latent_size`).
+
+    The base class gives ``forward`` (CompressAI's output dict), ``compress`` and
+    ``decompress`` (a verified, self-contained bitstream), ``update`` and ``aux_loss``."""
 
     downsampling = 16        # of the coarsest latent: images are padded to multiples of it
     y_stride = 16            # of g_a: one latent of y stands for 16 x 16 pixels
@@ -27,6 +36,11 @@ class ImageCodec(nn.Module):
 
     def hyperparameters(self) -> tuple[int, ...]:
         raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> dict:
+        """``{"x_hat", "likelihoods"}``: noisy latents in training, rounded in eval."""
+        y_hat, likelihoods = self.entropy(self.g_a(x))
+        return {"x_hat": self.g_s(y_hat), "likelihoods": likelihoods}
 
     def entropy_models(self) -> list[_CodingTables]:
         return [m for m in self.modules() if isinstance(m, _CodingTables)]
@@ -58,7 +72,7 @@ class ImageCodec(nn.Module):
         coding.get_coder(coder)             # a clear error for an unknown name, before any work
         x = as_batch(x).to(next(self.parameters()).device)
         self.update()
-        strings = self.encode_latents(pad_to(x, self.downsampling), coder)
+        strings = self.image_to_strings(pad_to(x, self.downsampling), coder)
         return bitstream.pack(self.bitstream_header(x.shape[-2], x.shape[-1], coder), strings)
 
     def bitstream_header(self, height: int, width: int, coder: str, layout: str = "") -> bitstream.Header:
@@ -90,5 +104,5 @@ class ImageCodec(nn.Module):
         Raises ``ValueError`` for bytes that are truncated, altered, not a bitstream, or
         written by another model (class, hyper-parameters or weights)."""
         header, strings, latent_size = self.read_bitstream(data)
-        x_hat = self.decode_latents(strings, latent_size, header.coder)
+        x_hat = self.strings_to_image(strings, latent_size, header.coder)
         return x_hat[0, :, :header.height, :header.width].clamp(0, 1)

@@ -132,7 +132,7 @@ class JointAutoregressive(ContextModel):
                 y_hat[:, :, i + pad, j + pad] = next_latents(i, j, scales[..., 0, 0], means[..., 0, 0])
         return y_hat[:, :, pad:height + pad, pad:width + pad]
 
-    def encode_latents(self, x, coder):
+    def image_to_strings(self, x, coder):
         """Strings ``[y, z]``. The encoder runs the decoder's serial loop, so that each
         position's means come from exactly the latents the decoder will have."""
         y = self.g_a(x)
@@ -154,7 +154,7 @@ class JointAutoregressive(ContextModel):
                                               coder=coder)
         return y_strings + z_strings
 
-    def decode_latents(self, strings, latent_size, coder):
+    def strings_to_image(self, strings, latent_size, coder):
         if len(strings) != 2:
             raise ValueError(f"expected 2 strings (y, z), got {len(strings)}")
         z_hat = self.hyperprior.decompress(strings[1:], latent_size, coder)
@@ -245,7 +245,7 @@ class CheckerboardContext(ContextModel):
         context = checkerboard_split(self.context_prediction(full))[1]
         return self.gaussian_parameters_with_context(hyper_halves[1], context)
 
-    def encode_latents(self, x, coder):
+    def image_to_strings(self, x, coder):
         """Strings ``[anchors, non-anchors, z]``."""
         y = self.g_a(x)
         z_strings, z_hat = self.code_hyper_latent(y, coder)
@@ -254,7 +254,7 @@ class CheckerboardContext(ContextModel):
             y_strings += self.conditional.compress(y_half, scales, means, coder)
         return y_strings + z_strings
 
-    def decode_latents(self, strings, latent_size, coder):
+    def strings_to_image(self, strings, latent_size, coder):
         if len(strings) != 3:
             raise ValueError(f"expected 3 strings (anchors, non-anchors, z), got {len(strings)}")
         z_hat = self.hyperprior.decompress(strings[2:], latent_size, coder)

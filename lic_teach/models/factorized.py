@@ -58,18 +58,13 @@ class FactorizedPrior(ImageCodec):
     def hyperparameters(self) -> tuple[int, ...]:
         return (self.N, self.M)
 
-    def forward(self, x):
-        """``{"x_hat", "likelihoods": {"y"}}``: noisy latents in training, rounded in eval."""
-        y_hat, likelihoods = self.entropy(self.g_a(x))
-        return {"x_hat": self.g_s(y_hat), "likelihoods": likelihoods}
-
     def entropy(self, y):
         """The entropy model alone: ``(y_hat, {"y": likelihoods})`` for latents ``y``."""
         y_hat, y_likelihoods = self.prior(y)
         return y_hat, {"y": y_likelihoods}
 
-    def encode_latents(self, x, coder):
+    def image_to_strings(self, x, coder):
         return self.prior.compress(self.g_a(x), coder)
 
-    def decode_latents(self, strings, latent_size, coder):
+    def strings_to_image(self, strings, latent_size, coder):
         return self.g_s(self.prior.decompress(strings, latent_size, coder))

@@ -57,11 +57,6 @@ class ScaleHyperprior(ImageCodec):
         """``(scales, means)`` of ``y`` predicted from the hyper-latent (means: None)."""
         return self.h_s(z_hat), None
 
-    def forward(self, x):
-        """``{"x_hat", "likelihoods": {"y", "z"}}``; noise in training, rounding in eval."""
-        y_hat, likelihoods = self.entropy(self.g_a(x))
-        return {"x_hat": self.g_s(y_hat), "likelihoods": likelihoods}
-
     def entropy(self, y):
         """The entropy model alone: ``(y_hat, {"y", "z": likelihoods})`` for latents ``y``."""
         z_hat, z_likelihoods = self.hyperprior(self.hyper_analysis(y))
@@ -76,14 +71,14 @@ class ScaleHyperprior(ImageCodec):
         z_strings = self.hyperprior.compress(z, coder)
         return z_strings, self.hyperprior.decompress(z_strings, z.shape[-2:], coder)
 
-    def encode_latents(self, x, coder):
+    def image_to_strings(self, x, coder):
         """Strings ``[y, z]``."""
         y = self.g_a(x)
         z_strings, z_hat = self.code_hyper_latent(y, coder)
         scales, means = self.gaussian_parameters(z_hat)
         return self.conditional.compress(y, scales, means, coder) + z_strings
 
-    def decode_latents(self, strings, latent_size, coder):
+    def strings_to_image(self, strings, latent_size, coder):
         if len(strings) != 2:
             raise ValueError(f"expected 2 strings (y, z), got {len(strings)}")
         z_hat = self.hyperprior.decompress(strings[1:], latent_size, coder)
