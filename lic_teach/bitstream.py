@@ -26,6 +26,9 @@ CODER_IDS = {name: coder.bitstream_id for name, coder in CODERS.items()}
 
 @dataclass
 class Header:
+    """What a decoder must know before the strings: the writing model's class name (plus
+    a layout suffix), its hyper-parameters, its tables' fingerprint, the image size and
+    the coder's name."""
     model: str
     params: tuple[int, ...]
     fingerprint: int
@@ -35,6 +38,7 @@ class Header:
 
 
 def pack(header: Header, strings: list[bytes]) -> bytes:
+    """``header`` and ``strings`` in the layout above, closed by a CRC-32."""
     name = header.model.encode("ascii")
     parts = [MAGIC, struct.pack(">BB", FORMAT_VERSION, len(name)), name,
              struct.pack(f">B{len(header.params)}I", len(header.params), *header.params),

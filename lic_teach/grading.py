@@ -257,6 +257,7 @@ def write_csv(grades: list[Grade], path) -> None:
 
 
 def main(argv=None) -> int:
+    """The command line ``python -m lic_teach.grading folder/ [--out scores.csv]``."""
     parser = argparse.ArgumentParser(prog="python -m lic_teach.grading", description=__doc__.split("\n")[0])
     parser.add_argument("submissions", help="a folder of submitted .ipynb notebooks")
     parser.add_argument("--out", default="scores.csv", help="the CSV to write (default scores.csv)")

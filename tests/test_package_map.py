@@ -81,3 +81,22 @@ def test_code_names_chapters_by_title_not_number():
                 for number, line in enumerate(path.read_text().splitlines(), start=1)
                 if re.search(r"\bchapters? \d", line, re.IGNORECASE)]
     assert not numbered
+
+
+def test_every_public_function_and_class_has_a_docstring():
+    """One docstring style: a summary sentence in prose with ``code`` in double backticks,
+    details and citations after it, and an ``Args:`` list only where the arguments need
+    one. Generated exercise tests are not library code."""
+    missing = []
+    for path in (ROOT / "lic_teach").rglob("*.py"):
+        if "exercise_tests" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        if not ast.get_docstring(tree):
+            missing.append(str(path))
+        missing += [f"{path.name}:{node.name}" for node in tree.body
+                    if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
+                    and not ast.get_docstring(node)]
+        text = path.read_text()
+        assert "Parameters\n    ----------" not in text and ":param " not in text, f"{path}: another docstring style"
+    assert not missing, f"no docstring: {missing}"

@@ -32,3 +32,22 @@ def test_coders_are_named_once_and_numbered_apart():
     model = models.FactorizedPrior(8, 8).eval()
     with pytest.raises(ValueError, match="unknown coder 'zip'; choose one of ans, readable"):
         model.compress(torch.rand(3, 16, 16), coder="zip")
+
+
+def test_a_bitstream_names_the_registered_model_that_decodes_it():
+    torch.manual_seed(0)
+    model = models.MeanScaleHyperprior(8, 12).eval()
+    data = model.compress(torch.rand(3, 40, 24))
+    entry, params, layout = registry.writer_of(data)
+    assert (entry.name, params, layout) == ("mbt2018-mean", (8, 12), "")
+    rebuilt = entry.model_class(*params)
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt.decompress(data), model.decompress(data))
+    header, strings = bitstream.unpack(data)
+    header.model = "FactorizedPrior+DQ"
+    assert registry.writer_of(bitstream.pack(header, strings))[::2] == (registry.architecture("bmshj2018-factorized"), "+DQ")
+    header.model = "Jpeg"
+    with pytest.raises(ValueError, match="Jpeg, which is not a registered model"):
+        registry.writer_of(bitstream.pack(header, strings))
+    with pytest.raises(ValueError):
+        registry.writer_of(data[:-3])

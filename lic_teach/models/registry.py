@@ -4,13 +4,16 @@ Each image model registers itself with :func:`register_model` under the name Com
 zoo gives its architecture: the first authors' initials and the year, then a variant
 (``"bmshj2018-factorized"``: the factorized prior of Ballé, Minnen, Singh, Hwang and
 Johnston, "Variational image compression with a scale hyperprior", ICLR 2018). It names
-its CompressAI twin and the zoo function that loads published weights, where they exist. The cross-check, the zoo of
-trained models and the command line look architectures up here, so a new model is known
-everywhere once it is registered.
+its CompressAI twin and the zoo function that loads published weights, where they exist.
+The cross-check, the zoo of trained models and the command line look architectures up
+here, and a bitstream's header names the model that decodes it (:func:`writer_of`), so a
+new model is known everywhere once it is registered.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .. import bitstream
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,17 @@ def architecture_of(model_class: type) -> Architecture:
         if entry.model_class is model_class:
             return entry
     raise ValueError(f"{model_class.__name__} is not a registered model")
+
+
+def writer_of(data: bytes) -> tuple[Architecture, tuple[int, ...], str]:
+    """``(architecture, hyper-parameters, layout)`` of the model that wrote the bitstream
+    ``data``, read from its verified header, so that a decoder can build that model
+    (``layout``: ``""``, or a suffix such as ``"+DQ"`` for another arrangement of the
+    latents). ``ValueError`` for damaged bytes or a model that is not registered."""
+    header, _ = bitstream.unpack(data)
+    class_name, plus, layout = header.model.partition("+")
+    for entry in ARCHITECTURES.values():
+        if entry.model_class.__name__ == class_name:
+            return entry, tuple(header.params), plus + layout
+    raise ValueError(f"this bitstream was written by {class_name}, which is not a registered model; "
+                     f"known: {', '.join(e.model_class.__name__ for e in ARCHITECTURES.values())}")
