@@ -1,0 +1,24 @@
+"""The training that the end-to-end, hyperprior and context-model chapters share, so
+that their rate-distortion curves compare like with like.
+
+The end-to-end chapter trains a family of factorized-prior models
+(:func:`factorized_family`). The hyperprior and context-model chapters give every
+architecture those models' transforms and train its entropy model alone, on the same
+latents for the same steps (:func:`train_architectures`).
+Everything is trained once: the weights are cached (``cache.family``) and reused
+while the settings and the code stay the same.
+
+One module per topic: ``end_to_end`` (the models every later chapter starts from),
+``relaxations`` (the quantization chapter), ``decoders`` (the decoder-training
+chapter), ``architectures`` (the hyperprior and context-model chapters). A new
+chapter's recipe is a new module here.
+"""
+from .architectures import Setup, setup, train_architectures, training_latents, transforms
+from .decoders import channel_weights, decoder_family, quantizers
+from .end_to_end import (factorized_family, finetune_steps, finetuned_family, held_out_images, lambdas,
+                         training_crops)
+from .relaxations import relaxation_family
+
+__all__ = ["Setup", "setup", "train_architectures", "training_latents", "transforms", "channel_weights",
+           "decoder_family", "quantizers", "factorized_family", "finetune_steps", "finetuned_family",
+           "held_out_images", "lambdas", "training_crops", "relaxation_family"]
