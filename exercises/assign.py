@@ -14,11 +14,13 @@ hidden tests) this runs ``otter assign`` and places what it writes:
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -84,9 +86,13 @@ def main(argv=None) -> int:
     sources = sorted(SOURCES.glob("ch*_*.ipynb"))
     if args.exercises:
         sources = [s for s in sources if exercise_id(s) in args.exercises]
-    for source in sources:
+    def one(source):
         print(f"otter assign {source.name}", flush=True)
         assign(source, args.root, run_tests=not args.no_run_tests)
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:     # each otter run is its own process
+        for future in [pool.submit(one, source) for source in sources]:
+            future.result()
     return 0
 
 

@@ -17,7 +17,9 @@ variables, one question at a time. Nothing a submission does stops the others:
 - a deleted or never defined variable fails the tests that need it, with a message.
 
 Which exercise a notebook answers is read from its metadata (``lic_teach.exercise``,
-written by ``make exercises``) or else from a ``chNN`` in its file name.
+written by ``make exercises``) or else from a ``chNN`` in its file name. A folder is
+graded ``jobs`` notebooks at a time (one per CPU core by default), each kernel given an
+equal share of the cores' threads.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +182,19 @@ def _execute(notebook_path: Path, tests: Path, report: Path, cell_timeout: int, 
     report.write_text(json.dumps({"results": results, "errors": errors, "died": died}))
 
 
+_JOBS = threading.local()
+
+
+def _thread_share() -> dict:
+    """Environment for one grading kernel: when ``jobs`` kernels run at once, each gets
+    ``cores / jobs`` threads (torch would otherwise start one per core in every kernel)."""
+    jobs = getattr(_JOBS, "count", 1)
+    if jobs <= 1:
+        return {}
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
 def _run_child(path: Path, tests: Path, cell_timeout: int, test_timeout: int, total_timeout: int) -> dict | str:
     """Run :func:`_execute` in its own process group; a string says why no report came back."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,7 +202,7 @@ def _run_child(path: Path, tests: Path, cell_timeout: int, test_timeout: int, to
         command = [sys.executable, "-m", "lic_teach.grading", "--execute", str(path), str(tests), str(report),
                    str(cell_timeout), str(test_timeout)]
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                 start_new_session=True)
+                                 start_new_session=True, env=dict(os.environ, **_thread_share()))
         try:
             _, stderr = child.communicate(timeout=total_timeout)
         except subprocess.TimeoutExpired:
@@ -231,8 +248,9 @@ def grade_notebook(path, autograder=AUTOGRADER, exercise: str | None = None, cel
     return grade
 
 
-def grade_folder(folder, **options) -> list[Grade]:
-    """Grade every ``*.ipynb`` in ``folder`` (not its subfolders), one after another."""
+def grade_folder(folder, jobs: int | None = None, **options) -> list[Grade]:
+    """Grade every ``*.ipynb`` in ``folder`` (not its subfolders), ``jobs`` at a time
+    (default: one per CPU core); the grades come back in file-name order."""
     from tqdm.auto import tqdm
 
     folder = Path(folder)
@@ -241,7 +259,17 @@ def grade_folder(folder, **options) -> list[Grade]:
     paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if not paths:
         raise ValueError(f"no .ipynb files in {folder}")
-    return [grade_notebook(path, **options) for path in tqdm(paths, desc="grading", unit="notebook")]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
+
+    def grade(path):
+        _JOBS.count = jobs
+        return grade_notebook(path, **options)
+
+    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(paths), desc="grading", unit="notebook") as bar:
+        futures = [pool.submit(grade, path) for path in paths]
+        for future in as_completed(futures):
+            bar.update()
+        return [future.result() for future in futures]
 
 
 def write_csv(grades: list[Grade], path) -> None:
@@ -266,12 +294,14 @@ def main(argv=None) -> int:
     parser.add_argument("--cell-timeout", type=int, default=120, help="seconds a cell may run (default 120)")
     parser.add_argument("--test-timeout", type=int, default=60, help="seconds a question's tests may run (default 60)")
     parser.add_argument("--total-timeout", type=int, default=900, help="seconds a notebook may run (default 900)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="notebooks graded at once (default: one per CPU core)")
     args = parser.parse_args(argv)
     if not Path(args.autograder).is_dir():
         parser.error(f"no autograder tests at {args.autograder}; run `make exercises` in the repository, "
                      f"or pass --autograder")
     try:
-        grades = grade_folder(args.submissions, autograder=args.autograder, exercise=args.exercise,
+        grades = grade_folder(args.submissions, jobs=args.jobs, autograder=args.autograder, exercise=args.exercise,
                               cell_timeout=args.cell_timeout, test_timeout=args.test_timeout,
                               total_timeout=args.total_timeout)
     except ValueError as error:

@@ -4,6 +4,7 @@ that raise, loop, delete variables or kill their kernel graded without stopping 
 
 import copy
 import csv
+import os
 import re
 import subprocess
 import sys
@@ -130,16 +131,22 @@ def test_solutions_score_full_and_untouched_notebooks_zero(exercise, built, tmp_
     assert set(untouched.feedback) == set(untouched.possible), "every lost question says why"
 
 
-@pytest.mark.parametrize("exercise,question", [(e, q) for e in IDS for q in WRONG_ANSWERS[e]])
-def test_a_plausible_wrong_answer_is_rejected(exercise, question, built, tmp_path):
+@pytest.mark.parametrize("exercise", IDS)
+def test_a_plausible_wrong_answer_is_rejected(exercise, built, tmp_path):
+    """One submission per question, each with that question's mistake and the rest right,
+    graded together as an instructor grades a folder (in parallel)."""
     solution = nbformat.read(str(built / "exercises" / "autograder" / exercise / "solution.ipynb"), as_version=4)
-    right, wrong = WRONG_ANSWERS[exercise][question]
-    cells = [c for c in solution.cells if c.cell_type == "code" and right in c.source]
-    assert len(cells) == 1, f"{right!r} should appear in exactly one cell"
-    cells[0].source = cells[0].source.replace(right, wrong)
-    grade = _grade(_through(solution, question), tmp_path, f"{exercise}_wrong_{question}.ipynb")
-    assert grade.scores[question] == 0.0, f"{exercise} {question}: {wrong!r} was accepted"
-    assert question in grade.feedback
+    for question, (right, wrong) in WRONG_ANSWERS[exercise].items():
+        notebook = copy.deepcopy(solution)
+        cells = [c for c in notebook.cells if c.cell_type == "code" and right in c.source]
+        assert len(cells) == 1, f"{right!r} should appear in exactly one cell"
+        cells[0].source = cells[0].source.replace(right, wrong)
+        nbformat.write(_through(notebook, question), str(tmp_path / f"{exercise}_wrong_{question}.ipynb"))
+    grades = {g.submission: g for g in grading.grade_folder(tmp_path)}
+    for question, (_, wrong) in WRONG_ANSWERS[exercise].items():
+        grade = grades[f"{exercise}_wrong_{question}.ipynb"]
+        assert grade.scores[question] == 0.0, f"{exercise} {question}: {wrong!r} was accepted"
+        assert question in grade.feedback
 
 
 def _through(notebook, question):
@@ -175,7 +182,7 @@ def test_bad_submissions_are_graded_without_stopping_the_rest(built, tmp_path):
         nbformat.write(notebook, str(folder / f"ch01_{name}.ipynb"))
     (folder / "ch01_g_not_a_notebook.ipynb").write_text("{ this is not json")
     out = tmp_path / "scores.csv"
-    grading.main([str(folder), "--out", str(out), "--cell-timeout", "10", "--test-timeout", "8"])
+    grading.main([str(folder), "--out", str(out), "--cell-timeout", "10", "--test-timeout", "8", "--jobs", "2"])
     rows = {row["submission"]: row for row in csv.DictReader(out.open())}
     assert len(rows) == 7
     score = lambda name, q: float(rows[f"ch01_{name}.ipynb"][q])
@@ -192,6 +199,16 @@ def test_bad_submissions_are_graded_without_stopping_the_rest(built, tmp_path):
     assert float(rows["ch01_e_kills_kernel.ipynb"]["total"]) == 0 and "died" in feedback("e_kills_kernel")
     assert float(rows["ch01_f_good.ipynb"]["total"]) == 4
     assert "not a readable notebook" in rows["ch01_g_not_a_notebook.ipynb"]["feedback"]
+
+
+def test_parallel_grading_shares_the_cores_between_kernels():
+    assert grading._thread_share() == {}                      # one at a time: torch picks its threads
+    grading._JOBS.count = 2
+    try:
+        share = str(max(1, (os.cpu_count() or 1) // 2))
+        assert grading._thread_share() == {"OMP_NUM_THREADS": share, "MKL_NUM_THREADS": share}
+    finally:
+        grading._JOBS.count = 1
 
 
 def test_grading_refuses_what_it_cannot_grade(tmp_path):
