@@ -43,14 +43,18 @@ def image_slider(render, values, description: str = "value") -> widgets.VBox:
 
 def figure_slider(render, values, description: str = "value") -> widgets.VBox:
     """A slider over ``values``; moving it calls ``render(value) -> plotly Figure`` and
-    shows the figure. Returns the widget; its children are ``(slider, output)``."""
+    shows the figure. Returns the widget; its children are ``(slider, output)``.
+
+    The figure's display data (for plotly's active renderer) is set as the ``Output``
+    widget's content, not printed while the widget captures the cell's output:
+    capturing made notebook runners (nbclient) stall for their whole cell timeout now
+    and then."""
     slider = _slider(values, description, "figure_slider")
     output = widgets.Output()
 
     def redraw(change=None):
-        output.clear_output(wait=True)
-        with output:
-            render(slider.value).show()
+        bundle = render(slider.value)._repr_mimebundle_()
+        output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
     slider.observe(redraw, names="value")
     redraw()

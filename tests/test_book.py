@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -66,6 +67,18 @@ def executed_book(tmp_path_factory):
     return copy, seconds, errors
 
 
+def _slowest_cells(notebook, count: int = 4) -> str:
+    """The cells that took longest, from the timing nbclient records in each cell."""
+    timed = []
+    for index, cell in enumerate(notebook.cells):
+        execution = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in execution and "shell.execute_reply" in execution:
+            start, end = (datetime.fromisoformat(execution[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            timed.append(((end - start).total_seconds(), index, cell.source.split("\n")[0][:60]))
+    return "; ".join(f"cell {i} {t:.0f} s ({first})" for t, i, first in sorted(timed, reverse=True)[:count])
+
+
 def test_there_are_chapters():
     assert len(CHAPTERS) >= 1
 
@@ -75,8 +88,9 @@ def test_there_are_chapters():
 def test_chapter_runs_at_smoke_budget(executed_book, chapter):
     _, seconds, errors = executed_book
     assert chapter not in errors, errors.get(chapter)
-    assert seconds[chapter] < SMOKE_LIMIT_S, f"{chapter} took {seconds[chapter]:.0f} s at smoke"
     notebook = nbformat.read(executed_book[0] / "book" / chapter, as_version=4)
+    assert seconds[chapter] < SMOKE_LIMIT_S, (f"{chapter} took {seconds[chapter]:.0f} s at smoke; slowest cells: "
+                                              + _slowest_cells(notebook))
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
                       for o in c.get("outputs", []))
     assert "budget 'smoke'" in printed, "a chapter prints the budget it ran"

@@ -72,7 +72,9 @@ def test_curve_slider_figure_swaps_the_curves_of_each_frame():
         plots.curve_slider_figure({})
 
 
-def test_figure_slider_widget_redraws():
+def test_figure_slider_widget_redraws(monkeypatch):
+    import plotly.io as pio
+    monkeypatch.setattr(pio.renderers, "default", "json")     # what a notebook's renderer would show
     calls = []
 
     def render(value):
@@ -83,5 +85,8 @@ def test_figure_slider_widget_redraws():
     slider, output = box.children
     slider.value = 3
     assert calls == [1, 3] and slider.description == "a"
+    assert len(output.outputs) == 1                       # the new figure replaced the old one
+    shown = output.outputs[0]["data"]
+    assert any(str([0, 3]) in str(value) or "[0,3]" in str(value) for value in shown.values()), list(shown)
     with pytest.raises(ValueError):
         widgets.figure_slider(render, [])
