@@ -108,13 +108,18 @@ def train_steps(step_loss, parameters, *, steps: int, lr: float, aux_parameters=
     return history
 
 
-def _measured(losses: dict) -> dict:
-    """History entries from a criterion's output: ``bpp`` and, for MSE, ``mse`` and ``psnr``."""
-    entry = {"bpp": losses["bpp_loss"].item()}
-    if "mse_loss" in losses:
-        entry["mse"] = losses["mse_loss"].item()
-        entry["psnr"] = metrics.psnr_from_mse(entry["mse"])
-    return entry
+def _criterion_steps(model: nn.Module, criterion, batches, device):
+    """A :func:`train_steps` ``step_loss``: ``criterion(model(x), x)`` on the next batch,
+    with ``bpp`` and, for MSE, ``mse`` and ``psnr`` for the history."""
+    def step_loss():
+        x = next(batches).to(device)
+        losses = criterion(model(x), x)
+        entry = {"bpp": losses["bpp_loss"].item()}
+        if "mse_loss" in losses:
+            entry["mse"] = losses["mse_loss"].item()
+            entry["psnr"] = metrics.psnr_from_mse(entry["mse"])
+        return losses["loss"], entry
+    return step_loss
 
 
 def _finish(model: nn.Module) -> None:
@@ -150,13 +155,7 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         criterion = criterion or RateDistortionLoss(lmbda)
         model.to(device)
         main, aux = split_parameters(model)
-        batches = _batches(data, batch_size, seed)
-
-        def step_loss():
-            x = next(batches).to(device)
-            losses = criterion(model(x), x)
-            return losses["loss"], _measured(losses)
-
+        step_loss = _criterion_steps(model, criterion, _batches(data, batch_size, seed), device)
         model.train()
         history = train_steps(step_loss, main, steps=steps, lr=lr, aux_parameters=aux,
                               aux_loss=getattr(model, "aux_loss", None), aux_lr=aux_lr,
@@ -268,13 +267,7 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
     with seeded(seed):
         model.to(device).eval()
         criterion = RateDistortionLoss(lmbda)
-        batches = _batches(data, batch_size, seed)
-
-        def step_loss():
-            x = next(batches).to(device)
-            losses = criterion(model(x), x)
-            return losses["loss"], _measured(losses)
-
+        step_loss = _criterion_steps(model, criterion, _batches(data, batch_size, seed), device)
         with _training_only(model, DECODER_PARTS) as trained:
             history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
     _finish(model)
