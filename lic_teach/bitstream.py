@@ -9,7 +9,10 @@ Layout (all integers big-endian)::
 
 The fingerprint is a CRC-32 of the model's coding tables, so a decoder with other
 weights refuses the stream instead of decoding noise; the final CRC-32 catches
-truncated or altered bytes before they reach the entropy decoder.
+truncated or altered bytes before they reach the entropy decoder. A CRC is no defence
+against bytes written on purpose, so a header must also describe an image of at least
+one and at most :data:`MAX_IMAGE_PIXELS` pixels (like Pillow's decompression-bomb
+check); the coders check the strings themselves (``lic_teach.native_rans``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ from .coding import CODERS
 MAGIC = b"LICT"
 FORMAT_VERSION = 1
 CODER_IDS = {name: coder.bitstream_id for name, coder in CODERS.items()}
+
+# The largest image a bitstream may describe; set to None to lift the limit (at your own risk:
+# a header of a few bytes could then ask a decoder for gigabytes).
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 
 @dataclass
@@ -89,7 +96,17 @@ def unpack(data) -> tuple[Header, list[bytes]]:
         raise ValueError(f"{len(data) - reader.position} unexpected bytes after the bitstream")
     if zlib.crc32(data[:-4]) != checksum:
         raise ValueError("corrupted bitstream: its CRC-32 checksum does not match")
+    _check_size(height, width)
     coders = {v: k for k, v in CODER_IDS.items()}
     if coder_id not in coders:
         raise ValueError(f"unknown coder id {coder_id} in bitstream")
     return Header(model, tuple(params), fingerprint, height, width, coders[coder_id]), strings
+
+
+def _check_size(height: int, width: int) -> None:
+    if height < 1 or width < 1:
+        raise ValueError(f"the header describes a {height} x {width} image: corrupted")
+    if MAX_IMAGE_PIXELS is not None and height * width > MAX_IMAGE_PIXELS:
+        raise ValueError(f"the header describes a {height} x {width} image, more than "
+                         f"lic_teach.bitstream.MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS} pixels; raise "
+                         f"that limit only for bitstreams you trust")

@@ -19,10 +19,13 @@ from __future__ import annotations
 import bisect
 import math
 
+from . import native_rans
+
 PRECISION = 16              # frequencies sum to 2^16
 STATE_LOWER = 1 << 23       # the coder state stays in [2^23, 2^31)
 ESCAPE_BITS = 4             # escaped values are sent 4 bits at a time
 ESCAPE_MAX = (1 << ESCAPE_BITS) - 1
+MAX_ESCAPE_PIECES = 32 // ESCAPE_BITS + 1   # pieces of the largest excess an int32 value gives
 
 
 # ------------------------------------------------------------------- quantized CDFs
@@ -112,6 +115,8 @@ class RansDecoder:
             raise ValueError("rANS data is shorter than its 4-byte state: truncated")
         self.data, self.position, self.precision = data, 4, precision
         self.state = int.from_bytes(data[:4], "big")
+        if not STATE_LOWER <= self.state < STATE_LOWER << 8:
+            raise ValueError("rANS data starts in a state no encoder ends in: corrupted")
 
     def slot(self) -> int:
         """The low ``precision`` bits of the state: where in [0, 2^precision) we are."""
@@ -174,6 +179,8 @@ def _decode_symbol(decoder: RansDecoder, cdf, cdf_length: int, offset: int) -> i
         count += piece
         if piece < ESCAPE_MAX:
             break
+    if count >= MAX_ESCAPE_PIECES:              # more than an int32's pieces: not ours
+        raise ValueError("rANS data escapes a value too large for any latent: corrupted")
     excess = 0
     for shift in range(count + 1):
         piece = decoder.slot() // width
@@ -229,41 +236,21 @@ class ReadableStreamDecoder:
 
 
 class CompressAIRansCoder:
-    """CompressAI's C++ rANS (``compressai.ans``), behind the same methods."""
+    """CompressAI's C++ rANS (``compressai.ans``) behind the same methods, guarded so that
+    no string makes it read or write outside its buffers (:mod:`lic_teach.native_rans`)."""
 
     bitstream_id = 0        # its number in a bitstream's header (``lic_teach.bitstream``)
 
     def encode_with_indexes(self, symbols, indexes, cdfs, cdf_lengths, offsets) -> bytes:
-        from compressai import ans
-        return ans.RansEncoder().encode_with_indexes(symbols, indexes, cdfs, cdf_lengths, offsets)
+        if len(symbols) != len(indexes):
+            raise ValueError("symbols and indexes must have the same length")
+        return native_rans.encode(symbols, indexes, cdfs, cdf_lengths, offsets)
 
     def decode_with_indexes(self, data: bytes, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
-        from compressai import ans
-        return ans.RansDecoder().decode_with_indexes(data, indexes, cdfs, cdf_lengths, offsets)
+        return native_rans.decode(data, indexes, cdfs, cdf_lengths, offsets)
 
-    def stream_decoder(self, data: bytes) -> "CompressAIStreamDecoder":
-        return CompressAIStreamDecoder(data)
-
-
-class CompressAIStreamDecoder:
-    """CompressAI's ``RansDecoder.decode_stream`` behind :class:`ReadableStreamDecoder`'s
-    interface. The C++ binding converts the tables it is given on every call, so each
-    call passes only the table rows its symbols use."""
-
-    def __init__(self, data: bytes):
-        from compressai import ans
-        self.decoder = ans.RansDecoder()
-        self.decoder.set_stream(bytes(data))
-
-    def decode(self, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
-        rows = sorted(set(indexes))
-        local = {row: i for i, row in enumerate(rows)}
-        return self.decoder.decode_stream([local[k] for k in indexes],
-                                          [cdfs[r][:cdf_lengths[r]] for r in rows],
-                                          [cdf_lengths[r] for r in rows], [offsets[r] for r in rows])
-
-    def finish(self) -> None:
-        """Nothing to check: the C++ decoder cannot tell; the bitstream's CRC guards the bytes."""
+    def stream_decoder(self, data: bytes) -> native_rans.GuardedStreamDecoder:
+        return native_rans.GuardedStreamDecoder(data)
 
 
 CODERS = {"ans": CompressAIRansCoder, "readable": ReadableRansCoder}   # the one table of coders

@@ -170,14 +170,17 @@ def load_checkpoint(path, architecture: str = "bmshj2018-factorized"):
     dict saved by ``torch.save``, possibly with the zoo's older key names)."""
     from compressai.zoo.pretrained import load_pretrained
     class_name = registry.architecture(architecture).compressai_class
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:                 # truncated, altered, or not a torch file at all
+        raise ValueError(f"could not read the checkpoint {path}: {str(error)[:200]}") from error
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = load_pretrained(state)
     cai_class = _cai_class(class_name)
     try:
         cai_model = cai_class.from_state_dict(state)
-    except (KeyError, RuntimeError) as error:
+    except (KeyError, RuntimeError, ValueError) as error:
         raise ValueError(f"{path} is not a {architecture} checkpoint in CompressAI's format: "
                          f"{str(error)[:200]}") from error
     return from_compressai(cai_model)

@@ -63,6 +63,24 @@ class _CodingTables(nn.Module):
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.has_tables():
+            self.check_tables(prefix)
+
+    def check_tables(self, name: str = "") -> None:
+        """``ValueError`` unless the tables are CDFs a coder can use: each row starts at 0,
+        rises strictly to ``2^16`` over its length, and has an escape symbol. Saved tables
+        come from files, and CompressAI's C++ coder trusts them blindly."""
+        cdf, length, offset = self.quantized_cdf, self.cdf_length.long(), self.cdf_offset
+        rows, width = cdf.shape if cdf.dim() == 2 else (0, 0)
+        if cdf.dim() != 2 or length.shape != (rows,) or offset.shape != (rows,) or \
+                not bool(((length >= 3) & (length <= width)).all()):
+            raise ValueError(f"the coding tables {name!r} have inconsistent shapes or lengths: damaged weights")
+        within = torch.arange(width)[None, :] < length[:, None]
+        steps = cdf[:, 1:] - cdf[:, :-1]
+        last = cdf.gather(1, (length - 1)[:, None])[:, 0]
+        if not (bool((cdf[:, 0] == 0).all()) and bool((last == 1 << coding.PRECISION).all())
+                and bool((steps > 0)[within[:, 1:]].all())):
+            raise ValueError(f"the coding tables {name!r} are not valid CDFs: damaged weights")
 
     def tables(self) -> tuple[list, list, list]:
         """``(cdfs, cdf_lengths, offsets)`` as lists, in the coders' argument order."""

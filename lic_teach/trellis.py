@@ -180,8 +180,6 @@ def decompress_trellis(model, data: bytes) -> torch.Tensor:
     """The image ``[3, H, W]`` of :func:`compress_trellis`'s bytes, decoded with
     ``model``; ``ValueError`` for bytes that are damaged or not such a bitstream."""
     header, strings, size = model.read_bitstream(data, DQ_SUFFIX)
-    if len(strings) != 1:
-        raise ValueError(f"a bitstream of trellis indices holds one string, this one {len(strings)}")
     channels = model.prior.channels
     tables = dq_tables(model)
     stream = coding.get_coder(header.coder).stream_decoder(strings[0])

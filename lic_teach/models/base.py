@@ -22,13 +22,15 @@ class ImageCodec(nn.Module):
     - ``image_to_strings(x, coder) -> strings``: a padded image ``[1, 3, H, W]`` to the
       coded strings of its latents;
     - ``strings_to_image(strings, latent_size, coder) -> [1, 3, H, W]``: back, where
-      ``latent_size`` is that of the coarsest latent (:meth:`latent_size`).
+      ``latent_size`` is that of the coarsest latent (:meth:`latent_size`); there are
+      as many strings as ``string_names`` (checked before).
 
     The base class gives ``forward`` (CompressAI's output dict), ``compress`` and
     ``decompress`` (a verified, self-contained bitstream), ``update`` and ``aux_loss``."""
 
     downsampling = 16        # of the coarsest latent: images are padded to multiples of it
     y_stride = 16            # of g_a: one latent of y stands for 16 x 16 pixels
+    string_names = ("y",)    # the strings of its bitstream, in order
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` of the coarsest latent of a ``height x width`` image, once padded."""
@@ -91,6 +93,9 @@ class ImageCodec(nn.Module):
         if (header.model, header.params) != expected:
             raise ValueError(f"this bitstream was written by {header.model}{header.params}, "
                              f"not by {expected[0]}{expected[1]}")
+        if len(strings) != len(self.string_names):
+            raise ValueError(f"a {expected[0]} bitstream holds {len(self.string_names)} strings "
+                             f"({', '.join(self.string_names)}), this one {len(strings)}: corrupted")
         self.update()
         if header.fingerprint != self.table_fingerprint():
             raise ValueError("this bitstream was written by a model with other weights "

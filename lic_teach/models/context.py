@@ -155,8 +155,6 @@ class JointAutoregressive(ContextModel):
         return y_strings + z_strings
 
     def strings_to_image(self, strings, latent_size, coder):
-        if len(strings) != 2:
-            raise ValueError(f"expected 2 strings (y, z), got {len(strings)}")
         z_hat = self.hyperprior.decompress(strings[1:], latent_size, coder)
         stream = self.conditional.stream_decoder(strings[0], coder)
         y_hat = self._serial(self.h_s(z_hat), lambda i, j, scales, means: stream.decode(scales, means))
@@ -209,6 +207,7 @@ class CheckerboardContext(ContextModel):
 
     pattern = "checkerboard"
     context_first = True
+    string_names = ("y anchors", "y non-anchors", "z")
 
     def entropy(self, y):
         """``(y_hat, {"y", "z": likelihoods})``: noise in training, two passes in eval."""
@@ -255,8 +254,6 @@ class CheckerboardContext(ContextModel):
         return y_strings + z_strings
 
     def strings_to_image(self, strings, latent_size, coder):
-        if len(strings) != 3:
-            raise ValueError(f"expected 3 strings (anchors, non-anchors, z), got {len(strings)}")
         z_hat = self.hyperprior.decompress(strings[2:], latent_size, coder)
         hyper_halves = checkerboard_split(self.h_s(z_hat))
         scales, means = self._pass_parameters(hyper_halves)

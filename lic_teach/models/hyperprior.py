@@ -33,6 +33,7 @@ class ScaleHyperprior(ImageCodec):
     """
 
     downsampling = 64                      # 16 in g_a, 4 more in h_a
+    string_names = ("y", "z")
 
     def __init__(self, N: int = 128, M: int = 192):
         super().__init__()
@@ -79,8 +80,6 @@ class ScaleHyperprior(ImageCodec):
         return self.conditional.compress(y, scales, means, coder) + z_strings
 
     def strings_to_image(self, strings, latent_size, coder):
-        if len(strings) != 2:
-            raise ValueError(f"expected 2 strings (y, z), got {len(strings)}")
         z_hat = self.hyperprior.decompress(strings[1:], latent_size, coder)
         scales, means = self.gaussian_parameters(z_hat)
         y_hat = self.conditional.decompress(strings[:1], scales, means, coder)
