@@ -4,12 +4,13 @@
 #   make test-colab                 the Colab-like environment check (Python 3.13, numpy 2; needs PyPI)
 #   make exercises                  regenerate the student notebooks and tests from exercises/source
 #   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv (OUT=... to rename)
+#   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install book test test-colab lab exercises grade clean
+.PHONY: install book test test-colab lab exercises grade zoo clean
 
 install: $(STAMP)
 
@@ -41,6 +42,9 @@ exercises: $(STAMP)
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder/ [OUT=scores.csv]"; exit 2; }
 	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)"
+
+zoo: $(STAMP)
+	$(PY) -m lic_teach.zoo train $(FAMILIES)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab book/

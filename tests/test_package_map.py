@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lic_teach"
-DATA_FOLDERS = {"exercise_tests", "reference"}     # package data, not modules
+DATA_FOLDERS = {"exercise_tests", "reference", "zoo_weights"}     # package data, not modules
 
 
 def _layers() -> dict[str, int]:

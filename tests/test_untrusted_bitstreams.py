@@ -236,6 +236,7 @@ def _fuzz(kinds: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_fuzzed_bitstreams_end_in_a_picture_of_the_header_size_or_a_value_error():
     """Every model kind, both coders and the trellis layout, in two child processes (one a
     core): a crash, a hang, more than 2 GiB or any other ending fails, naming its case."""

@@ -1,0 +1,269 @@
+"""``lic-teach``: the book's zoo models as a real image codec.
+
+    lic-teach compress photo.png photo.lic [--model mean-scale] [--quality 3] [--force]
+    lic-teach decompress photo.lic photo.png [--force]
+    lic-teach info photo.lic
+    lic-teach eval folder/ [--model mean-scale] [--quality 3] [--jpeg] [--out results.csv]
+    lic-teach zoo
+
+A ``.lic`` file is a model's bitstream (``lic_teach.bitstream``). Its header names the
+model's class, hyper-parameters and coding tables, so ``decompress`` and ``info`` find
+the zoo model that wrote it without flags. Bad input (a missing or unreadable image, a
+damaged or foreign ``.lic``, an output that exists, a folder that cannot be written) ends
+in one line on stderr and exit status 2, never a traceback; outputs are written to a
+temporary file and renamed, so nothing half-written is left behind.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import baselines, bitstream, data, metrics, zoo
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported as one line and exit status 2."""
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _check_output(path: Path, force: bool) -> None:
+    """Refuse an output before any work: one that exists (without ``force``), or one
+    whose folder does not exist."""
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: {path.parent} is not a folder")
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to replace it")
+
+
+def _write_atomically(path: Path, content: bytes, force: bool) -> None:
+    """Write ``content`` to ``path`` through a temporary file in the same folder."""
+    path = Path(path)
+    _check_output(path, force)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(content)
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from error
+
+
+def _read_image(path: Path) -> torch.Tensor:
+    try:
+        return data.load_image(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from error
+
+
+def _read_bitstream(path: Path) -> tuple[bytes, bitstream.Header]:
+    try:
+        content = Path(path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from error
+    try:
+        return content, bitstream.unpack(content)[0]
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from error
+
+
+def _zoo_model(args):
+    args.model = args.model or zoo.default_family(args.zoo)
+    qualities = sorted(m["quality"] for m in zoo.manifests(args.zoo) if m["family"] == args.model)
+    args.quality = args.quality or (qualities[len(qualities) // 2] if qualities else 1)
+    try:
+        return zoo.load(args.model, args.quality, args.zoo)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def writer(header: bitstream.Header, folder: Path) -> dict:
+    """The manifest of the zoo model that wrote a bitstream with ``header``: the same
+    class, hyper-parameters and coding tables (their fingerprint)."""
+    for manifest in zoo.manifests(folder):
+        if (manifest["class"], tuple(manifest["hyperparameters"]), manifest["table_fingerprint"]) == \
+                (header.model, header.params, header.fingerprint):
+            return manifest
+    raise UsageError(f"this bitstream was written by {header.model}{header.params} with coding tables "
+                     f"{header.fingerprint:08x}, which is no model of the zoo in {folder}")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def compress_command(args) -> int:
+    """Code an image with a zoo model into a ``.lic`` file."""
+    _check_output(args.output, args.force)
+    x = _read_image(args.image)
+    model = _zoo_model(args)
+    content = model.compress(x)
+    _write_atomically(args.output, content, args.force)
+    print(f"{args.output}: {len(content)} bytes, {metrics.bpp(content, x.shape[1] * x.shape[2]):.4f} bpp "
+          f"({args.model} q{args.quality}, {x.shape[2]}x{x.shape[1]})")
+    return 0
+
+
+def decompress_command(args) -> int:
+    """Decode a ``.lic`` file with the zoo model that wrote it; save the image."""
+    _check_output(args.output, args.force)
+    content, header = _read_bitstream(args.bitstream)
+    manifest = writer(header, args.zoo)
+    model = zoo.load(manifest["family"], manifest["quality"], args.zoo)
+    try:
+        x_hat = model.decompress(content)
+    except ValueError as error:
+        raise UsageError(f"{args.bitstream}: {error}") from error
+    _write_atomically(args.output, _image_bytes(x_hat, args.output), args.force)
+    return 0
+
+
+def _image_bytes(x: torch.Tensor, path: Path) -> bytes:
+    """``x`` encoded in the format ``path``'s suffix names (PNG for an unknown suffix)."""
+    from PIL import Image
+    buffer = io.BytesIO()
+    try:
+        data.to_pil(x).save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    except (KeyError, ValueError, OSError) as error:
+        raise UsageError(f"cannot write an image as {path.suffix}: {error}") from error
+    return buffer.getvalue()
+
+
+def info_command(args) -> int:
+    """Print the model, image size, bytes and bpp of a ``.lic`` file."""
+    content, header = _read_bitstream(args.bitstream)
+    manifest = writer(header, args.zoo)
+    pixels = header.height * header.width
+    print(f"{args.bitstream}: {manifest['family']} q{manifest['quality']} ({header.model}{header.params}, "
+          f"lambda={manifest['lambda']:g}), {header.width}x{header.height}, {len(content)} bytes, "
+          f"{8 * len(content) / pixels:.4f} bpp, coder {header.coder}")
+    return 0
+
+
+def evaluate_image(model, x: torch.Tensor, jpeg: bool) -> list[dict]:
+    """Rows for one image: the model's real bitstream, and (``jpeg``) Pillow's JPEG at the
+    quality whose size comes closest to it."""
+    pixels = x.shape[1] * x.shape[2]
+    start = time.perf_counter()
+    content = model.compress(x)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    x_hat = model.decompress(content)
+    decode_s = time.perf_counter() - start
+    rows = [dict(codec="model", bytes=len(content), bpp=metrics.bpp(content, pixels),
+                 psnr=metrics.psnr(x, x_hat), ms_ssim=_ms_ssim(x, x_hat),
+                 encode_s=encode_s, decode_s=decode_s)]
+    if jpeg:
+        quality = min(range(1, 96), key=lambda q: abs(baselines.pillow_roundtrip(x, "JPEG", q)[1] - len(content)))
+        start = time.perf_counter()
+        decoded, size = baselines.pillow_roundtrip(x, "JPEG", quality)
+        seconds = time.perf_counter() - start
+        rows.append(dict(codec=f"jpeg q{quality}", bytes=size, bpp=8 * size / pixels,
+                         psnr=metrics.psnr(x, decoded), ms_ssim=_ms_ssim(x, decoded),
+                         encode_s=seconds, decode_s=None))
+    return rows
+
+
+def _ms_ssim(x: torch.Tensor, x_hat: torch.Tensor):
+    """MS-SSIM, or None for an image too small for its five scales."""
+    return metrics.ms_ssim(x, x_hat) if min(x.shape[-2:]) > 160 else None
+
+
+def eval_command(args) -> int:
+    """A CSV of bpp, PSNR, MS-SSIM, encode and decode time for every image of a folder."""
+    if not args.folder.is_dir():
+        raise UsageError(f"{args.folder} is not a folder")
+    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise UsageError(f"{args.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    model = _zoo_model(args)
+    rows = []
+    for path in tqdm(paths, desc="lic-teach eval", file=sys.stderr):
+        for row in evaluate_image(model, _read_image(path), args.jpeg):
+            rows.append({"image": path.name, **row})
+    text = io.StringIO()
+    writer_ = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer_.writeheader()
+    writer_.writerows(rows)
+    if args.out:
+        _write_atomically(args.out, text.getvalue().encode(), args.force)
+    else:
+        sys.stdout.write(text.getvalue())
+    ours = [r for r in rows if r["codec"] == "model"]
+    print(f"{args.model} q{args.quality} on {len(ours)} images: "
+          f"{sum(r['bpp'] for r in ours) / len(ours):.4f} bpp, {sum(r['psnr'] for r in ours) / len(ours):.2f} dB, "
+          f"encode {sum(r['encode_s'] for r in ours) / len(ours):.2f} s, "
+          f"decode {sum(r['decode_s'] for r in ours) / len(ours):.2f} s per image", file=sys.stderr)
+    return 0
+
+
+def zoo_command(args) -> int:
+    """The zoo's models, one line each."""
+    found = zoo.manifests(args.zoo)
+    if not found:
+        print(f"the zoo in {args.zoo} is empty; train it with make zoo")
+    for manifest in found:
+        print(zoo.describe(manifest))
+    return 0
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def parse_args(argv) -> argparse.Namespace:
+    """The subcommands of the module docstring; ``--zoo FOLDER`` reads another zoo."""
+    parser = argparse.ArgumentParser(prog="lic-teach", description="The book's zoo models as an image codec.")
+    parser.add_argument("--zoo", type=Path, default=zoo.FOLDER, help="the zoo's folder (default: the shipped one)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_model(command):
+        command.add_argument("--model", help=f"zoo family: {', '.join(zoo.FAMILIES)} (default: the best "
+                                             f"the zoo has)")
+        command.add_argument("--quality", type=int, help="1 (fewest bits) and up (default: the middle one)")
+
+    compress = commands.add_parser("compress", help="image -> .lic")
+    compress.add_argument("image", type=Path)
+    compress.add_argument("output", type=Path)
+    compress.add_argument("--force", action="store_true", help="replace the output if it exists")
+    with_model(compress)
+    decompress = commands.add_parser("decompress", help=".lic -> image (PNG unless the suffix says otherwise)")
+    decompress.add_argument("bitstream", type=Path)
+    decompress.add_argument("output", type=Path)
+    decompress.add_argument("--force", action="store_true")
+    info = commands.add_parser("info", help="model, size, bytes and bpp of a .lic")
+    info.add_argument("bitstream", type=Path)
+    evaluate = commands.add_parser("eval", help="a CSV of R-D and timings over a folder of images")
+    evaluate.add_argument("folder", type=Path)
+    evaluate.add_argument("--jpeg", action="store_true", help="add Pillow's JPEG at the closest size")
+    evaluate.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
+    evaluate.add_argument("--force", action="store_true")
+    with_model(evaluate)
+    commands.add_parser("zoo", help="the models available")
+    return parser.parse_args(argv)
+
+
+COMMANDS = {"compress": compress_command, "decompress": decompress_command, "info": info_command,
+            "eval": eval_command, "zoo": zoo_command}
+
+
+def main(argv=None) -> int:
+    """``lic-teach``; returns the exit status (2 for bad input, with one line on stderr)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"lic-teach: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

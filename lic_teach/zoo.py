@@ -1,0 +1,302 @@
+"""The book's own model zoo: models trained by this project's code for longer than a chapter
+can afford, shipped with the package as safetensors, each with a JSON manifest.
+
+A *family* is one architecture trained at several lambdas by one :class:`Recipe`, the same
+for every family so that they compare like with like: a base model trained jointly
+(transforms and entropy model together) at the middle lambda, then a copy of it fine-tuned
+at each lambda (``train.fit_family``'s plan). Training runs in *segments* of
+``segment_steps``: each is one ``train.fit`` call that continues from the weights the
+last one saved, so ``python -m lic_teach.zoo train`` resumes an interrupted run from its
+last segment, and the result does not depend on where it was interrupted.
+
+Loading never runs code: the weights are safetensors, checked against the SHA-256 in
+their manifest before they are read. Quality ``q`` (1, 2, ...) is the ``q``-th lambda in
+increasing order, as in CompressAI's zoo.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import lic_teach
+
+from . import cache, data, evaluate, train
+from .models import registry
+
+FOLDER = Path(__file__).with_name("zoo_weights")      # the shipped zoo
+FAMILIES = {"factorized": "bmshj2018-factorized", "scale": "bmshj2018-hyperprior",
+            "mean-scale": "mbt2018-mean"}              # family -> registered architecture
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a family is trained: ``N``, ``M``; random ``patch_size`` crops of the bundled
+    training photos in batches of ``batch_size``; a base model at the middle lambda for
+    ``base_segments`` segments (learning rate ``lr``, then ``lr / 10`` for the last
+    ``decay_segments`` of them), then each lambda fine-tuned for ``finetune_segments``.
+    Manifests give R-D points on the held-out photos (their central ``eval_size`` square
+    if set)."""
+    N: int
+    M: int
+    lambdas: tuple[float, ...]
+    patch_size: int
+    batch_size: int
+    segment_steps: int
+    base_segments: int
+    decay_segments: int
+    finetune_segments: int
+    lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    seed: int = 0
+    eval_size: int | None = None
+
+    def steps(self) -> int:
+        """Steps each model of the family has seen: the base's and its own fine-tuning."""
+        return self.segment_steps * (self.base_segments + self.finetune_segments)
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+# Measured here (2 cores, one step of batch 8): FactorizedPrior 48/64 at 128 px 263 ms, 64/96 346 ms,
+# 48/64 at 256 px (batch 4) 501 ms; MeanScaleHyperprior 48/64 at 128 px 234 ms. So 7000 steps a
+# family (5000 base, 500 per lambda) take about 31 minutes.
+RECIPE = Recipe(N=48, M=64, lambdas=(0.0025, 0.006, 0.015, 0.04), patch_size=128, batch_size=8,
+                segment_steps=250, base_segments=20, decay_segments=4, finetune_segments=2,
+                finetune_lr=3e-4)
+SMOKE_RECIPE = Recipe(N=8, M=12, lambdas=(0.005, 0.05), patch_size=64, batch_size=2,
+                      segment_steps=2, base_segments=2, decay_segments=1, finetune_segments=1, eval_size=192)
+
+
+def held_out(recipe: Recipe) -> dict:
+    """The held-out photos a manifest's R-D point is measured on."""
+    images = data.sample_images("test")
+    return {k: data.center_crop(x, recipe.eval_size) for k, x in images.items()} if recipe.eval_size else images
+
+
+# --------------------------------------------------------------------------- files
+
+
+def weights_path(folder: Path, family: str, quality: int) -> Path:
+    """Where ``family``'s model of ``quality`` lives in ``folder`` (its manifest: ``.json``)."""
+    return Path(folder) / f"{family}-q{quality}.safetensors"
+
+
+def save_weights(model: torch.nn.Module, path: Path, half: bool = False) -> str:
+    """Write ``model``'s state as safetensors (its parameters as float16 if ``half``; buffers
+    such as the scale table stay as they are), atomically; return the file's SHA-256."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    parameters = {name for name, _ in model.named_parameters()} if half else set()
+    state = {k: (v.half() if k in parameters else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    save_file(state, str(partial))
+    partial.replace(path)
+    return sha256(path)
+
+
+def load_weights(model: torch.nn.Module, path: Path, expected_sha256: str | None = None) -> torch.nn.Module:
+    """``model`` with the safetensors weights of ``path`` (checked against
+    ``expected_sha256`` first); ``ValueError`` naming the file if it is damaged or foreign."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    path = Path(path)
+    if expected_sha256 is not None and sha256(path) != expected_sha256:
+        raise ValueError(f"{path} is not the file its manifest describes (SHA-256 differs): "
+                         f"damaged or altered; train it again with python -m lic_teach.zoo train")
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except (SafetensorError, RuntimeError, ValueError, OSError) as error:
+        raise ValueError(f"{path} is not a {type(model).__name__} weights file: {str(error)[:200]}") from error
+    return model
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def manifests(folder: Path = FOLDER) -> list[dict]:
+    """The manifest of every model in ``folder``, by family and quality."""
+    found = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"the zoo manifest {path} is unreadable: {error}") from error
+    return sorted(found, key=lambda m: (m["family"], m["quality"]))
+
+
+def load(family: str, quality: int, folder: Path = FOLDER):
+    """The zoo's ``family`` model at ``quality``, ready to code (eval mode, coding tables)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown zoo family {family!r}; choose one of {', '.join(FAMILIES)}")
+    path = weights_path(folder, family, quality)
+    manifest_path = path.with_suffix(".json")
+    if not manifest_path.is_file():
+        have = [m["quality"] for m in manifests(folder) if m["family"] == family]
+        raise ValueError(f"the zoo has no {family} model of quality {quality} in {folder} "
+                         f"(qualities there: {have or 'none'}); train it with python -m lic_teach.zoo train {family}")
+    manifest = json.loads(manifest_path.read_text())
+    model = registry.architecture(manifest["architecture"]).model_class(*manifest["hyperparameters"])
+    load_weights(model, path, manifest["sha256"]).eval()
+    model.update()
+    return model
+
+
+def default_family(folder: Path = FOLDER) -> str:
+    """The best family the zoo in ``folder`` has: mean-scale, else scale, else factorized."""
+    have = {m["family"] for m in manifests(folder)}
+    return next((f for f in ("mean-scale", "scale", "factorized") if f in have), "mean-scale")
+
+
+def models(folder: Path = FOLDER) -> dict:
+    """Every zoo model in ``folder``: ``{(family, quality): model}``."""
+    return {(m["family"], m["quality"]): load(m["family"], m["quality"], folder) for m in manifests(folder)}
+
+
+# ------------------------------------------------------------------------- training
+
+
+def training_crops(recipe: Recipe):
+    """Random crops of the bundled training photos, one segment's worth."""
+    photos = list(data.sample_images("train").values())
+    return data.RandomCropDataset(photos, recipe.patch_size, length=recipe.segment_steps * recipe.batch_size)
+
+
+def _segments(model, crops, recipe: Recipe, stage: str, lmbda: float, count: int, lr_of, work: Path,
+              bar) -> float:
+    """Train ``model`` for ``count`` segments, resuming after the last one saved in
+    ``work``; return the seconds spent here (0 for segments found saved)."""
+    seconds = 0.0
+    for segment in range(count):
+        checkpoint = work / f"{stage}-{segment:03d}.safetensors"
+        if checkpoint.is_file():
+            load_weights(model, checkpoint)
+        else:
+            started = time.perf_counter()
+            train.fit(model, crops, steps=recipe.segment_steps, lmbda=lmbda, lr=lr_of(segment),
+                      batch_size=recipe.batch_size, seed=recipe.seed + segment, progress=False)
+            seconds += time.perf_counter() - started
+            save_weights(model, checkpoint)
+        bar.update(1)
+    return seconds
+
+
+def train_family(family: str, recipe: Recipe = RECIPE, folder: Path = FOLDER, work: Path | None = None,
+                 progress: bool = True) -> list[dict]:
+    """Train ``family`` by ``recipe`` into ``folder`` (weights and manifests), resuming from
+    the segments saved in ``work`` (default: the cache); return the manifests."""
+    architecture = registry.architecture(FAMILIES[family])
+    work = Path(work or cache.default_cache_dir() / "zoo-work") / f"{family}-{recipe.key()}"
+    crops, lambdas = training_crops(recipe), sorted(recipe.lambdas)
+    middle = lambdas[len(lambdas) // 2]
+    torch.manual_seed(recipe.seed)
+    base = architecture.model_class(recipe.N, recipe.M)
+    total = recipe.base_segments + len(lambdas) * recipe.finetune_segments
+    with tqdm(total=total, desc=f"zoo {family}", disable=not progress) as bar:
+        base_seconds = _segments(base, crops, recipe, "base", middle, recipe.base_segments,
+                                 lambda s: recipe.lr if s < recipe.base_segments - recipe.decay_segments
+                                 else recipe.lr / 10, work, bar)
+        found = []
+        for quality, lmbda in enumerate(lambdas, start=1):
+            model = copy.deepcopy(base)
+            seconds = _segments(model, crops, recipe, f"q{quality}", lmbda, recipe.finetune_segments,
+                                lambda s: recipe.finetune_lr, work, bar)
+            model.eval().update(force=True)
+            found.append(_publish(model, family, quality, lmbda, recipe, base_seconds + seconds, folder))
+    return found
+
+
+def _publish(model, family: str, quality: int, lmbda: float, recipe: Recipe, seconds: float,
+             folder: Path) -> dict:
+    """Save ``model`` into the zoo with its manifest and R-D point on the held-out photos.
+    Its parameters are rounded to float16 first (half the bytes), and its coding tables
+    rebuilt from the rounded parameters, so the figures are those of the shipped file."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(parameter.half().float())
+    model.update(force=True)
+    path = weights_path(folder, family, quality)
+    digest = save_weights(model, path, half=True)
+    images = held_out(recipe)
+    point = evaluate.codec_point(model, images, with_ms_ssim=True)
+    manifest = {
+        "family": family, "quality": quality, "architecture": FAMILIES[family],
+        "class": type(model).__name__, "hyperparameters": list(model.hyperparameters()),
+        "lambda": lmbda, "recipe": dataclasses.asdict(recipe), "steps": recipe.steps(),
+        "training_seconds": round(seconds, 1), "trained_on": "lic_teach.data.sample_images('train')",
+        "lic_teach_version": lic_teach.__version__, "torch_version": torch.__version__,
+        "sha256": digest, "file": path.name, "table_fingerprint": model.table_fingerprint(),
+        "rd_held_out": {"images": sorted(images), "size": recipe.eval_size or "full", "coder": "ans",
+                        **{k: round(float(point[k]), 5) for k in ("bpp", "psnr", "ms_ssim")}},
+    }
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(manifest, indent=1) + "\n")
+    partial.replace(path.with_suffix(".json"))
+    return manifest
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def parse_args(argv):
+    """``train [family ...] [--folder] [--smoke]`` or ``list [--folder]``."""
+    parser = argparse.ArgumentParser(prog="python -m lic_teach.zoo", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    trainer = commands.add_parser("train", help="train families into the zoo (resumable)")
+    trainer.add_argument("families", nargs="*", metavar="family", help=f"any of {', '.join(FAMILIES)} (default: all)")
+    trainer.add_argument("--folder", type=Path, default=FOLDER)
+    trainer.add_argument("--smoke", action="store_true", help="the tiny recipe the tests use")
+    lister = commands.add_parser("list", help="the models in the zoo and their R-D points")
+    lister.add_argument("--folder", type=Path, default=FOLDER)
+    return parser.parse_args(argv)
+
+
+def train_command(args) -> int:
+    """Train the families asked for (all by default) and print their manifests' lines."""
+    recipe = SMOKE_RECIPE if args.smoke else RECIPE
+    unknown = sorted(set(args.families) - set(FAMILIES))
+    if unknown:
+        print(f"unknown zoo family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}", file=sys.stderr)
+        return 2
+    for family in args.families or FAMILIES:
+        for manifest in train_family(family, recipe, args.folder):
+            print(describe(manifest))
+    return 0
+
+
+def list_command(args) -> int:
+    """One line per zoo model: family, quality, lambda, R-D point, steps, training time."""
+    for manifest in manifests(args.folder):
+        print(describe(manifest))
+    return 0
+
+
+def describe(m: dict) -> str:
+    """A manifest in one line: family, quality, lambda, R-D point, steps, training time."""
+    rd = m["rd_held_out"]
+    return (f"{m['family']:>10} q{m['quality']}  lambda={m['lambda']:<7g} {rd['bpp']:.3f} bpp  "
+            f"{rd['psnr']:.2f} dB  {m['steps']} steps  {m['training_seconds'] / 60:.1f} min")
+
+
+def main(argv=None) -> int:
+    """``python -m lic_teach.zoo``; returns the exit status."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return {"train": train_command, "list": list_command}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``lic-teach`` as a user types it: a real codec on the zoo, and one clear line with exit
+status 2 for every kind of bad input, leaving nothing half-written."""
+import csv
+import io
+
+import pytest
+import torch
+
+from lic_teach import cli, data
+from lic_teach.models import FactorizedPrior
+
+
+@pytest.fixture
+def run(smoke_zoo, capsys):
+    def run(*argv):
+        status = cli.main(["--zoo", str(smoke_zoo[0]), *map(str, argv)])
+        out, err = capsys.readouterr()
+        return status, out, err
+    return run
+
+
+@pytest.fixture
+def photo_png(tmp_path):
+    path = tmp_path / "photo.png"
+    data.to_pil(data.sample_images("test")["astronaut"][:, :70, :90]).save(path)
+    return path
+
+
+def test_compress_info_decompress(run, photo_png, tmp_path):
+    lic, png = tmp_path / "photo.lic", tmp_path / "back.png"
+    status, out, _ = run("compress", photo_png, lic, "--model", "factorized", "--quality", "2")
+    assert status == 0 and "bpp" in out and lic.stat().st_size > 0
+    status, out, _ = run("info", lic)
+    assert status == 0 and "factorized q2" in out and "90x70" in out and f"{lic.stat().st_size} bytes" in out
+    status, _, _ = run("decompress", lic, png)                  # no flags: the header names the model
+    assert status == 0 and data.load_image(png).shape == (3, 70, 90)
+    status, _, _ = run("decompress", lic, tmp_path / "back.bmp")
+    assert status == 0 and data.load_image(tmp_path / "back.bmp").shape == (3, 70, 90)
+
+
+def test_defaults_are_the_best_family_at_its_middle_quality(run, photo_png, tmp_path):
+    status, out, _ = run("compress", photo_png, tmp_path / "x.lic")
+    assert status == 0 and "(mean-scale q2," in out
+
+
+def test_eval_writes_a_csv_with_jpeg_rows(run, photo_png, tmp_path):
+    status, out, err = run("eval", photo_png.parent, "--model", "mean-scale", "--quality", "1", "--jpeg")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert status == 0 and [r["codec"][:4] for r in rows] == ["mode", "jpeg"]
+    assert float(rows[0]["bpp"]) > 0 and float(rows[0]["decode_s"]) > 0 and "per image" in err
+
+
+def test_zoo_lists_the_models(run):
+    status, out, _ = run("zoo")
+    assert status == 0 and out.count("\n") == 4 and "mean-scale q2" in out
+
+
+def _error(run, *argv) -> str:
+    status, out, err = run(*argv)
+    assert status == 2 and err.count("\n") == 1 and err.startswith("lic-teach: "), (status, err)
+    return err
+
+
+def test_every_bad_input_is_one_line_and_status_2(run, photo_png, tmp_path):
+    lic = tmp_path / "photo.lic"
+    assert run("compress", photo_png, lic, "--model", "factorized", "--quality", "1")[0] == 0
+    assert "no image file" in _error(run, "compress", tmp_path / "missing.png", tmp_path / "x.lic")
+    (tmp_path / "notes.png").write_text("not an image")
+    assert "not an image" in _error(run, "compress", tmp_path / "notes.png", tmp_path / "x.lic")
+    assert "exists" in _error(run, "compress", photo_png, lic)
+    assert run("compress", photo_png, lic, "--force", "--model", "factorized", "--quality", "1")[0] == 0
+    assert "cannot write" in _error(run, "compress", photo_png, photo_png / "inside-a-file.lic")
+    assert "quality 7" in _error(run, "compress", photo_png, tmp_path / "y.lic", "--quality", "7")
+    content = lic.read_bytes()
+    for name, bad in (("truncated", content[:-9]), ("altered", content[:-6] + bytes([content[-6] ^ 1]) + content[-5:]),
+                      ("empty", b"")):
+        (tmp_path / f"{name}.lic").write_bytes(bad)
+        _error(run, "decompress", tmp_path / f"{name}.lic", tmp_path / f"{name}.png")
+        assert not (tmp_path / f"{name}.png").exists()
+    torch.manual_seed(0)
+    (tmp_path / "foreign.lic").write_bytes(FactorizedPrior(8, 12).eval().compress(torch.rand(3, 16, 16)))
+    assert "no model of the zoo" in _error(run, "info", tmp_path / "foreign.lic")
+    assert "no model of the zoo" in _error(run, "decompress", tmp_path / "foreign.lic", tmp_path / "f.png")
+    assert "cannot read" in _error(run, "info", tmp_path / "missing.lic")
+    assert "not a folder" in _error(run, "eval", photo_png)
+    assert not list(tmp_path.glob(".*.partial"))                # nothing half-written anywhere

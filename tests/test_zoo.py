@@ -1,0 +1,77 @@
+"""The zoo: resumable training at smoke sizes, safetensors that load only when they are the
+files their manifests describe, and manifests whose figures the shipped weights reproduce."""
+import pytest
+import torch
+
+from lic_teach import crosscheck, evaluate, zoo
+from lic_teach.models import FactorizedPrior
+
+
+def test_training_writes_weights_and_manifests_that_reproduce(smoke_zoo):
+    folder, _ = smoke_zoo
+    manifests = zoo.manifests(folder)
+    assert [(m["family"], m["quality"]) for m in manifests] == \
+        [("factorized", 1), ("factorized", 2), ("mean-scale", 1), ("mean-scale", 2)]
+    for m in manifests:
+        assert m["steps"] == zoo.SMOKE_RECIPE.steps() and m["lambda"] in zoo.SMOKE_RECIPE.lambdas
+        assert m["sha256"] == zoo.sha256(folder / m["file"])
+        model = zoo.load(m["family"], m["quality"], folder)
+        point = evaluate.codec_point(model, zoo.held_out(zoo.SMOKE_RECIPE), with_ms_ssim=True)
+        for key in ("bpp", "psnr", "ms_ssim"):      # the manifest's figures, from the shipped weights
+            assert point[key] == pytest.approx(m["rd_held_out"][key], abs=1e-3)
+    assert set(zoo.models(folder)) == {(m["family"], m["quality"]) for m in manifests}
+
+
+def test_training_resumes_from_its_last_segment(smoke_zoo, tmp_path):
+    folder, work = smoke_zoo
+    before = zoo.sha256(folder / "factorized-q1.safetensors")
+    stage = sorted((work).glob("factorized-*/q1-*.safetensors"))
+    stage[-1].unlink()                                   # as if interrupted in q1's last segment
+    again = zoo.train_family("factorized", zoo.SMOKE_RECIPE, tmp_path, work, progress=False)
+    assert again[0]["sha256"] == before                  # the same weights as uninterrupted
+
+
+def test_damaged_or_foreign_files_raise_naming_the_file(smoke_zoo, tmp_path):
+    folder, _ = smoke_zoo
+    for path in folder.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    weights = tmp_path / "factorized-q1.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[-5] ^= 1
+    weights.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="factorized-q1.safetensors.*SHA-256"):
+        zoo.load("factorized", 1, tmp_path)
+    with pytest.raises(ValueError, match="factorized-q2.safetensors.*not a FactorizedPrior"):
+        zoo.load_weights(FactorizedPrior(4, 6), tmp_path / "factorized-q2.safetensors")
+    with pytest.raises(ValueError, match="quality 9"):
+        zoo.load("factorized", 9, tmp_path)
+    with pytest.raises(ValueError, match="unknown zoo family"):
+        zoo.load("jpeg", 1, tmp_path)
+    (tmp_path / "mean-scale-q1.json").write_text("{not json")
+    with pytest.raises(ValueError, match="mean-scale-q1.json"):
+        zoo.manifests(tmp_path)
+
+
+def test_zoo_models_pass_the_compressai_crosscheck(smoke_zoo, photo):
+    folder, _ = smoke_zoo
+    for family in ("factorized", "mean-scale"):
+        report = crosscheck.crosscheck(zoo.load(family, 2, folder), photo[:, :64, :96])
+        assert report["same_bitstream"] and report["max_diff_decoded"] < 1e-4, report
+
+
+def test_command_line(smoke_zoo, capsys):
+    folder, _ = smoke_zoo
+    assert zoo.main(["list", "--folder", str(folder)]) == 0
+    assert "mean-scale q2" in capsys.readouterr().out
+    assert zoo.main(["train", "jpeg", "--folder", str(folder)]) == 2
+    assert "unknown zoo family jpeg" in capsys.readouterr().err
+
+
+def test_the_shipped_zoo_is_what_its_manifests_say():
+    """Hashes, and each R-D point measured again from the shipped weights."""
+    for m in zoo.manifests():
+        assert m["sha256"] == zoo.sha256(zoo.FOLDER / m["file"]), m["file"]
+        recipe = zoo.Recipe(**{**m["recipe"], "lambdas": tuple(m["recipe"]["lambdas"])})
+        point = evaluate.codec_point(zoo.load(m["family"], m["quality"]), zoo.held_out(recipe))
+        assert (point["bpp"], point["psnr"]) == pytest.approx((m["rd_held_out"]["bpp"], m["rd_held_out"]["psnr"]),
+                                                              abs=1e-3), m["file"]
