@@ -145,7 +145,7 @@ def info_command(args) -> int:
     pixels = header.height * header.width
     print(f"{args.bitstream}: {manifest['family']} q{manifest['quality']} ({header.model}{header.params}, "
           f"lambda={manifest['lambda']:g}), {header.width}x{header.height}, {len(content)} bytes, "
-          f"{8 * len(content) / pixels:.4f} bpp, coder {header.coder}")
+          f"{metrics.bpp(content, pixels):.4f} bpp, coder {header.coder}")
     return 0
 
 

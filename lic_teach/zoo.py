@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 import lic_teach
 
 from . import cache, data, evaluate, train
+from .experiments import end_to_end
 from .models import registry
 
 FOLDER = Path(__file__).with_name("zoo_weights")      # the shipped zoo
@@ -171,9 +172,8 @@ def models(folder: Path = FOLDER) -> dict:
 
 
 def training_crops(recipe: Recipe):
-    """Random crops of the bundled training photos, one segment's worth."""
-    photos = list(data.sample_images("train").values())
-    return data.RandomCropDataset(photos, recipe.patch_size, length=recipe.segment_steps * recipe.batch_size)
+    """Random crops of the bundled training photos, one segment's worth (the chapters' own)."""
+    return end_to_end.training_crops(recipe.patch_size, recipe.segment_steps * recipe.batch_size)[0]
 
 
 def _segments(model, crops, recipe: Recipe, stage: str, lmbda: float, count: int, lr_of, work: Path,
