@@ -19,6 +19,8 @@ from __future__ import annotations
 import bisect
 import math
 
+import numpy as np
+
 from . import native_rans
 
 PRECISION = 16              # frequencies sum to 2^16
@@ -52,25 +54,21 @@ def pmf_to_quantized_cdf(pmf, precision: int = PRECISION) -> list[int]:
     for count in counts:
         cdf.append(cdf[-1] + total * count // count_sum)
     cdf[-1] = total
-    for i in range(len(cdf) - 1):
-        if cdf[i] == cdf[i + 1]:
-            _steal_one(cdf, i)
-    return cdf
+    frequencies = np.diff(np.asarray(cdf, dtype=np.int64))
+    for empty in np.flatnonzero(frequencies == 0):   # a steal never empties another symbol
+        _steal_one(frequencies, int(empty))
+    return [0] + np.cumsum(frequencies).tolist()
 
 
-def _steal_one(cdf: list[int], empty: int) -> None:
-    """Give symbol ``empty`` one unit from the symbol with the smallest frequency > 1."""
-    frequencies = [cdf[j + 1] - cdf[j] for j in range(len(cdf) - 1)]
-    candidates = [(f, j) for j, f in enumerate(frequencies) if f > 1]
-    if not candidates:
+def _steal_one(frequencies: np.ndarray, empty: int) -> None:
+    """Give symbol ``empty`` one unit from the symbol with the smallest frequency > 1 (the
+    first of them on a tie), shifting the CDF entries between the two."""
+    spare = np.where(frequencies > 1, frequencies, np.iinfo(np.int64).max)
+    donor = int(np.argmin(spare))
+    if frequencies[donor] <= 1:
         raise ValueError("too many symbols for this precision")
-    _, donor = min(candidates)
-    if donor < empty:
-        for j in range(donor + 1, empty + 1):
-            cdf[j] -= 1
-    else:
-        for j in range(empty + 1, donor + 1):
-            cdf[j] += 1
+    frequencies[donor] -= 1
+    frequencies[empty] += 1
 
 
 def build_cdf_tables(pmfs, tail_masses, precision: int = PRECISION):

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import functools
 import math
+from statistics import NormalDist
 
 import torch
 import torch.nn.functional as F
-from scipy.stats import norm
 from torch import nn
 
 from . import coding
@@ -31,6 +31,7 @@ from .quantization import hard_round, uniform_noise
 from .layers import lower_bound
 
 LIKELIHOOD_BOUND = 1e-9
+TABLE_BUFFERS = ("quantized_cdf", "cdf_length", "cdf_offset")   # integer coding tables, per model
 
 
 def per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ class _CodingTables(nn.Module):
     """Integer CDF tables kept as buffers, so a saved model carries the very tables its
     decoder must use (recomputing them elsewhere could differ in the last bit)."""
 
-    TABLES = ("quantized_cdf", "cdf_length", "cdf_offset")
+    TABLES = TABLE_BUFFERS
 
     def __init__(self):
         super().__init__()
@@ -247,7 +248,7 @@ def gaussian_tables(scales: tuple[float, ...], tail_mass: float):
     each cut where its tails hold ``tail_mass``. They depend on nothing else, so they
     are built once per scale table (about 2 s in Python) and reused."""
     sigma = torch.tensor(scales, dtype=torch.float32)
-    reach = float(-norm.ppf(tail_mass / 2))
+    reach = -NormalDist().inv_cdf(tail_mass / 2)
     centers = torch.ceil(sigma * reach).int()
     width = int(2 * centers.max() + 1)
     distance = (torch.arange(width)[None, :] - centers[:, None]).abs().float()

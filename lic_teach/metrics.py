@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim as _ms_ssim
-from scipy.interpolate import PchipInterpolator
 
 
 def _batched(x: torch.Tensor) -> torch.Tensor:
@@ -136,6 +135,7 @@ def _mean_over(x_a, y_a, x_b, y_b, method: str) -> float:
     if low >= high:
         raise ValueError("the two curves do not overlap: the Bjøntegaard delta is undefined")
     if method == "pchip":  # piecewise cubic Hermite, as in current JVET/VCEG practice
+        from scipy.interpolate import PchipInterpolator   # scipy takes ~1 s to import
         integral = [PchipInterpolator(x, y).integrate(low, high) for x, y in ((x_a, y_a), (x_b, y_b))]
     elif method == "cubic":  # Bjøntegaard's original: one cubic polynomial per curve
         if len(x_a) < 4 or len(x_b) < 4:
@@ -171,3 +171,18 @@ def bd_psnr(rate_anchor, psnr_anchor, rate_test, psnr_test, method: str = "pchip
     log_a, q_a = _curve(rate_anchor, psnr_anchor, "anchor")
     log_t, q_t = _curve(rate_test, psnr_test, "test")
     return _mean_over(log_a, q_a, log_t, q_t, method)
+
+
+def bd_summary(anchor, test) -> str:
+    """One line comparing R-D curve ``test`` with ``anchor`` (anything with ``bpp`` and
+    ``psnr`` lists): the BD-rate with the PSNR range it averages over, and the BD-PSNR.
+    A BD-rate over a narrow range, or on a curve that is nearly flat there, can swing by
+    tens of percent, so the range always goes with the number. Says why instead where a
+    delta is undefined (no overlap, or a curve whose rate and PSNR do not both increase)."""
+    try:
+        rate = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr)
+        gain = bd_psnr(anchor.bpp, anchor.psnr, test.bpp, test.psnr)
+    except ValueError as error:
+        return f"not defined: {error}"
+    low, high = max(min(anchor.psnr), min(test.psnr)), min(max(anchor.psnr), max(test.psnr))
+    return f"BD-rate {rate:+.1f}% over {low:.2f}-{high:.2f} dB, BD-PSNR {gain:+.2f} dB"

@@ -29,6 +29,12 @@ The guard changes no byte of the format:
 """
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 
 PRECISION = 16               # CompressAI's frequencies sum to 2^16
@@ -210,8 +216,7 @@ class GuardedStreamDecoder:
             raise ValueError("the header asks for more latents than this rANS string holds")
 
     def _start(self, padding: int) -> None:
-        from compressai import ans
-        self.decoder, self.padding = ans.RansDecoder(), padding
+        self.decoder, self.padding = compressai_ans().RansDecoder(), padding
         self.decoder.set_stream(self.data + bytes(4 * padding))
         for rows, _, tables in self.history:           # back to where the last decoder was
             _decode_chunk(self.decoder, rows, tables)
@@ -242,9 +247,30 @@ def _decode_chunk(decoder, rows: np.ndarray, tables: Tables) -> list[int]:
                                  [cdf_lengths[r] for r in used], [offsets[r] for r in used])
 
 
+@functools.lru_cache(maxsize=None)
+def compressai_ans():
+    """CompressAI's compiled ``ans`` extension, loaded by itself: ``from compressai import ans``
+    would first run CompressAI's package ``__init__`` (its models, zoo and torchvision, about
+    3 s), which coding does not need. Falls back to the plain import if it has run already
+    or the extension cannot be found."""
+    if "compressai.ans" in sys.modules:
+        return sys.modules["compressai.ans"]
+    package = importlib.util.find_spec("compressai")
+    folders = package.submodule_search_locations or [] if package else []
+    found = [path for folder in folders for path in Path(folder).glob("ans.*")
+             if path.suffix in (".so", ".pyd")]
+    if not found:
+        from compressai import ans
+        return ans
+    loader = importlib.machinery.ExtensionFileLoader("compressai.ans", str(found[0]))
+    spec = importlib.util.spec_from_file_location("compressai.ans", found[0], loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
 def encode(symbols, indexes, cdfs, cdf_lengths, offsets) -> bytes:
     """CompressAI's ``encode_with_indexes``, refusing symbols its buffer might not hold."""
-    from compressai import ans
     tables = Tables(cdfs, cdf_lengths, offsets)
     symbols, indexes = np.asarray(symbols, dtype=np.int64), np.asarray(indexes, dtype=np.int64)
     bits, raw = tables.price(indexes, symbols)
@@ -255,7 +281,7 @@ def encode(symbols, indexes, cdfs, cdf_lengths, offsets) -> bytes:
     if int(words) > symbols.size:
         raise ValueError(f"these {symbols.size} symbols may need {int(words)} 32-bit words, more than "
                          f"CompressAI's encoder reserves (one a symbol); use coder='readable'")
-    return ans.RansEncoder().encode_with_indexes(symbols.tolist(), indexes.tolist(), cdfs, cdf_lengths, offsets)
+    return compressai_ans().RansEncoder().encode_with_indexes(symbols.tolist(), indexes.tolist(), cdfs, cdf_lengths, offsets)
 
 
 def decode(data: bytes, indexes, cdfs, cdf_lengths, offsets) -> list[int]:

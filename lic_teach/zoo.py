@@ -30,8 +30,9 @@ from tqdm.auto import tqdm
 
 import lic_teach
 
-from . import cache, data, evaluate, train
+from . import cache, data, evaluate, metrics, train
 from .experiments import end_to_end
+from .entropy_models import TABLE_BUFFERS
 from .models import registry
 
 FOLDER = Path(__file__).with_name("zoo_weights")      # the shipped zoo
@@ -44,7 +45,9 @@ class Recipe:
     """How a family is trained: ``N``, ``M``; random ``patch_size`` crops of the bundled
     training photos in batches of ``batch_size``; a base model at the middle lambda for
     ``base_segments`` segments (learning rate ``lr``, then ``lr / 10`` for the last
-    ``decay_segments`` of them), then each lambda fine-tuned for ``finetune_segments``.
+    ``decay_segments`` of them), then each lambda fine-tuned for ``finetune_segments``
+    (at ``finetune_lr``, then ``finetune_lr / 10`` for the last ``finetune_decay_segments``).
+    The photos are used at each of ``scales`` (:func:`lic_teach.data.downscaled`).
     Manifests give R-D points on the held-out photos (their central ``eval_size`` square
     if set)."""
     N: int
@@ -60,6 +63,13 @@ class Recipe:
     finetune_lr: float = 1e-4
     seed: int = 0
     eval_size: int | None = None
+    scales: tuple[float, ...] = (1.0,)
+    finetune_decay_segments: int = 0
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Recipe":
+        """The recipe a manifest records (JSON turned its tuples into lists)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
     def steps(self) -> int:
         """Steps each model of the family has seen: the base's and its own fine-tuning."""
@@ -70,13 +80,18 @@ class Recipe:
 
 
 # Measured here (2 cores, one step of batch 8): FactorizedPrior 48/64 at 128 px 263 ms, 64/96 346 ms,
-# 48/64 at 256 px (batch 4) 501 ms; MeanScaleHyperprior 48/64 at 128 px 234 ms. So 7000 steps a
-# family (5000 base, 500 per lambda) take about 31 minutes.
-RECIPE = Recipe(N=48, M=64, lambdas=(0.0025, 0.006, 0.015, 0.04), patch_size=128, batch_size=8,
-                segment_steps=250, base_segments=20, decay_segments=4, finetune_segments=2,
-                finetune_lr=3e-4)
+# 48/64 at 256 px (batch 4) 501 ms; MeanScaleHyperprior 48/64 at 128 px 234 ms. A first recipe
+# (base at 0.015 for 5000 steps, 500 per lambda, full-size photos only) left the top lambda's
+# curve flat; 500 more steps of the 0.015 model gained +0.27 dB at equal rate, so the models were
+# still learning, and on downscaled photos too gave +0.12 dB for 2.7% more rate. So: CompressAI's
+# lambdas for its qualities 1, 3, 5 and 7, a base at 0.025 for 3250 steps, 1000 steps for each
+# lambda ending at a tenth of the rate, photos at three scales: 7250 steps, about 32 minutes.
+RECIPE = Recipe(N=48, M=64, lambdas=(0.0018, 0.0067, 0.025, 0.0932), patch_size=128, batch_size=8,
+                segment_steps=250, base_segments=13, decay_segments=2, finetune_segments=4,
+                finetune_lr=3e-4, finetune_decay_segments=1, scales=(1.0, 0.75, 0.5))
 SMOKE_RECIPE = Recipe(N=8, M=12, lambdas=(0.005, 0.05), patch_size=64, batch_size=2,
-                      segment_steps=2, base_segments=2, decay_segments=1, finetune_segments=1, eval_size=192)
+                      segment_steps=2, base_segments=2, decay_segments=1, finetune_segments=2, eval_size=192,
+                      finetune_decay_segments=1, scales=(1.0, 0.5))
 
 
 def held_out(recipe: Recipe) -> dict:
@@ -93,40 +108,46 @@ def weights_path(folder: Path, family: str, quality: int) -> Path:
     return Path(folder) / f"{family}-q{quality}.safetensors"
 
 
-def save_weights(model: torch.nn.Module, path: Path, half: bool = False) -> str:
-    """Write ``model``'s state as safetensors (its parameters as float16 if ``half``; buffers
-    such as the scale table stay as they are), atomically; return the file's SHA-256."""
+def save_weights(model: torch.nn.Module, path: Path, half: bool = False, tables: bool = True) -> str:
+    """Write ``model``'s state as safetensors (its parameters as float16 if ``half``; other
+    buffers such as the scale table stay as they are; the integer coding tables only if
+    ``tables``, since ``model.update`` rebuilds them), atomically; return the file's SHA-256."""
     from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     parameters = {name for name, _ in model.named_parameters()} if half else set()
     state = {k: (v.half() if k in parameters else v).detach().cpu().contiguous()
-             for k, v in model.state_dict().items()}
+             for k, v in model.state_dict().items() if tables or not _is_table(k)}
     save_file(state, str(partial))
     partial.replace(path)
-    return sha256(path)
+    return data.sha256(path)
+
+
+def _is_table(key: str) -> bool:
+    """Whether a state-dict key names an entropy model's integer coding table."""
+    return key.rsplit(".", 1)[-1] in TABLE_BUFFERS
 
 
 def load_weights(model: torch.nn.Module, path: Path, expected_sha256: str | None = None) -> torch.nn.Module:
     """``model`` with the safetensors weights of ``path`` (checked against
-    ``expected_sha256`` first); ``ValueError`` naming the file if it is damaged or foreign."""
+    ``expected_sha256`` first); ``ValueError`` naming the file if it is damaged or foreign.
+    A file may leave out the coding tables (build them with ``model.update()``), nothing else."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     path = Path(path)
-    if expected_sha256 is not None and sha256(path) != expected_sha256:
+    if expected_sha256 is not None and data.sha256(path) != expected_sha256:
         raise ValueError(f"{path} is not the file its manifest describes (SHA-256 differs): "
                          f"damaged or altered; train it again with python -m lic_teach.zoo train")
     try:
-        model.load_state_dict(load_file(str(path)), strict=True)
+        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
     except (SafetensorError, RuntimeError, ValueError, OSError) as error:
         raise ValueError(f"{path} is not a {type(model).__name__} weights file: {str(error)[:200]}") from error
+    lacking = [k for k in missing if not _is_table(k)]
+    if lacking or unexpected:
+        raise ValueError(f"{path} is not a {type(model).__name__} weights file: "
+                         f"missing {lacking[:3]}, unexpected {unexpected[:3]}")
     return model
-
-
-def sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, in hex."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def manifests(folder: Path = FOLDER) -> list[dict]:
@@ -154,13 +175,44 @@ def load(family: str, quality: int, folder: Path = FOLDER):
     model = registry.architecture(manifest["architecture"]).model_class(*manifest["hyperparameters"])
     load_weights(model, path, manifest["sha256"]).eval()
     model.update()
+    if model.table_fingerprint() != manifest["table_fingerprint"]:
+        raise ValueError(f"the coding tables built here for {path} differ from those it was published "
+                         f"with, so its bitstreams would not decode elsewhere (torch {torch.__version__} "
+                         f"here, {manifest['torch_version']} there)")
     return model
 
 
 def default_family(folder: Path = FOLDER) -> str:
-    """The best family the zoo in ``folder`` has: mean-scale, else scale, else factorized."""
-    have = {m["family"] for m in manifests(folder)}
-    return next((f for f in ("mean-scale", "scale", "factorized") if f in have), "mean-scale")
+    """The family of ``folder`` with the best R-D curve by its own manifests (the lowest
+    BD-rate on the held-out photos against the first family present); mean-scale, else
+    scale, else factorized where curves cannot be compared (fewer than 2 qualities, no
+    overlap, or a curve whose rate and PSNR do not both increase)."""
+    curves = {}
+    for m in manifests(folder):
+        curves.setdefault(m["family"], []).append((m["rd_held_out"]["bpp"], m["rd_held_out"]["psnr"]))
+    order = [f for f in ("mean-scale", "scale", "factorized") if f in curves]
+    if not order:
+        return "mean-scale"
+    anchor = list(zip(*curves[order[-1]]))
+    try:
+        scores = {f: metrics.bd_rate(*anchor, *zip(*curves[f])) for f in order}
+    except ValueError:
+        return order[0]
+    return min(order, key=lambda f: scores[f])
+
+
+def curve(family: str, images, folder: Path = FOLDER):
+    """The R-D curve of the zoo's ``family`` on ``images``: one real-bitstream point per
+    quality, named with how the family was trained (sizes, steps, minutes)."""
+    found = [m for m in manifests(folder) if m["family"] == family]
+    if not found:
+        raise ValueError(f"the zoo in {folder} has no {family} models; train them with "
+                         f"python -m lic_teach.zoo train {family}")
+    recipe, top = found[-1]["recipe"], found[-1]
+    name = (f"zoo {family} (N={recipe['N']}, M={recipe['M']}, {top['steps']} steps, "
+            f"{top['training_seconds'] / 60:.0f} min on CPU)")
+    return evaluate.rd_curve([load(family, m["quality"], folder) for m in found], images, name,
+                             params=[m["lambda"] for m in found])
 
 
 def models(folder: Path = FOLDER) -> dict:
@@ -172,8 +224,13 @@ def models(folder: Path = FOLDER) -> dict:
 
 
 def training_crops(recipe: Recipe):
-    """Random crops of the bundled training photos, one segment's worth (the chapters' own)."""
-    return end_to_end.training_crops(recipe.patch_size, recipe.segment_steps * recipe.batch_size)[0]
+    """Random crops of the bundled training photos at each of the recipe's scales, one
+    segment's worth (the chapters' own crops when the only scale is 1)."""
+    count = recipe.segment_steps * recipe.batch_size
+    if recipe.scales == (1.0,):
+        return end_to_end.training_crops(recipe.patch_size, count)[0]
+    photos = [data.downscaled(x, s) for x in data.sample_images("train").values() for s in recipe.scales]
+    return data.RandomCropDataset(photos, recipe.patch_size, length=count)
 
 
 def _segments(model, crops, recipe: Recipe, stage: str, lmbda: float, count: int, lr_of, work: Path,
@@ -213,8 +270,9 @@ def train_family(family: str, recipe: Recipe = RECIPE, folder: Path = FOLDER, wo
         found = []
         for quality, lmbda in enumerate(lambdas, start=1):
             model = copy.deepcopy(base)
+            last = recipe.finetune_segments - recipe.finetune_decay_segments
             seconds = _segments(model, crops, recipe, f"q{quality}", lmbda, recipe.finetune_segments,
-                                lambda s: recipe.finetune_lr, work, bar)
+                                lambda s: recipe.finetune_lr if s < last else recipe.finetune_lr / 10, work, bar)
             model.eval().update(force=True)
             found.append(_publish(model, family, quality, lmbda, recipe, base_seconds + seconds, folder))
     return found
@@ -230,14 +288,15 @@ def _publish(model, family: str, quality: int, lmbda: float, recipe: Recipe, sec
             parameter.copy_(parameter.half().float())
     model.update(force=True)
     path = weights_path(folder, family, quality)
-    digest = save_weights(model, path, half=True)
+    digest = save_weights(model, path, half=True, tables=False)
     images = held_out(recipe)
     point = evaluate.codec_point(model, images, with_ms_ssim=True)
     manifest = {
         "family": family, "quality": quality, "architecture": FAMILIES[family],
         "class": type(model).__name__, "hyperparameters": list(model.hyperparameters()),
         "lambda": lmbda, "recipe": dataclasses.asdict(recipe), "steps": recipe.steps(),
-        "training_seconds": round(seconds, 1), "trained_on": "lic_teach.data.sample_images('train')",
+        "training_seconds": round(seconds, 1),
+        "trained_on": f"lic_teach.data.sample_images('train') at scales {list(recipe.scales)}",
         "lic_teach_version": lic_teach.__version__, "torch_version": torch.__version__,
         "sha256": digest, "file": path.name, "table_fingerprint": model.table_fingerprint(),
         "rd_held_out": {"images": sorted(images), "size": recipe.eval_size or "full", "coder": "ans",

@@ -6,7 +6,7 @@ import io
 import pytest
 import torch
 
-from lic_teach import cli, data
+from lic_teach import baselines, cli, data, zoo
 from lic_teach.models import FactorizedPrior
 
 
@@ -38,9 +38,9 @@ def test_compress_info_decompress(run, photo_png, tmp_path):
     assert status == 0 and data.load_image(tmp_path / "back.bmp").shape == (3, 70, 90)
 
 
-def test_defaults_are_the_best_family_at_its_middle_quality(run, photo_png, tmp_path):
+def test_defaults_are_the_best_family_at_its_middle_quality(run, photo_png, tmp_path, smoke_zoo):
     status, out, _ = run("compress", photo_png, tmp_path / "x.lic")
-    assert status == 0 and "(mean-scale q2," in out
+    assert status == 0 and f"({zoo.default_family(smoke_zoo[0])} q2," in out
 
 
 def test_eval_writes_a_csv_with_jpeg_rows(run, photo_png, tmp_path):
@@ -84,3 +84,11 @@ def test_every_bad_input_is_one_line_and_status_2(run, photo_png, tmp_path):
     assert "cannot read" in _error(run, "info", tmp_path / "missing.lic")
     assert "not a folder" in _error(run, "eval", photo_png)
     assert not list(tmp_path.glob(".*.partial"))                # nothing half-written anywhere
+
+
+def test_the_closest_jpeg_quality_is_found_by_bisection_as_by_trying_all(photo):
+    x = photo[:, 200:296, 200:296]
+    sizes = {q: baselines.pillow_roundtrip(x, "JPEG", q)[1] for q in range(1, 96)}
+    for target in (sizes[3] - 50, sizes[17] + 3, sizes[50], sizes[80] - 7, sizes[95] + 500):
+        best = min(abs(size - target) for size in sizes.values())
+        assert abs(sizes[cli.closest_jpeg_quality(x, target)] - target) == best, target

@@ -253,3 +253,15 @@ def test_truncated_png_is_a_clear_error(tmp_path):
     (tmp_path / "cut8.png").write_bytes(good.read_bytes()[:60])
     with pytest.raises(ValueError, match="not an image"):
         data.load_image(tmp_path / "cut8.png")
+
+
+def test_downscaled_shrinks_without_leaving_the_unit_range():
+    x = torch.rand(3, 40, 60)
+    half = data.downscaled(x, 0.5)
+    assert half.shape == (3, 20, 30) and 0 <= float(half.min()) and float(half.max()) <= 1
+    flat = torch.full((3, 40, 60), 0.25)
+    assert torch.allclose(data.downscaled(flat, 0.75), torch.full((3, 30, 45), 0.25), atol=1e-6)
+    assert data.downscaled(x, 1.0) is x
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="scale"):
+            data.downscaled(x, bad)

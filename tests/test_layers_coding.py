@@ -62,6 +62,16 @@ def test_quantized_cdf_equals_compressai_on_random_pmfs():
         assert coding.pmf_to_quantized_cdf(pmf) == list(compressai_pmf_to_quantized_cdf(pmf, 16))
 
 
+def test_quantized_cdf_equals_compressai_on_long_pmfs_with_many_steals():
+    rng = random.Random(1)                  # thousands of symbols, most below one count
+    for _ in range(20):
+        pmf = torch.rand(rng.randint(1000, 4000)) ** 30
+        pmf = (pmf / pmf.sum()).tolist()
+        assert coding.pmf_to_quantized_cdf(pmf) == list(compressai_pmf_to_quantized_cdf(pmf, 16))
+    with pytest.raises(ValueError, match="too many symbols"):
+        coding.pmf_to_quantized_cdf([1.0 / 20] * 20, precision=4)   # 20 symbols, 16 units
+
+
 def test_quantized_cdf_properties_and_bad_inputs():
     cdf = coding.pmf_to_quantized_cdf([0.5, 0.0, 1e-9, 0.5])
     assert cdf[0] == 0 and cdf[-1] == 1 << 16

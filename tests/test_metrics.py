@@ -144,3 +144,16 @@ def test_training_log_psnr_is_floored_not_infinite():
     assert math.isclose(metrics.psnr_from_mse(1e-4), 40.0)
     assert metrics.psnr_from_mse(0.0) == 120.0
     assert math.isclose(metrics.psnr_from_mse(1e-4, max_val=255), 40 + 20 * math.log10(255))
+
+
+def test_bd_summary_gives_the_range_and_both_deltas_or_why_not():
+    from types import SimpleNamespace as Curve
+    anchor = Curve(bpp=list(ANCHOR_RATE), psnr=list(ANCHOR_PSNR))
+    test = Curve(bpp=list(0.9 * ANCHOR_RATE[1:]), psnr=list(ANCHOR_PSNR[1:]))
+    line = metrics.bd_summary(anchor, test)
+    assert line.startswith("BD-rate -10.0% over ") and f"{ANCHOR_PSNR[1]:.2f}-{ANCHOR_PSNR[-1]:.2f} dB" in line
+    assert "BD-PSNR +" in line
+    apart = Curve(bpp=[3.0, 4.0], psnr=[50.0, 51.0])
+    assert metrics.bd_summary(anchor, apart).startswith("not defined: the two curves do not overlap")
+    flat = Curve(bpp=[0.2, 0.4, 0.8], psnr=[31.0, 32.0, 31.9])
+    assert "must both increase" in metrics.bd_summary(anchor, flat)

@@ -1,9 +1,12 @@
 """The zoo: resumable training at smoke sizes, safetensors that load only when they are the
 files their manifests describe, and manifests whose figures the shipped weights reproduce."""
+import json
+
 import pytest
+import safetensors.torch
 import torch
 
-from lic_teach import crosscheck, evaluate, zoo
+from lic_teach import crosscheck, data, evaluate, zoo
 from lic_teach.models import FactorizedPrior
 
 
@@ -14,7 +17,9 @@ def test_training_writes_weights_and_manifests_that_reproduce(smoke_zoo):
         [("factorized", 1), ("factorized", 2), ("mean-scale", 1), ("mean-scale", 2)]
     for m in manifests:
         assert m["steps"] == zoo.SMOKE_RECIPE.steps() and m["lambda"] in zoo.SMOKE_RECIPE.lambdas
-        assert m["sha256"] == zoo.sha256(folder / m["file"])
+        stored = safetensors.torch.load_file(str(folder / m["file"]))
+        assert stored and not any(key.endswith("quantized_cdf") for key in stored)   # rebuilt on loading
+        assert m["sha256"] == data.sha256(folder / m["file"])
         model = zoo.load(m["family"], m["quality"], folder)
         point = evaluate.codec_point(model, zoo.held_out(zoo.SMOKE_RECIPE), with_ms_ssim=True)
         for key in ("bpp", "psnr", "ms_ssim"):      # the manifest's figures, from the shipped weights
@@ -24,7 +29,7 @@ def test_training_writes_weights_and_manifests_that_reproduce(smoke_zoo):
 
 def test_training_resumes_from_its_last_segment(smoke_zoo, tmp_path):
     folder, work = smoke_zoo
-    before = zoo.sha256(folder / "factorized-q1.safetensors")
+    before = data.sha256(folder / "factorized-q1.safetensors")
     stage = sorted((work).glob("factorized-*/q1-*.safetensors"))
     stage[-1].unlink()                                   # as if interrupted in q1's last segment
     again = zoo.train_family("factorized", zoo.SMOKE_RECIPE, tmp_path, work, progress=False)
@@ -47,6 +52,12 @@ def test_damaged_or_foreign_files_raise_naming_the_file(smoke_zoo, tmp_path):
         zoo.load("factorized", 9, tmp_path)
     with pytest.raises(ValueError, match="unknown zoo family"):
         zoo.load("jpeg", 1, tmp_path)
+    manifest_path = tmp_path / "factorized-q2.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["table_fingerprint"] += 1                   # as if tables were built differently here
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="factorized-q2.safetensors differ from those it was published"):
+        zoo.load("factorized", 2, tmp_path)
     (tmp_path / "mean-scale-q1.json").write_text("{not json")
     with pytest.raises(ValueError, match="mean-scale-q1.json"):
         zoo.manifests(tmp_path)
@@ -70,8 +81,37 @@ def test_command_line(smoke_zoo, capsys):
 def test_the_shipped_zoo_is_what_its_manifests_say():
     """Hashes, and each R-D point measured again from the shipped weights."""
     for m in zoo.manifests():
-        assert m["sha256"] == zoo.sha256(zoo.FOLDER / m["file"]), m["file"]
-        recipe = zoo.Recipe(**{**m["recipe"], "lambdas": tuple(m["recipe"]["lambdas"])})
+        assert m["sha256"] == data.sha256(zoo.FOLDER / m["file"]), m["file"]
+        recipe = zoo.Recipe.from_dict(m["recipe"])
         point = evaluate.codec_point(zoo.load(m["family"], m["quality"]), zoo.held_out(recipe))
         assert (point["bpp"], point["psnr"]) == pytest.approx((m["rd_held_out"]["bpp"], m["rd_held_out"]["psnr"]),
                                                               abs=1e-3), m["file"]
+
+
+def test_every_shipped_zoo_model_crosschecks_with_compressai_both_ways(photo):
+    """Each shipped model moves into CompressAI (identical latents, likelihoods and bytes),
+    and back again without changing a weight."""
+    shipped = zoo.manifests()
+    assert {m["family"] for m in shipped} == set(zoo.FAMILIES)
+    for m in shipped:
+        model = zoo.load(m["family"], m["quality"])
+        report = crosscheck.crosscheck(model, photo[:, 128:256, 160:352])
+        assert report["same_bitstream"] and report["max_diff_decoded"] < 1e-4, (m["file"], report)
+        assert report["max_diff_likelihoods"] < 1e-4, (m["file"], report)
+        back = crosscheck.from_compressai(crosscheck.to_compressai(model))
+        for key, value in model.state_dict().items():
+            assert torch.equal(back.state_dict()[key], value), (m["file"], key)
+
+
+def test_the_default_family_is_the_best_by_its_manifests(tmp_path):
+    def write(family, points):
+        for quality, (bpp, psnr) in enumerate(points, start=1):
+            (tmp_path / f"{family}-q{quality}.json").write_text(json.dumps(
+                {"family": family, "quality": quality, "rd_held_out": {"bpp": bpp, "psnr": psnr}}))
+    write("factorized", [(0.2, 28.0), (0.4, 30.0), (0.8, 32.0)])
+    write("mean-scale", [(0.3, 28.0), (0.6, 30.0), (1.2, 32.0)])      # 50% more bits
+    assert zoo.default_family(tmp_path) == "factorized"
+    write("scale", [(0.15, 28.0), (0.3, 30.0), (0.6, 32.0)])          # 25% fewer
+    assert zoo.default_family(tmp_path) == "scale"
+    write("mean-scale", [(2.0, 40.0), (3.0, 41.0), (4.0, 42.0)])      # no overlap: by preference
+    assert zoo.default_family(tmp_path) == "mean-scale"
