@@ -2,6 +2,8 @@
 status 2 for every kind of bad input, leaving nothing half-written."""
 import csv
 import io
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -92,3 +94,14 @@ def test_the_closest_jpeg_quality_is_found_by_bisection_as_by_trying_all(photo):
     for target in (sizes[3] - 50, sizes[17] + 3, sizes[50], sizes[80] - 7, sizes[95] + 500):
         best = min(abs(size - target) for size in sizes.values())
         assert abs(sizes[cli.closest_jpeg_quality(x, target)] - target) == best, target
+
+
+def test_coding_with_a_zoo_model_imports_neither_compressai_models_nor_scipy():
+    """What keeps ``lic-teach`` quick to start: CompressAI's ``ans`` extension is loaded by
+    itself, without its package ``__init__`` (models, zoo, torchvision), and scipy not at all."""
+    script = ("import sys, torch; from lic_teach import zoo; m = zoo.load('factorized', 1); "
+              "x = torch.rand(3, 64, 64); m.decompress(m.compress(x)); "
+              "print(sorted(k for k in sys.modules if k.split('.')[0] in ('compressai', 'scipy', 'torchvision')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['compressai.ans']", result.stdout
