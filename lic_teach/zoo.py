@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 import lic_teach
 
 from . import cache, data, evaluate, metrics, train
-from .experiments import end_to_end
 from .entropy_models import TABLE_BUFFERS
 from .models import registry
 
@@ -226,11 +225,8 @@ def models(folder: Path = FOLDER) -> dict:
 def training_crops(recipe: Recipe):
     """Random crops of the bundled training photos at each of the recipe's scales, one
     segment's worth (the chapters' own crops when the only scale is 1)."""
-    count = recipe.segment_steps * recipe.batch_size
-    if recipe.scales == (1.0,):
-        return end_to_end.training_crops(recipe.patch_size, count)[0]
     photos = [data.downscaled(x, s) for x in data.sample_images("train").values() for s in recipe.scales]
-    return data.RandomCropDataset(photos, recipe.patch_size, length=count)
+    return data.RandomCropDataset(photos, recipe.patch_size, length=recipe.segment_steps * recipe.batch_size)
 
 
 def _segments(model, crops, recipe: Recipe, stage: str, lmbda: float, count: int, lr_of, work: Path,
