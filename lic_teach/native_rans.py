@@ -252,7 +252,8 @@ def compressai_ans():
     """CompressAI's compiled ``ans`` extension, loaded by itself: ``from compressai import ans``
     would first run CompressAI's package ``__init__`` (its models, zoo and torchvision, about
     3 s), which coding does not need. Falls back to the plain import if it has run already
-    or the extension cannot be found."""
+    or the extension cannot be found. The module is registered as ``compressai.ans``, so a
+    later ``from compressai import ans`` gets this one instead of loading it a second time."""
     if "compressai.ans" in sys.modules:
         return sys.modules["compressai.ans"]
     package = importlib.util.find_spec("compressai")
@@ -266,6 +267,7 @@ def compressai_ans():
     spec = importlib.util.spec_from_file_location("compressai.ans", found[0], loader=loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
+    sys.modules["compressai.ans"] = module   # not every pybind11 registers it: later imports reuse it
     return module
 
 
