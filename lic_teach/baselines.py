@@ -47,6 +47,21 @@ def pillow_roundtrip(x: torch.Tensor, format: str, quality: int, **options) -> t
         return pil_to_tensor(decoded), size
 
 
+def jpeg_header_bytes(x: torch.Tensor, quality: int = 75) -> int:
+    """Bytes of Pillow's JPEG of ``x`` that are not entropy-coded data: everything up to the
+    end of the first start-of-scan (SOS) segment (markers, quantization and Huffman
+    tables), plus the end-of-image marker. The JPEG standard (ITU-T T.81, annex B)
+    defines the segments; a baseline file has one scan."""
+    buffer = io.BytesIO()
+    to_pil(x).save(buffer, format="JPEG", quality=int(quality))
+    data = buffer.getvalue()
+    start = data.find(b"\xff\xda")
+    if start < 0:
+        raise ValueError("no start-of-scan marker in this JPEG")
+    sos_length = int.from_bytes(data[start + 2:start + 4], "big")
+    return start + 2 + sos_length + 2
+
+
 def codec_curve(images, format: str, qualities, name: str | None = None,
                 with_ms_ssim: bool = False, **options) -> RDCurve:
     """R-D curve of a Pillow codec over ``images`` (a list or dict of ``[3, H, W]``).
@@ -77,6 +92,22 @@ def codec_curve(images, format: str, qualities, name: str | None = None,
 def jpeg_curve(images, qualities=(10, 20, 30, 50, 70, 85, 95), **kwargs) -> RDCurve:
     """JPEG through Pillow (libjpeg, 4:2:0 chroma subsampling by default)."""
     return codec_curve(images, "JPEG", qualities, **kwargs)
+
+
+def psnr_at_rate(curve: RDCurve, rate: float) -> float:
+    """The PSNR ``curve`` reaches at ``rate`` bpp, linear between its neighbouring points:
+    what "at equal rate" compares with. ``ValueError`` outside the curve's rates."""
+    if not curve.bpp[0] <= rate <= curve.bpp[-1]:
+        raise ValueError(f"{rate:.3f} bpp is outside the range of {curve.name} here "
+                         f"({curve.bpp[0]:.3f}-{curve.bpp[-1]:.3f} bpp)")
+    below = max(i for i, b in enumerate(curve.bpp) if b <= rate)
+    if below == len(curve.bpp) - 1:
+        return curve.psnr[below]
+    weight = (rate - curve.bpp[below]) / (curve.bpp[below + 1] - curve.bpp[below])
+    return curve.psnr[below] + weight * (curve.psnr[below + 1] - curve.psnr[below])
+
+
+DENSE_QUALITIES = tuple(range(5, 96, 5))     # a JPEG curve dense enough to read at any rate
 
 
 def webp_curve(images, qualities=(10, 20, 30, 50, 70, 85, 95), **kwargs) -> RDCurve:

@@ -154,6 +154,15 @@ def sample_images(split: str = "train") -> dict[str, torch.Tensor]:
     return {name: load_image(path) for name, path in sample_image_paths(split).items()}
 
 
+def held_out(size: int | None = None, count: int | None = None) -> dict[str, torch.Tensor]:
+    """The test photos, which nothing in the book trains on: their central ``size`` square
+    if ``size`` is given, and the first ``count`` of them if ``count`` is given."""
+    images = sample_images("test")
+    if size:
+        images = {name: center_crop(x, size) for name, x in images.items()}
+    return dict(list(images.items())[:count])
+
+
 def downscaled(x: torch.Tensor, scale: float) -> torch.Tensor:
     """``x`` (``[3, H, W]``) resized by ``scale`` <= 1, bicubic with antialiasing, in [0, 1].
     A photo shrunk this way has more detail per pixel: a cheap way to widen a small

@@ -185,4 +185,22 @@ def bd_summary(anchor, test) -> str:
     except ValueError as error:
         return f"not defined: {error}"
     low, high = max(min(anchor.psnr), min(test.psnr)), min(max(anchor.psnr), max(test.psnr))
-    return f"BD-rate {rate:+.1f}% over {low:.2f}-{high:.2f} dB, BD-PSNR {gain:+.2f} dB"
+    line = f"BD-rate {rate:+.1f}% over {low:.2f}-{high:.2f} dB, BD-PSNR {gain:+.2f} dB"
+    flat = [f"{name} gains {slope:.2f} dB" for name, curve in (("the anchor", anchor), ("the test", test))
+            for slope in [top_slope(curve.bpp, curve.psnr)] if slope < FLAT_DB_PER_DOUBLING]
+    if flat:
+        line += (f" (unreliable: {' and '.join(flat)} per doubling of rate at its top, "
+                 f"under {FLAT_DB_PER_DOUBLING:g})")
+    return line
+
+
+FLAT_DB_PER_DOUBLING = 1.0   # real codecs gain several dB per doubling of rate; a curve below this is flat
+
+
+def top_slope(rate, psnr) -> float:
+    """PSNR gained per doubling of rate between the two highest-rate points of a curve.
+    Codecs gain several dB there (high-rate theory: about 6 dB per extra bit per sample);
+    a curve that gains under a dB is nearly flat, and a BD-rate over its top says little."""
+    points = sorted(zip(rate, psnr))
+    (r0, q0), (r1, q1) = points[-2], points[-1]
+    return (q1 - q0) / math.log2(r1 / r0)

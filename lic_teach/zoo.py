@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 import lic_teach
 
-from . import cache, data, evaluate, metrics, train
+from . import baselines, cache, data, evaluate, metrics, train
 from .entropy_models import TABLE_BUFFERS
 from .models import registry
 
@@ -65,11 +65,6 @@ class Recipe:
     scales: tuple[float, ...] = (1.0,)
     finetune_decay_segments: int = 0
 
-    @classmethod
-    def from_dict(cls, fields: dict) -> "Recipe":
-        """The recipe a manifest records (JSON turned its tuples into lists)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
-
     def steps(self) -> int:
         """Steps each model of the family has seen: the base's and its own fine-tuning."""
         return self.segment_steps * (self.base_segments + self.finetune_segments)
@@ -91,12 +86,6 @@ RECIPE = Recipe(N=48, M=64, lambdas=(0.0018, 0.0067, 0.025, 0.0932), patch_size=
 SMOKE_RECIPE = Recipe(N=8, M=12, lambdas=(0.005, 0.05), patch_size=64, batch_size=2,
                       segment_steps=2, base_segments=2, decay_segments=1, finetune_segments=2, eval_size=192,
                       finetune_decay_segments=1, scales=(1.0, 0.5))
-
-
-def held_out(recipe: Recipe) -> dict:
-    """The held-out photos a manifest's R-D point is measured on."""
-    images = data.sample_images("test")
-    return {k: data.center_crop(x, recipe.eval_size) for k, x in images.items()} if recipe.eval_size else images
 
 
 # --------------------------------------------------------------------------- files
@@ -274,6 +263,19 @@ def train_family(family: str, recipe: Recipe = RECIPE, folder: Path = FOLDER, wo
     return found
 
 
+def held_out_figures(point: dict, images: dict, recipe: Recipe) -> dict:
+    """A manifest's ``rd_held_out``: the model's R-D point on the held-out photos, and the
+    PSNR Pillow's JPEG reaches there at the same rate (what the model reached, against JPEG)."""
+    try:
+        jpeg_curve = baselines.jpeg_curve(images, qualities=baselines.DENSE_QUALITIES)
+        jpeg = round(baselines.psnr_at_rate(jpeg_curve, point["bpp"]), 3)
+    except ValueError:                              # a rate JPEG does not reach: no comparison
+        jpeg = None
+    return {"images": sorted(images), "size": recipe.eval_size or "full", "coder": "ans",
+            **{k: round(float(point[k]), 5) for k in ("bpp", "psnr", "ms_ssim")},
+            "jpeg_psnr_at_equal_rate": jpeg}
+
+
 def _publish(model, family: str, quality: int, lmbda: float, recipe: Recipe, seconds: float,
              folder: Path) -> dict:
     """Save ``model`` into the zoo with its manifest and R-D point on the held-out photos.
@@ -285,7 +287,7 @@ def _publish(model, family: str, quality: int, lmbda: float, recipe: Recipe, sec
     model.update(force=True)
     path = weights_path(folder, family, quality)
     digest = save_weights(model, path, half=True, tables=False)
-    images = held_out(recipe)
+    images = data.held_out(recipe.eval_size)
     point = evaluate.codec_point(model, images, with_ms_ssim=True)
     manifest = {
         "family": family, "quality": quality, "architecture": FAMILIES[family],
@@ -295,8 +297,7 @@ def _publish(model, family: str, quality: int, lmbda: float, recipe: Recipe, sec
         "trained_on": f"lic_teach.data.sample_images('train') at scales {list(recipe.scales)}",
         "lic_teach_version": lic_teach.__version__, "torch_version": torch.__version__,
         "sha256": digest, "file": path.name, "table_fingerprint": model.table_fingerprint(),
-        "rd_held_out": {"images": sorted(images), "size": recipe.eval_size or "full", "coder": "ans",
-                        **{k: round(float(point[k]), 5) for k in ("bpp", "psnr", "ms_ssim")}},
+        "rd_held_out": held_out_figures(point, images, recipe),
     }
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(manifest, indent=1) + "\n")
@@ -341,10 +342,13 @@ def list_command(args) -> int:
 
 
 def describe(m: dict) -> str:
-    """A manifest in one line: family, quality, lambda, R-D point, steps, training time."""
+    """A manifest in one line: family, quality, lambda, R-D point (and JPEG's PSNR at that
+    rate), steps, training time."""
     rd = m["rd_held_out"]
+    jpeg = rd.get("jpeg_psnr_at_equal_rate")
     return (f"{m['family']:>10} q{m['quality']}  lambda={m['lambda']:<7g} {rd['bpp']:.3f} bpp  "
-            f"{rd['psnr']:.2f} dB  {m['steps']} steps  {m['training_seconds'] / 60:.1f} min")
+            f"{rd['psnr']:.2f} dB (JPEG {'n/a' if jpeg is None else format(jpeg, '.2f')})  {m['steps']} steps  "
+            f"{m['training_seconds'] / 60:.1f} min")
 
 
 def main(argv=None) -> int:

@@ -68,3 +68,23 @@ def test_reference_ms_ssim_in_db_is_converted():
 def test_unknown_reference_is_a_clear_error():
     with pytest.raises(KeyError, match="available"):
         baselines.reference_curves(["no-such-codec"])
+
+
+def test_jpeg_header_is_the_file_less_its_scan_data(photo):
+    """Header bytes: a few hundred for any image, the same for a tiny and a large one at
+    one quality, and the scan data (the rest) grows with the image."""
+    small, large = photo[:, :16, :16], photo
+    header = baselines.jpeg_header_bytes(large)
+    assert 300 < header < 1000
+    assert baselines.jpeg_header_bytes(small) == header
+    _, size = baselines.pillow_roundtrip(large, "JPEG", 75)
+    assert size > 3 * header
+
+
+def test_psnr_at_rate_reads_the_curve_between_its_points():
+    curve = baselines.RDCurve(name="c", bpp=[0.2, 0.4, 0.8], psnr=[26.0, 28.0, 30.0])
+    assert baselines.psnr_at_rate(curve, 0.2) == 26.0 and baselines.psnr_at_rate(curve, 0.8) == 30.0
+    assert baselines.psnr_at_rate(curve, 0.3) == pytest.approx(27.0)
+    assert baselines.psnr_at_rate(curve, 0.6) == pytest.approx(29.0)
+    with pytest.raises(ValueError, match="outside the range of c"):
+        baselines.psnr_at_rate(curve, 0.9)

@@ -96,6 +96,24 @@ def test_chapter_runs_at_smoke_budget(executed_book, chapter):
     assert "budget 'smoke'" in printed, "a chapter prints the budget it ran"
 
 
+STRAY = re.compile(r"<[\w.]+ (object )?at 0x[0-9a-f]+>|<torch\._C\.Generator")
+
+
+@pytest.mark.slow
+def test_executed_chapters_print_no_stray_reprs_or_warnings(executed_book):
+    """A cell's last line must not leak an object's repr (``<torch._C.Generator ...>``) and
+    no cell may warn: the reader sees every output."""
+    problems = []
+    for path in sorted((executed_book[0] / "book").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                text = output.get("text", "") + "".join(str(v) for k, v in output.get("data", {}).items()
+                                                         if k == "text/plain")
+                if STRAY.search(text) or output.get("name") == "stderr" and "Warning" in text:
+                    problems.append(f"{path.name}: {text.strip()[:120]}")
+    assert not problems, problems
+
+
 @pytest.fixture(scope="session")
 def built_book(executed_book):
     """The HTML book built from the executed chapters: ``(html folder, build result)``."""

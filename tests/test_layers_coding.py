@@ -143,6 +143,29 @@ def test_stream_decoders_decode_piece_by_piece(name):
     assert decoded == symbols
 
 
+@pytest.mark.parametrize("name", ["readable", "ans"])
+def test_stream_decoders_take_other_tables_on_each_call(name):
+    """A serial decoder may bring its own tables to each call; CompressAI's guarded decoder
+    must then check the string against all of them together (``finish`` re-encodes)."""
+    first, second = _tables(), coding.build_cdf_tables([[0.3, 0.4, 0.3]], [1e-3])
+    second = (*second, [-1])
+    combined = [a + b for a, b in zip(first, second)]          # one encoder call, rows 0-2 and 3
+    rng = random.Random(5)
+    symbols = [rng.randint(-3, 3) for _ in range(400)] + [rng.randint(-2, 2) for _ in range(300)]
+    rows = [rng.randrange(3) for _ in range(400)] + [0] * 300
+    coder = coding.get_coder(name)
+    data = coder.encode_with_indexes(symbols, rows[:400] + [3] * 300, *combined)
+    stream = coder.stream_decoder(data)
+    decoded = stream.decode(rows[:400], *first) + stream.decode(rows[400:], *second)
+    stream.finish()
+    assert decoded == symbols
+    altered = coder.stream_decoder(data)
+    altered.decode(rows[:400], *first)
+    with pytest.raises(ValueError):
+        altered.decode(rows[400:], *first)                     # the wrong tables for the rest
+        altered.finish()
+
+
 def test_readable_stream_decoder_notices_a_short_read():
     cdfs, lengths, offsets = _tables()
     coder = coding.ReadableRansCoder()

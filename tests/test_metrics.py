@@ -157,3 +157,15 @@ def test_bd_summary_gives_the_range_and_both_deltas_or_why_not():
     assert metrics.bd_summary(anchor, apart).startswith("not defined: the two curves do not overlap")
     flat = Curve(bpp=[0.2, 0.4, 0.8], psnr=[31.0, 32.0, 31.9])
     assert "must both increase" in metrics.bd_summary(anchor, flat)
+
+
+def test_bd_summary_flags_a_curve_that_is_flat_at_its_top():
+    """The chapters' tiny models flatten at their highest lambda (+0.1 dB for +28% rate):
+    a BD-rate there swings by tens of percent, and the line says so."""
+    from lic_teach.baselines import RDCurve
+    anchor = RDCurve(name="a", bpp=[0.2, 0.4, 0.8], psnr=[26.0, 29.0, 32.0])
+    flat = RDCurve(name="f", bpp=[0.2, 0.38, 0.49], psnr=[25.3, 27.35, 27.47])
+    assert metrics.top_slope(anchor.bpp, anchor.psnr) == pytest.approx(3.0)
+    assert metrics.top_slope(flat.bpp, flat.psnr) == pytest.approx(0.12 / math.log2(0.49 / 0.38))
+    assert "unreliable: the test gains 0.33 dB per doubling" in metrics.bd_summary(anchor, flat)
+    assert "unreliable" not in metrics.bd_summary(anchor, RDCurve(name="b", bpp=[0.25, 0.5], psnr=[26.5, 29.0]))

@@ -84,15 +84,28 @@ def test_fit_accepts_batches_and_stops_on_nan():
         train.fit(model, batches, steps=0)
 
 
+def test_the_learning_rate_drops_tenfold_at_decay_at():
+    """Adam moves a parameter with a constant gradient by about ``lr`` a step."""
+    parameter = torch.nn.Parameter(torch.zeros(()))
+
+    def step_loss():
+        return parameter * 1.0, {"bpp": float(parameter)}          # gradient 1, value recorded before the step
+    history = train.train_steps(step_loss, [parameter], steps=10, lr=0.1, decay_at=0.6, progress=False)
+    values = [h["bpp"] for h in history] + [float(parameter)]
+    moves = -torch.diff(torch.tensor(values))
+    assert torch.allclose(moves[:6], torch.tensor(0.1), rtol=1e-3)
+    assert torch.allclose(moves[6:], torch.tensor(0.01), rtol=1e-3)
+
+
 def test_fit_family_warm_starts_and_caches(tmp_path):
     from lic_teach.models import ScaleHyperprior
-    kwargs = dict(steps=6, batch_size=2, progress=False, cache_dir=tmp_path, cache_key="crops")
+    kwargs = dict(steps=10, batch_size=2, progress=False, cache_dir=tmp_path, cache_key="crops")
     models, histories, cached = train.fit_family(lambda: ScaleHyperprior(8, 12), _patches(64),
                                                  [0.01, 0.05, 0.02], **kwargs)
     assert not cached and list(models) == [0.01, 0.05, 0.02]
     assert list(histories) == ["model, base, lambda=0.05", "model, lambda=0.01", "model, lambda=0.05",
                                "model, lambda=0.02"]
-    assert [h["step"] for h in histories["model, lambda=0.01"]] == [7, 8]        # after the base's 6
+    assert [h["step"] for h in histories["model, lambda=0.01"]] == [11, 12]      # after the base's 10
     again, histories_again, cached = train.fit_family(lambda: ScaleHyperprior(8, 12), _patches(64),
                                                       [0.01, 0.05, 0.02], **kwargs)
     assert cached and histories_again == histories

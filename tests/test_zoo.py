@@ -6,7 +6,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from lic_teach import crosscheck, data, evaluate, zoo
+from lic_teach import baselines, crosscheck, data, evaluate, zoo
 from lic_teach.models import FactorizedPrior
 
 
@@ -21,7 +21,7 @@ def test_training_writes_weights_and_manifests_that_reproduce(smoke_zoo):
         assert stored and not any(key.endswith("quantized_cdf") for key in stored)   # rebuilt on loading
         assert m["sha256"] == data.sha256(folder / m["file"])
         model = zoo.load(m["family"], m["quality"], folder)
-        point = evaluate.codec_point(model, zoo.held_out(zoo.SMOKE_RECIPE), with_ms_ssim=True)
+        point = evaluate.codec_point(model, data.held_out(zoo.SMOKE_RECIPE.eval_size), with_ms_ssim=True)
         for key in ("bpp", "psnr", "ms_ssim"):      # the manifest's figures, from the shipped weights
             assert point[key] == pytest.approx(m["rd_held_out"][key], abs=1e-3)
     assert set(zoo.models(folder)) == {(m["family"], m["quality"]) for m in manifests}
@@ -79,13 +79,19 @@ def test_command_line(smoke_zoo, capsys):
 
 
 def test_the_shipped_zoo_is_what_its_manifests_say():
-    """Hashes, and each R-D point measured again from the shipped weights."""
+    """Hashes, each R-D point measured again from the shipped weights, and JPEG's PSNR at
+    the same rate measured again (Pillow's libjpeg may differ slightly between builds)."""
+    jpeg = {}                                                    # one JPEG curve per set of photos
     for m in zoo.manifests():
         assert m["sha256"] == data.sha256(zoo.FOLDER / m["file"]), m["file"]
-        recipe = zoo.Recipe.from_dict(m["recipe"])
-        point = evaluate.codec_point(zoo.load(m["family"], m["quality"]), zoo.held_out(recipe))
-        assert (point["bpp"], point["psnr"]) == pytest.approx((m["rd_held_out"]["bpp"], m["rd_held_out"]["psnr"]),
-                                                              abs=1e-3), m["file"]
+        images = data.held_out(m["recipe"]["eval_size"])
+        point = evaluate.codec_point(zoo.load(m["family"], m["quality"]), images)
+        rd = m["rd_held_out"]
+        assert (point["bpp"], point["psnr"]) == pytest.approx((rd["bpp"], rd["psnr"]), abs=1e-3), m["file"]
+        if m["recipe"]["eval_size"] not in jpeg:
+            jpeg[m["recipe"]["eval_size"]] = baselines.jpeg_curve(images, qualities=baselines.DENSE_QUALITIES)
+        at_equal_rate = baselines.psnr_at_rate(jpeg[m["recipe"]["eval_size"]], rd["bpp"])
+        assert rd["jpeg_psnr_at_equal_rate"] == pytest.approx(at_equal_rate, abs=0.05), m["file"]
 
 
 def test_every_shipped_zoo_model_crosschecks_with_compressai_both_ways(photo):

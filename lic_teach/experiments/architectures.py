@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import cache, train
+from .. import cache, evaluate, metrics, train
 from ..budget import Budget
 from ..seeding import seeded
 from .end_to_end import factorized_family, lambdas, training_crops
@@ -33,8 +33,8 @@ class Setup:
 
 def setup(B: Budget) -> Setup:
     """The end-to-end chapter's lambdas; crops of 256x256, so that the hyper-latent ``z`` (1/64 of
-    the image side) has 4x4 positions (at 128x128 every position of a 2x2 ``z`` lies on
-    the border, and the hyperpriors measured worse than the factorized prior); a
+    the image side) has 4x4 positions (at 128x128 every position of a 2x2 ``z`` would lie
+    on the border); a
     quarter of the end-to-end chapter's base steps, each on the latents of 4 crops."""
     steps, batch = max(1, B.train_steps // 4), 4
     return Setup(max(B.patch_size, 256), min(512, steps * batch), batch, steps, lambdas(B))
@@ -95,3 +95,13 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
                                  if cached else f"trained in {seconds:.0f} s"))
         families[name] = (models, histories)
     return families
+
+
+def anchor_handicap(factorized_models: dict, B: Budget, images: dict) -> str:
+    """How the factorized-prior anchor of :func:`train_architectures` (the end-to-end
+    chapter's transforms with a density retrained from scratch for ``setup(B).steps``
+    steps) compares with the end-to-end chapter's own models on ``images``: a
+    ``metrics.bd_summary`` line, positive if the anchor needs more bits."""
+    original, _, _ = factorized_family(B)
+    return metrics.bd_summary(evaluate.rd_curve(original.values(), images, "the end-to-end chapter's models"),
+                              evaluate.rd_curve(factorized_models.values(), images, "the retrained anchor"))
