@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 
+import numpy as np
 import torch
 from PIL import Image, features
 
@@ -100,11 +101,7 @@ def psnr_at_rate(curve: RDCurve, rate: float) -> float:
     if not curve.bpp[0] <= rate <= curve.bpp[-1]:
         raise ValueError(f"{rate:.3f} bpp is outside the range of {curve.name} here "
                          f"({curve.bpp[0]:.3f}-{curve.bpp[-1]:.3f} bpp)")
-    below = max(i for i, b in enumerate(curve.bpp) if b <= rate)
-    if below == len(curve.bpp) - 1:
-        return curve.psnr[below]
-    weight = (rate - curve.bpp[below]) / (curve.bpp[below + 1] - curve.bpp[below])
-    return curve.psnr[below] + weight * (curve.psnr[below + 1] - curve.psnr[below])
+    return float(np.interp(rate, curve.bpp, curve.psnr))
 
 
 DENSE_QUALITIES = tuple(range(5, 96, 5))     # a JPEG curve dense enough to read at any rate

@@ -173,6 +173,9 @@ def bd_psnr(rate_anchor, psnr_anchor, rate_test, psnr_test, method: str = "pchip
     return _mean_over(log_a, q_a, log_t, q_t, method)
 
 
+FLAT_DB_PER_DOUBLING = 1.0   # real codecs gain several dB per doubling of rate; a curve below this is flat
+
+
 def bd_summary(anchor, test) -> str:
     """One line comparing R-D curve ``test`` with ``anchor`` (anything with ``bpp`` and
     ``psnr`` lists): the BD-rate with the PSNR range it averages over, and the BD-PSNR.
@@ -192,9 +195,6 @@ def bd_summary(anchor, test) -> str:
         line += (f" (unreliable: {' and '.join(flat)} per doubling of rate at its top, "
                  f"under {FLAT_DB_PER_DOUBLING:g})")
     return line
-
-
-FLAT_DB_PER_DOUBLING = 1.0   # real codecs gain several dB per doubling of rate; a curve below this is flat
 
 
 def top_slope(rate, psnr) -> float:

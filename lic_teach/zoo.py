@@ -266,8 +266,8 @@ def train_family(family: str, recipe: Recipe = RECIPE, folder: Path = FOLDER, wo
 def held_out_figures(point: dict, images: dict, recipe: Recipe) -> dict:
     """A manifest's ``rd_held_out``: the model's R-D point on the held-out photos, and the
     PSNR Pillow's JPEG reaches there at the same rate (what the model reached, against JPEG)."""
+    jpeg_curve = baselines.jpeg_curve(images, qualities=baselines.DENSE_QUALITIES)
     try:
-        jpeg_curve = baselines.jpeg_curve(images, qualities=baselines.DENSE_QUALITIES)
         jpeg = round(baselines.psnr_at_rate(jpeg_curve, point["bpp"]), 3)
     except ValueError:                              # a rate JPEG does not reach: no comparison
         jpeg = None

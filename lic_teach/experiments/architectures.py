@@ -34,8 +34,8 @@ class Setup:
 def setup(B: Budget) -> Setup:
     """The end-to-end chapter's lambdas; crops of 256x256, so that the hyper-latent ``z`` (1/64 of
     the image side) has 4x4 positions (at 128x128 every position of a 2x2 ``z`` would lie
-    on the border); a
-    quarter of the end-to-end chapter's base steps, each on the latents of 4 crops."""
+    on the border); a quarter of the end-to-end chapter's base steps, each on the latents
+    of 4 crops."""
     steps, batch = max(1, B.train_steps // 4), 4
     return Setup(max(B.patch_size, 256), min(512, steps * batch), batch, steps, lambdas(B))
 
