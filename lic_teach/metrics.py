@@ -176,25 +176,45 @@ def bd_psnr(rate_anchor, psnr_anchor, rate_test, psnr_test, method: str = "pchip
 FLAT_DB_PER_DOUBLING = 1.0   # real codecs gain several dB per doubling of rate; a curve below this is flat
 
 
-def bd_summary(anchor, test) -> str:
-    """One line comparing R-D curve ``test`` with ``anchor`` (anything with ``bpp`` and
-    ``psnr`` lists): the BD-rate with the PSNR range it averages over, and the BD-PSNR.
-    A BD-rate over a narrow range, or on a curve that is nearly flat there, can swing by
-    tens of percent, so the range always goes with the number. Says why instead where a
-    delta is undefined (no overlap, or a curve whose rate and PSNR do not both increase)."""
+def bd_comparison(anchor, test) -> dict:
+    """Curve ``test`` against ``anchor`` (anything with ``bpp`` and ``psnr`` lists), as the
+    fields of :func:`bd_summary`: ``bd_rate`` (%), ``bd_psnr`` (dB), the PSNR range ``low``
+    to ``high`` they average over, ``flat`` (``{"anchor" or "test": dB per doubling of rate}``
+    for a curve gaining under ``FLAT_DB_PER_DOUBLING`` at its top, which makes the numbers
+    unreliable; empty if none), or ``error`` (why it
+    is not defined: no overlap, or a curve whose rate and PSNR do not both increase)."""
     try:
         rate = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr)
         gain = bd_psnr(anchor.bpp, anchor.psnr, test.bpp, test.psnr)
     except ValueError as error:
-        return f"not defined: {error}"
-    low, high = max(min(anchor.psnr), min(test.psnr)), min(max(anchor.psnr), max(test.psnr))
-    line = f"BD-rate {rate:+.1f}% over {low:.2f}-{high:.2f} dB, BD-PSNR {gain:+.2f} dB"
-    flat = [f"{name} gains {slope:.2f} dB" for name, curve in (("the anchor", anchor), ("the test", test))
-            for slope in [top_slope(curve.bpp, curve.psnr)] if slope < FLAT_DB_PER_DOUBLING]
-    if flat:
-        line += (f" (unreliable: {' and '.join(flat)} per doubling of rate at its top, "
-                 f"under {FLAT_DB_PER_DOUBLING:g})")
-    return line
+        return {"error": str(error)}
+    flat = {name: slope for name, curve in (("anchor", anchor), ("test", test))
+            for slope in [top_slope(curve.bpp, curve.psnr)] if slope < FLAT_DB_PER_DOUBLING}
+    return {"bd_rate": rate, "bd_psnr": gain, "low": max(min(anchor.psnr), min(test.psnr)),
+            "high": min(max(anchor.psnr), max(test.psnr)), "flat": flat, "error": None}
+
+
+def bd_caveat(comparison: dict) -> str:
+    """Why a :func:`bd_comparison` says little, in words; empty if nothing is wrong."""
+    if comparison["error"]:
+        return f"not defined: {comparison['error']}"
+    if comparison["flat"]:
+        gains = " and ".join(f"the {name} gains {slope:.2f} dB" for name, slope in comparison["flat"].items())
+        return (f"unreliable: {gains} per doubling of rate at its top, "
+                f"under {FLAT_DB_PER_DOUBLING:g}")
+    return ""
+
+
+def bd_summary(anchor, test) -> str:
+    """One line comparing R-D curve ``test`` with ``anchor``: the BD-rate with the PSNR range
+    it averages over, and the BD-PSNR. A BD-rate over a narrow range, or on a curve that is
+    nearly flat there, can swing by tens of percent, so the range always goes with the
+    number, and a flat curve is flagged. Says why instead where a delta is undefined."""
+    c = bd_comparison(anchor, test)
+    if c["error"]:
+        return bd_caveat(c)
+    line = f"BD-rate {c['bd_rate']:+.1f}% over {c['low']:.2f}-{c['high']:.2f} dB, BD-PSNR {c['bd_psnr']:+.2f} dB"
+    return line + (f" ({bd_caveat(c)})" if c["flat"] else "")
 
 
 def top_slope(rate, psnr) -> float:

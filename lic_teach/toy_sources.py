@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -130,15 +131,26 @@ def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1
     return history
 
 
+def training_objective(history: list[dict], fraction: float = 0.1) -> dict:
+    """The training estimate at the end of a run: mean ``bits`` and ``mse`` of the last
+    ``fraction`` of :func:`fit_toy`'s history (with the relaxation, not rounding)."""
+    tail = history[-max(1, int(len(history) * fraction)):]
+    return {key: float(np.mean([h[key] for h in tail])) for key in ("bits", "mse")}
+
+
 @torch.no_grad()
 def rate_distortion(model: ToyTransformCode, source: str = "banana", count: int = 100_000,
-                    seed: int = 1) -> dict:
+                    seed: int = 1, dither_seed: int | None = None) -> dict:
     """Test-time ``bits`` (ideal, from the rounded latents' probabilities), ``mse`` per
-    vector, and ``snr_db`` (source variance over mse) on fresh samples, hard rounding."""
-    model.eval()
+    vector, and ``snr_db`` (source variance over mse) on fresh samples, hard rounding.
+    With ``dither_seed``, universal quantization as a real codec runs it: encoder and
+    decoder share a dither drawn from that seed, the encoder subtracts it before rounding
+    and the decoder adds it back (:func:`lic_teach.quantization.universal`)."""
     x = SOURCES[source](count, torch.Generator().manual_seed(seed))
+    model.train(dither_seed is not None)
     with _one_thread():
-        out = model(x)
+        out = model(x) if dither_seed is None else model(x, "universal", seed=dither_seed)
+    model.eval()
     mse = float(((out["x_hat"] - x) ** 2).sum(dim=1).mean())
     return {"bits": float(out["bits"].mean()), "mse": mse,
             "snr_db": 10 * math.log10(float(x.var(dim=0).sum()) / mse)}

@@ -148,6 +148,26 @@ def test_book_builds_without_warnings_and_serves_plotly_itself(built_book):
     assert "lic_teach.colab.install" not in chapter, "the setup cell is hidden in the HTML"
 
 
+@pytest.mark.slow
+def test_figures_and_tables_are_numbered_by_chapter(built_book):
+    """The toc numbers the chapters, so every caption reads "Fig. 3.2" or "Table 3.1" with
+    its own chapter's number, and every table a chapter names is in its page, numbered."""
+    html, result = built_book
+    assert result.returncode == 0
+    for number, entry in enumerate([e for e in _toc_files() if "/ch" in e], start=1):
+        page = (html / f"{entry}.html").read_text()
+        captions = re.findall(r'<span class="caption-number">(Fig\.|Table) ([\d.]+) </span>', page)
+        assert captions, entry
+        assert all(label.startswith(f"{number}.") for _, label in captions), (entry, captions)
+        code = "\n".join(c.source for c in nbformat.read(ROOT / f"{entry}.ipynb", as_version=4).cells
+                         if c.cell_type == "code")
+        names = set(re.findall(r"""["'](tbl-[a-z0-9-]+)["']""", code))
+        for name in names:
+            assert re.search(rf'<table[^>]*id="{name}"', page), f"{entry}: table {name} missing"
+        assert sum(kind == "Table" for kind, _ in captions) == len(names), entry
+        assert f'<h1><span class="section-number">{number}. </span>' in page, f"{entry}: not numbered {number}"
+
+
 # A script or stylesheet fetched from elsewhere: src/href to http(s) or protocol-relative
 # URLs in HTML, @import or url() in CSS.
 REMOTE_ASSET = re.compile(r"""<script[^>]*\ssrc=["']?(?:https?:)?//[^"'\s>]+|"""

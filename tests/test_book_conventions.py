@@ -81,3 +81,47 @@ def test_every_figure_has_a_numbered_caption_and_a_label():
     assert not missing, f"figures without a caption: {missing}"
     assert len(names) == len(set(names)), "figure labels must be unique"
     assert len(names) >= 7
+
+
+TABLE_CALL = re.compile(r"tables\.(Table|bd_table)\(")
+TABLE_NAME = re.compile(r"""["'](tbl-[a-z0-9-]+)["']""")
+PADDED_HEADER = re.compile(r"""\{'[^']+':[<>^]?\d+s?\}""")   # f"{'lambda':>8}": a printed column
+
+
+def test_every_table_is_a_captioned_table_with_a_unique_label_outside_figure_cells():
+    """Tables are ``lic_teach.tables.Table`` objects (numbered "Table 3.1" in the book),
+    never columns printed with padded f-strings; a cell with figure metadata wraps all it
+    displays in the figure, so a table never shares a cell with one."""
+    names, printed = [], []
+    for path in CHAPTERS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            if PADDED_HEADER.search(cell.source):
+                printed.append(f"{path.name}: {cell.source.splitlines()[0][:60]}")
+            found = TABLE_NAME.findall(cell.source)       # a helper's caller may name the table
+            if not (TABLE_CALL.search(cell.source) or found):
+                continue
+            assert not cell.metadata.get("mystnb", {}).get("figure"), f"{path.name}: a table in a figure cell"
+            assert all(n.startswith(f"tbl-{path.name[:4]}-") for n in found), found
+            assert found or "def " in cell.source, f"{path.name}: a table without a tbl- name: {cell.source[:80]}"
+            names += found
+    assert not printed, f"columns printed by hand: {printed}"
+    assert len(names) == len(set(names)), "table labels must be unique"
+    assert len(names) >= 20
+
+
+FIGURE_TITLE = re.compile(r"""(?<![\w.])title=f?("[^"]*"|'[^']*')""")   # not xaxis_title=, title_text=
+
+
+def test_figure_titles_are_short_enough_to_read_at_the_drawn_width():
+    """A figure's title is a label, and the caption carries the sentence: at most 60
+    characters, each ``{...}`` field counted as 8 (a number or a short name)."""
+    long, seen = [], 0
+    for path, cell in _figure_cells():
+        for match in FIGURE_TITLE.finditer(cell.source):
+            seen += 1
+            shown = re.sub(r"\{[^}]*\}", "x" * 8, match.group(1)[1:-1])
+            if len(shown) > 60:
+                long.append(f"{path.name}: {match.group(1)}")
+    assert seen >= 20 and not long, (seen, long)

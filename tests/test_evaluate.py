@@ -21,6 +21,21 @@ def test_codec_point_uses_real_bytes(model):
     assert point["bpp"] > point["estimated_bpp"]                 # header and stream overhead
 
 
+def test_codec_point_times_after_an_untimed_warm_up(model, monkeypatch):
+    """The first encode and decode pay one-off costs; they are run once, untimed."""
+    images = [data.sample_images("test")["astronaut"][:, :32, :32]] * 2
+    calls, clock = [], iter(range(100))
+    monkeypatch.setattr(evaluate.time, "perf_counter", lambda: float(next(clock)))
+    point = evaluate.codec_point(model, images, encode=lambda x: calls.append("e") or model.compress(x[0]),
+                                 decode=lambda d: calls.append("d") or model.decompress(d))
+    assert calls == ["e", "d"] * 3                         # a warm-up, then one pass an image
+    assert point["encode_s"] == 1.0 and point["decode_s"] == 1.0
+    calls.clear()
+    evaluate.codec_point(model, images, encode=lambda x: calls.append("e") or model.compress(x[0]),
+                         decode=lambda d: calls.append("d") or model.decompress(d), warm_up=False)
+    assert calls == ["e", "d"] * 2
+
+
 def test_rd_curve_sorts_points_by_rate(model):
     torch.manual_seed(1)
     other = FactorizedPrior(8, 12).eval()

@@ -47,6 +47,18 @@ def test_universal_quantization_closes_the_train_test_gap(universal_code):
     assert abs(test["bits"] - train_bits) < 0.25 and abs(test["mse"] - train_mse) < 0.25 * train_mse
 
 
+def test_dithered_decoding_matches_the_universal_training_objective(universal_code):
+    """Decoded with its shared dither, the universal code is what it trained for: the real
+    cost lands on the training estimate, and rounding without the dither is another code."""
+    model, history = universal_code
+    trained = ts.training_objective(history)
+    assert trained["bits"] == pytest.approx(sum(h["bits"] for h in history[-80:]) / 80)
+    dithered = ts.rate_distortion(model, "banana", dither_seed=12345)
+    assert dithered["bits"] + dithered["mse"] == pytest.approx(trained["bits"] + trained["mse"], rel=0.06)
+    assert dithered != ts.rate_distortion(model, "banana")
+    assert not model.training
+
+
 def test_cells_partition_the_plane_with_one_reconstruction_each(universal_code):
     model, _ = universal_code
     x = ts.banana(5000, torch.Generator().manual_seed(2))
