@@ -62,7 +62,9 @@ def split_parameters(model: nn.Module) -> tuple[list, list]:
     return main, aux
 
 
-def _batches(data, batch_size: int, seed: int):
+def batches(data, batch_size: int, seed: int):
+    """An endless stream of batches: a ``Dataset`` is shuffled (seeded) into batches of
+    ``batch_size``; anything else (a list of batches, a DataLoader) is cycled as it is."""
     if isinstance(data, Dataset):
         generator = torch.Generator().manual_seed(seed)
         data = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True,
@@ -163,7 +165,7 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         criterion = criterion or RateDistortionLoss(lmbda)
         model.to(device)
         main, aux = split_parameters(model)
-        step_loss = _criterion_steps(model, criterion, _batches(data, batch_size, seed), device)
+        step_loss = _criterion_steps(model, criterion, batches(data, batch_size, seed), device)
         model.train()
         history = train_steps(step_loss, main, steps=steps, lr=lr, aux_parameters=aux,
                               aux_loss=getattr(model, "aux_loss", None), aux_lr=aux_lr,
@@ -280,7 +282,7 @@ def fit_decoder(model: nn.Module, data, *, steps: int, lmbda: float, batch_size:
     with seeded(seed):
         model.to(device).eval()
         criterion = RateDistortionLoss(lmbda)
-        step_loss = _criterion_steps(model, criterion, _batches(data, batch_size, seed), device)
+        step_loss = _criterion_steps(model, criterion, batches(data, batch_size, seed), device)
         with _training_only(model, DECODER_PARTS) as trained:
             history = train_steps(step_loss, trained, steps=steps, lr=lr, progress=progress, description=description)
     _finish(model)
@@ -300,10 +302,10 @@ def fit_synthesis(model: nn.Module, data, quantize, *, steps: int, lmbda: float,
         raise ValueError(f"steps must be at least 1, got {steps}")
     with seeded(seed):
         model.to(device).eval()
-        batches = _batches(data, batch_size, seed)
+        stream = batches(data, batch_size, seed)
 
         def step_loss():
-            x = next(batches).to(device)
+            x = next(stream).to(device)
             with torch.no_grad():
                 y_hat = quantize(model.g_a(x))
             mse = F.mse_loss(model.g_s(y_hat), x)
