@@ -143,11 +143,14 @@ def _grade(notebook, tmp_path, name, **options):
 
 @pytest.mark.parametrize("exercise", IDS)
 def test_solutions_score_full_and_untouched_notebooks_zero(exercise, built, tmp_path):
-    solution = nbformat.read(str(built / "exercises" / "autograder" / exercise / "solution.ipynb"), as_version=4)
-    grade = _grade(solution, tmp_path, f"{exercise}_solution.ipynb")
-    assert grade.scores == grade.possible and grade.total > 0, grade.feedback
+    """Both graded at once, as an instructor grades a folder (each in its own kernel)."""
     source = next(s for s in SOURCES if s.name.startswith(exercise))
-    untouched = grading.grade_notebook(REPO / "exercises" / "student" / source.name)
+    shutil.copy(built / "exercises" / "autograder" / exercise / "solution.ipynb",
+                tmp_path / f"{exercise}_solution.ipynb")
+    shutil.copy(REPO / "exercises" / "student" / source.name, tmp_path / source.name)
+    grades = {g.submission: g for g in grading.grade_folder(tmp_path)}
+    solution, untouched = grades[f"{exercise}_solution.ipynb"], grades[source.name]
+    assert solution.scores == solution.possible and solution.total > 0, solution.feedback
     assert set(untouched.scores.values()) == {0.0}, untouched.scores
     assert set(untouched.feedback) == set(untouched.possible), "every lost question says why"
 
