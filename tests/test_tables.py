@@ -1,13 +1,13 @@
 """Captioned tables: the markdown the book numbers, the HTML Jupyter shows, the text
 elsewhere, and the BD-rate table's caveats."""
 import pytest
-from markdown_it import MarkdownIt
 
 from lic_teach import tables
 from lic_teach.baselines import RDCurve
 
 
 def test_markdown_is_a_named_list_table_whose_cells_stay_literal():
+    MarkdownIt = pytest.importorskip("markdown_it").MarkdownIt     # with the book's tools, not on Colab
     table = tables.Table(["codec", "BD-rate"], [["g_a *and* |x|", "-3.2%"], ["1. first", "+7.4%"]],
                          "A caption with `code` and $x^2$.", "tbl-ch01-demo")
     text = table._repr_markdown_()
