@@ -110,7 +110,9 @@ def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------- sample images
 
 # Natural colour photographs that ship inside PyPI packages, so the book runs offline.
-# The test split is fixed and held out: nothing in the book trains on it.
+# The test split is fixed and held out: nothing in the book trains on it. The transfer
+# split is other content (textures, a microscope slide, a retina, a galaxy field; three
+# of them grey, loaded as RGB): images a model never trained on, for distillation.
 _SAMPLES = {
     "train": [
         ("chelsea", "skimage", "data/chelsea.png"),
@@ -123,12 +125,20 @@ _SAMPLES = {
         ("astronaut", "skimage", "data/astronaut.png"),
         ("flower", "sklearn", "datasets/images/flower.jpg"),
     ],
+    "transfer": [
+        ("retina", "skimage", "data/retina.jpg"),
+        ("hubble", "skimage", "data/hubble_deep_field.jpg"),
+        ("ihc", "skimage", "data/ihc.png"),
+        ("brick", "skimage", "data/brick.png"),
+        ("grass", "skimage", "data/grass.png"),
+        ("gravel", "skimage", "data/gravel.png"),
+    ],
 }
 SPLITS = tuple(_SAMPLES)
 
 
 def sample_image_paths(split: str = "train") -> dict[str, Path]:
-    """File paths of the bundled photos of ``split`` (``"train"`` or ``"test"``)."""
+    """File paths of the bundled images of ``split`` (``"train"``, ``"test"`` or ``"transfer"``)."""
     if split not in _SAMPLES:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     paths = {}
@@ -149,7 +159,9 @@ def sample_images(split: str = "train") -> dict[str, torch.Tensor]:
     """Natural photos bundled with installed packages, as ``{name: [3, H, W] tensor}``.
 
     ``"train"`` has five photos to fit models on; ``"test"`` has two held-out photos
-    (skimage's astronaut and scikit-learn's flower) that no chapter trains on.
+    (skimage's astronaut and scikit-learn's flower) that no chapter trains on;
+    ``"transfer"`` has six images of other content that no model is trained on either
+    (a student decoder learns from its teacher's reconstructions of them).
     """
     return {name: load_image(path) for name, path in sample_image_paths(split).items()}
 

@@ -159,7 +159,8 @@ def distill(teacher: ImageCodec, g_s: nn.Sequential, data, *, steps: int, teache
     """Train the student synthesis ``g_s`` for ``steps`` Adam steps on the teacher's hard
     latents of the images in ``data``, with :func:`distillation_loss`; the teacher
     (encoder, entropy model, decoder) stays frozen. The learning rate drops tenfold for
-    the last tenth of the steps. Returns ``(with_student(teacher, g_s), history)``; the
+    the last tenth of the steps. ``data`` is a ``Dataset`` of images or a list of batches;
+    a batch that repeats (one image to fit, as in microdosing) costs the teacher once. Returns ``(with_student(teacher, g_s), history)``; the
     history's ``psnr`` is the student's against the images."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -169,10 +170,13 @@ def distill(teacher: ImageCodec, g_s: nn.Sequential, data, *, steps: int, teache
     with seeded(seed):
         adapters = FeatureAdapters(g_s, teacher.g_s, teacher.M) if feature_weight else None
         stream = batches(data, batch_size, seed)
+        memo = {}                    # the teacher's targets of the last batch, reused while it repeats
 
         def step_loss():
             x = next(stream).to(device)
-            y_hat, x_teacher, teacher_features = teacher_targets(teacher, x)
+            if memo.get("x") is not x:
+                memo.update(x=x, targets=teacher_targets(teacher, x))
+            y_hat, x_teacher, teacher_features = memo["targets"]
             x_student, student_features = synthesis_features(g_s, y_hat)
             features = adapters(student_features, teacher_features) if adapters else None
             loss = distillation_loss(x_student, x_teacher, x, teacher_weight=teacher_weight,
@@ -209,11 +213,13 @@ def soft_target_kl(teacher_scales: torch.Tensor, student_scales: torch.Tensor, r
     :func:`symbol_pmf`: Hinton et al.'s soft targets for an entropy model. It is the
     expected number of extra bits a latent costs when the coder uses the student's pmf
     for symbols distributed as the teacher predicts. ``reach`` defaults to eight of the
-    teacher's largest scales (the mass beyond is folded into the end bins anyway)."""
+    teacher's largest scales, at most 64: the mass beyond is folded into the end bins,
+    which can only lower the divergence (a coarser partition), and at most by the little
+    mass that scales above 8 leave out there."""
     if teacher_scales.shape != student_scales.shape:
         raise ValueError(f"scales of shapes {list(teacher_scales.shape)} and {list(student_scales.shape)}")
     if reach is None:
-        reach = min(256, max(2, math.ceil(8 * float(teacher_scales.detach().max()))))
+        reach = min(64, max(2, math.ceil(8 * float(teacher_scales.detach().max()))))
     p, q = symbol_pmf(teacher_scales, reach), symbol_pmf(student_scales, reach)
     return (p * (torch.log2(p) - torch.log2(q))).sum(dim=-1).mean()
 
@@ -263,23 +269,38 @@ def teacher_scales(teacher: ScaleHyperprior, x: torch.Tensor) -> tuple[torch.Ten
 
 
 def distill_hyper_synthesis(teacher: ScaleHyperprior, student: StudentHyperprior, data, *, steps: int,
-                            lr: float = 1e-3, batch_size: int = 8, seed: int = 0,
+                            lr: float = 1e-3, batch_size: int = 8, sample: int | None = 4096, seed: int = 0,
                             device: str | torch.device = "cpu", progress: bool = True,
                             description: str = "distilling h_s") -> list[dict]:
     """Train the student's ``h_s`` to predict the teacher's symbol pmfs from the same
     ``z_hat``, minimizing :func:`soft_target_kl`; the rest of both models is frozen. The
-    history's ``loss`` is that KL in bits per latent. The student ends in eval mode with
-    coding tables built."""
+    history's ``loss`` is that KL in bits per latent. ``data`` is a ``Dataset`` of images
+    or a list of batches; the teacher's scales of a listed batch are computed once. Train
+    on crops large enough for ``z`` to have an interior (256 pixels: 4x4): on 64-pixel
+    crops ``z`` is 1x1 and ``h_s`` sees mostly its zero padding. The student ends in eval
+    mode with coding tables built. Each step's KL is averaged over ``sample`` latents drawn
+    at random from the batch (all of them with ``sample=None``): the divergence of one
+    latent is a sum over up to 129 symbols, and a batch of 256-pixel crops has 100,000
+    latents."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     teacher.to(device).eval()
     student.to(device).eval()
     with seeded(seed):
         stream = batches(data, batch_size, seed)
+        memo = {}                    # {id(batch): (batch, z_hat, scales)}: a repeating batch costs g_a once
+        generator = torch.Generator(device=device).manual_seed(seed)
 
         def step_loss():
-            z_hat, target = teacher_scales(teacher, next(stream).to(device))
-            return soft_target_kl(target, student.h_s(z_hat)), {}
+            x = next(stream).to(device)
+            if id(x) not in memo or memo[id(x)][0] is not x:
+                memo[id(x)] = (x, *teacher_scales(teacher, x))
+            _, z_hat, target = memo[id(x)]
+            target, predicted = target.flatten(), student.h_s(z_hat).flatten()
+            if sample and target.numel() > sample:         # an unbiased estimate of the mean KL
+                index = torch.randint(target.numel(), (sample,), generator=generator, device=target.device)
+                target, predicted = target[index], predicted[index]
+            return soft_target_kl(target, predicted), {}
 
         history = train_steps(step_loss, student.h_s.parameters(), steps=steps, lr=lr, decay_at=0.9,
                               progress=progress, description=description)
@@ -302,3 +323,83 @@ def rate_excess(teacher: ScaleHyperprior, student: StudentHyperprior, x: torch.T
         real = [8 * sum(len(model.image_to_strings(x[i:i + 1], "ans")[0]) for i in range(len(x)))
                 for model in (teacher, student)]
     return {"predicted": predicted, "ideal": bits[1] - bits[0], "real": real[1] - real[0], "latents": count}
+
+
+# --- Prune and retrain (Fu et al. 2024), and microdosing (Helminger et al. 2021) -----------
+
+def hidden_stages(g_s: nn.Sequential) -> list[int]:
+    """Indices of the layers whose output channels are hidden (each followed by a GDN)."""
+    return [i for i in range(len(g_s) - 1) if isinstance(g_s[i + 1], GDN)]
+
+
+def _with_masks(g_s: nn.Sequential, y_hat: torch.Tensor, masks: dict) -> torch.Tensor:
+    x = y_hat
+    for i, layer in enumerate(g_s):
+        x = layer(x)
+        if i in masks:
+            x = x * masks[i][None, :, None, None]
+    return x
+
+
+def channel_importance(g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Tensor) -> dict[int, torch.Tensor]:
+    """``{layer index: importance of each of its output channels}``: how much the MSE
+    against ``target`` grows when that one channel is zeroed. Zeroing a channel before
+    its GDN is exactly removing it (it adds nothing to the other channels' norms)."""
+    importance = {}
+    with torch.no_grad():
+        base = F.mse_loss(g_s(y_hat), target)
+        for i in hidden_stages(g_s):
+            channels = g_s[i].out_channels
+            growth = []
+            for c in range(channels):
+                mask = torch.ones(channels, device=y_hat.device)
+                mask[c] = 0
+                growth.append(F.mse_loss(_with_masks(g_s, y_hat, {i: mask}), target) - base)
+            importance[i] = torch.stack(growth)
+    return importance
+
+
+def prune_channels(g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Tensor,
+                   keep: float) -> tuple[nn.Sequential, dict]:
+    """A copy of ``g_s`` that keeps the ``keep`` fraction (at least one) of each hidden
+    stage's channels, those whose removal costs most (:func:`channel_importance`), their
+    weights unchanged. Fu et al. (2024, sec. III-D) prune the least useful residual blocks
+    of their student and retrain it; a plain decoder's unit is the channel, so this
+    prunes channels. Returns ``(pruned, {layer index: kept channel indices})``."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    pruned = copy.deepcopy(g_s)
+    kept = {}
+    for i, scores in channel_importance(g_s, y_hat, target).items():
+        count = max(1, round(keep * len(scores)))
+        index = torch.sort(torch.topk(scores, count).indices).values
+        kept[i] = index.tolist()
+        layer, gdn, after = pruned[i], pruned[i + 1], pruned[i + 2]
+        with torch.no_grad():
+            layer.weight = nn.Parameter(layer.weight[:, index].clone())          # [in, out, k, k]
+            layer.bias = nn.Parameter(layer.bias[index].clone())
+            layer.out_channels = count
+            gdn.beta = nn.Parameter(gdn.beta[index].clone())
+            gdn.gamma = nn.Parameter(gdn.gamma[index][:, index].clone())
+            after.weight = nn.Parameter(after.weight[index].clone())
+            after.in_channels = count
+    return pruned, kept
+
+
+def quantize_weights(module: nn.Module, bits: int = 8) -> tuple[nn.Module, int]:
+    """A copy of ``module`` with every parameter tensor rounded to ``bits``-bit integers
+    times one scale per tensor (``max |w| / (2^(bits-1) - 1)``), and the bytes it takes
+    to send: ``bits / 8`` per weight plus a 4-byte scale per tensor. Microdosing
+    (Helminger et al., BMVC 2021) sends a decoder fitted to the content with the content;
+    its weights count in the rate."""
+    if not 2 <= bits <= 16:
+        raise ValueError(f"bits must be between 2 and 16, got {bits}")
+    quantized = copy.deepcopy(module)
+    levels = 2 ** (bits - 1) - 1
+    size = 0
+    with torch.no_grad():
+        for parameter in quantized.parameters():
+            scale = parameter.abs().max().clamp_min(1e-12) / levels
+            parameter.copy_(torch.round(parameter / scale) * scale)
+            size += math.ceil(parameter.numel() * bits / 8) + 4
+    return quantized, size

@@ -89,7 +89,11 @@ def test_sample_images_offline_with_disjoint_held_out_split():
     for x in list(train.values()) + list(test.values()):
         assert x.shape[0] == 3 and min(x.shape[1:]) >= 256 and 0 <= x.min() and x.max() <= 1
         assert float(x.std()) > 0.05           # real photos, not flat placeholders
-    with pytest.raises(ValueError, match="train, test"):
+    transfer = data.sample_images("transfer")
+    assert len(transfer) == 6 and not set(transfer) & (set(train) | set(test))
+    for x in transfer.values():
+        assert x.shape[0] == 3 and min(x.shape[1:]) >= 256 and float(x.std()) > 0.02
+    with pytest.raises(ValueError, match="train, test, transfer"):
         data.sample_images("validation")
 
 

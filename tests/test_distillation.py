@@ -181,3 +181,37 @@ def test_a_student_with_the_teachers_h_s_costs_nothing_and_training_lowers_the_k
     assert history[-1]["loss"] < 0.5 * before
     excess = distillation.rate_excess(hyper_teacher, student, x)
     assert excess["predicted"] >= 0 and abs(excess["real"] - excess["ideal"]) <= 64 + 0.05 * abs(excess["ideal"])
+
+
+def test_pruning_removes_exactly_the_channels_it_zeroes_and_saves_macs():
+    torch.manual_seed(7)
+    g_s = distillation.student_synthesis(M, (6, 6, 6), (2, 2, 2, 2)).eval()
+    y_hat = torch.round(3 * torch.randn(2, M, 2, 2))
+    with torch.no_grad():
+        target = g_s(y_hat) + 0.01 * torch.randn(2, 3, 32, 32)
+        same, _ = distillation.prune_channels(g_s, y_hat, target, keep=1.0)
+        assert torch.allclose(same(y_hat), g_s(y_hat))
+        pruned, kept = distillation.prune_channels(g_s, y_hat, target, keep=0.5)
+        assert sorted(kept) == distillation.hidden_stages(g_s) == [0, 2, 4] and all(len(k) == 3 for k in kept.values())
+        masks = {i: torch.zeros(6).index_fill_(0, torch.tensor(k), 1.0) for i, k in kept.items()}
+        assert torch.allclose(pruned(y_hat), distillation._with_masks(g_s, y_hat, masks), atol=1e-6)
+    importance = distillation.channel_importance(g_s, y_hat, target)
+    for i, k in kept.items():                              # the kept channels are the costliest to lose
+        assert importance[i][k].min() >= importance[i][[c for c in range(6) if c not in k]].max()
+    assert complexity.macs_per_pixel(pruned, (1, M, 2, 2)) < 0.6 * complexity.macs_per_pixel(g_s, (1, M, 2, 2))
+    with pytest.raises(ValueError, match="keep"):
+        distillation.prune_channels(g_s, y_hat, target, keep=0.0)
+
+
+def test_quantized_weights_take_their_bytes_and_stay_close():
+    torch.manual_seed(8)
+    g_s = distillation.student_synthesis(M, (4,), (8, 2))
+    quantized, size = distillation.quantize_weights(g_s, bits=8)
+    counts = [p.numel() for p in g_s.parameters()]
+    assert size == sum(counts) + 4 * len(counts)
+    for original, rounded in zip(g_s.parameters(), quantized.parameters()):
+        assert len(torch.unique(rounded)) <= 255
+        assert (original - rounded).abs().max() <= original.abs().max() / 127 / 2 + 1e-7
+    assert next(g_s.parameters()).data_ptr() != next(quantized.parameters()).data_ptr()
+    with pytest.raises(ValueError, match="bits"):
+        distillation.quantize_weights(g_s, bits=1)

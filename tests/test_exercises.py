@@ -55,6 +55,10 @@ WRONG_ANSWERS = {
              "q2": ("(rows + cols) % 2 == 0", "rows % 2 == 0"),                  # stripes
              "q3": ("weight * causal_mask(k)", "weight"),                         # unmasked
              "q4": ("return min(times)", "return 1000 * min(times)")},            # milliseconds
+    "ch08": {"q1": ("F.mse_loss(x_hat_student, x_hat_teacher)", "F.mse_loss(x_hat_teacher, x)"),  # trains nothing
+             "q2": ("return height * width", "return (2 * height) * (2 * width)"),  # output positions
+             "q3": ("copy.deepcopy(teacher)", "teacher"),                         # changes the teacher
+             "q4": ("saving = teacher_macs / student_macs", "saving = student_macs / teacher_macs")},
 }
 
 
