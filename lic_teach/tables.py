@@ -21,7 +21,7 @@ def _markdown_cell(value) -> str:
     or number-and-dot escaped so it is not read as a list marker."""
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
     text = re.sub(r"^(\d+)([.)])(?= |$)", r"\1\\\2", text)
-    return "\\" + text if text[:1] in "-+" else text
+    return "\\" + text if text.startswith(("-", "+")) else text
 
 
 class Table:

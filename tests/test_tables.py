@@ -24,6 +24,11 @@ def test_markdown_is_a_named_list_table_whose_cells_stay_literal():
     assert rows == 1 + 3, "one list of rows, one list of cells per row"
 
 
+def test_an_empty_cell_is_blank_not_an_escape():
+    text = tables.Table(["a", "b"], [["", "x"]], "Cap.", "tbl-x")._repr_markdown_()
+    assert "* - \u00a0\n  - x" in text and "\\" not in text
+
+
 def test_html_and_text_carry_the_caption_and_every_cell():
     table = tables.Table(["a", "b"], [["<x>", 1.5]], "Cap & more", "tbl-x")
     html = table._repr_html_()
