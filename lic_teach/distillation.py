@@ -152,6 +152,19 @@ def teacher_targets(teacher: ImageCodec, x: torch.Tensor) -> tuple[torch.Tensor,
     return y_hat, x_hat, features
 
 
+def _per_batch(compute):
+    """``compute(x)`` remembered for each batch object: a list of batches cycled by
+    ``train.batches`` repeats the same tensors, so the frozen teacher runs once per batch.
+    A ``Dataset``'s batches are cycled as first drawn, so the memory stays bounded."""
+    memo = {}
+
+    def cached(x):
+        if id(x) not in memo or memo[id(x)][0] is not x:
+            memo[id(x)] = (x, compute(x))
+        return memo[id(x)][1]
+    return cached
+
+
 def distill(teacher: ImageCodec, g_s: nn.Sequential, data, *, steps: int, teacher_weight: float = 1.0,
             truth_weight: float = 0.0, feature_weight: float = 0.0, lr: float = 1e-3, batch_size: int = 8,
             seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
@@ -170,13 +183,11 @@ def distill(teacher: ImageCodec, g_s: nn.Sequential, data, *, steps: int, teache
     with seeded(seed):
         adapters = FeatureAdapters(g_s, teacher.g_s, teacher.M) if feature_weight else None
         stream = batches(data, batch_size, seed)
-        memo = {}                    # the teacher's targets of the last batch, reused while it repeats
+        targets = _per_batch(lambda x: teacher_targets(teacher, x))
 
         def step_loss():
             x = next(stream).to(device)
-            if memo.get("x") is not x:
-                memo.update(x=x, targets=teacher_targets(teacher, x))
-            y_hat, x_teacher, teacher_features = memo["targets"]
+            y_hat, x_teacher, teacher_features = targets(x)
             x_student, student_features = synthesis_features(g_s, y_hat)
             features = adapters(student_features, teacher_features) if adapters else None
             loss = distillation_loss(x_student, x_teacher, x, teacher_weight=teacher_weight,
@@ -288,14 +299,11 @@ def distill_hyper_synthesis(teacher: ScaleHyperprior, student: StudentHyperprior
     student.to(device).eval()
     with seeded(seed):
         stream = batches(data, batch_size, seed)
-        memo = {}                    # {id(batch): (batch, z_hat, scales)}: a repeating batch costs g_a once
+        scales = _per_batch(lambda x: teacher_scales(teacher, x))
         generator = torch.Generator(device=device).manual_seed(seed)
 
         def step_loss():
-            x = next(stream).to(device)
-            if id(x) not in memo or memo[id(x)][0] is not x:
-                memo[id(x)] = (x, *teacher_scales(teacher, x))
-            _, z_hat, target = memo[id(x)]
+            z_hat, target = scales(next(stream).to(device))
             target, predicted = target.flatten(), student.h_s(z_hat).flatten()
             if sample and target.numel() > sample:         # an unbiased estimate of the mean KL
                 index = torch.randint(target.numel(), (sample,), generator=generator, device=target.device)
