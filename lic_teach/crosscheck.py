@@ -9,9 +9,14 @@ stores a few constants as buffers (GDN's reparameterization bounds, the auxiliar
 loss target, the likelihood bound). They are taken from a fresh twin on the way out,
 and on the way in they are checked against ours. Both directions load with
 ``strict=True``.
+
+A model registered with ``twin_transforms`` (the shallow decoders) has no CompressAI
+class of its own: its twin is the CompressAI codec of its entropy model carrying copies
+of those transforms, so the two sides share the networks and differ in the coding.
 """
 from __future__ import annotations
 
+import copy
 import functools
 
 import torch
@@ -87,7 +92,8 @@ def _twin_class(model_class):
 
 def _lic_class(cai_class):
     for entry in registry.ARCHITECTURES.values():
-        if entry.compressai_class is not None and cai_class is _cai_class(entry.compressai_class):
+        if entry.compressai_class is not None and not entry.twin_transforms \
+                and cai_class is _cai_class(entry.compressai_class):
             return entry.model_class
     raise TypeError(f"no lic_teach model known for CompressAI's {cai_class.__name__}")
 
@@ -108,6 +114,8 @@ def _is_constant(cai_key: str) -> bool:
 def to_compressai(model):
     """The CompressAI twin of ``model``, with the same weights and coding tables."""
     twin = _twin_class(type(model))(*model.hyperparameters())
+    for name in registry.architecture_of(type(model)).twin_transforms:
+        setattr(twin, name, copy.deepcopy(getattr(model, name)))
     prefixes = _PREFIXES.get(type(model), _FLAT_PREFIXES)
     state = {_to_cai_key(k, prefixes): v for k, v in model.state_dict().items()}
     for key, value in twin.state_dict().items():
@@ -117,13 +125,15 @@ def to_compressai(model):
     return twin.to(next(model.parameters()).device)
 
 
-def from_compressai(cai_model):
-    """The ``lic_teach`` twin of a CompressAI model (its weights and coding tables).
+def from_compressai(cai_model, model_class: type | None = None):
+    """The ``lic_teach`` twin of a CompressAI model (its weights and coding tables); name
+    the ``model_class`` of a twin that carries borrowed transforms (:func:`to_compressai`
+    of a shallow decoder), which CompressAI's class alone does not tell.
 
     Raises ``ValueError`` if one of CompressAI's constant buffers differs from the
     value the ``lic_teach`` model assumes (e.g. a changed GDN ``beta_min``).
     """
-    model_class = _lic_class(type(cai_model))
+    model_class = model_class or _lic_class(type(cai_model))
     model = model_class(cai_model.N, cai_model.M)
     reference = to_compressai(model).state_dict()         # our constants, CompressAI's names
     prefixes = _PREFIXES.get(model_class, _FLAT_PREFIXES)
@@ -169,7 +179,11 @@ def load_checkpoint(path, architecture: str = "bmshj2018-factorized"):
     """A ``lic_teach`` model from a checkpoint file in CompressAI's zoo format (a state
     dict saved by ``torch.save``, possibly with the zoo's older key names)."""
     from compressai.zoo.pretrained import load_pretrained
-    class_name = registry.architecture(architecture).compressai_class
+    entry = registry.architecture(architecture)
+    if entry.twin_transforms:
+        raise ValueError(f"CompressAI has no {architecture} model, so no checkpoint of its format holds one; "
+                         f"load lic_teach weights with lic_teach.zoo.load_weights")
+    class_name = entry.compressai_class
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:                 # truncated, altered, or not a torch file at all

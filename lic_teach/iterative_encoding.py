@@ -7,6 +7,12 @@ stops the gradient, so Yang, Bamler and Mandt ("Improving inference for neural i
 compression", NeurIPS 2020, sec. 3.3) optimize through stochastic Gumbel annealing
 (``quantization.sga``), whose samples become hard roundings as the temperature falls.
 The decoder is unchanged: the result is coded and decoded as usual.
+
+:func:`sga_encode` optimizes the one latent of a factorized prior;
+:func:`sga_encode_hyperprior` optimizes both ``y`` and the hyper-latent ``z`` of a
+(mean-)scale hyperprior, as Yang and Mandt do for their shallow decoders ("Asymmetrically-
+powered neural image compression with shallow decoders", ICCV 2023, sec. 3.3), and
+:func:`sga_compress` codes the result into the model's own bitstream.
 """
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from . import metrics, quantization
+from . import bitstream, metrics, quantization
+from .data import as_batch, pad_to
 
 
 def _cost(model, x, y_hat, lmbda):
@@ -69,3 +76,112 @@ def sga_encode(model, x: torch.Tensor, lmbda: float, *, steps: int = 500, lr: fl
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     return quantization.hard_round(y.detach(), medians), history
+
+
+# The paper's schedule for the hyperprior (Yang and Mandt 2023, app.; Yang et al. 2020):
+# 3000 Adam steps at 5e-3, a tenth of that for the last 10%, and
+# tau(t) = min(0.5, 0.5 exp(-5e-4 (t - 200))).
+PAPER_SGA_STEPS, PAPER_SGA_LR, PAPER_TAU_DECAY, PAPER_TAU_WARMUP = 3000, 5e-3, 5e-4, 200
+
+
+def paper_temperature(step: int, steps: int = PAPER_SGA_STEPS) -> float:
+    """The paper's temperature at ``step`` of a run of ``steps``, its clock stretched so
+    that a shorter run passes through the same temperatures (0.5 down to 0.12)."""
+    t = step * PAPER_SGA_STEPS / steps
+    return quantization.sga_temperature(t, decay=PAPER_TAU_DECAY, warmup=PAPER_TAU_WARMUP)
+
+
+def _hyperprior_cost(model, y, z, tau=None, generator=None):
+    """``(bits, x_hat)`` of latents ``y`` and ``z``: SGA samples at temperature ``tau``, or the
+    coder's hard rounding (``tau=None``), of ``z`` around the medians and of ``y`` around
+    the means predicted from ``z``'s sample."""
+    z_medians = model.hyperprior.medians_like(z)
+    if tau is None:
+        z_hat = quantization.hard_round(z, z_medians)
+    else:
+        z_hat = quantization.sga(z, tau, z_medians, generator=generator)
+    scales, means = model.gaussian_parameters(z_hat)
+    y_hat = (quantization.hard_round(y, means) if tau is None
+             else quantization.sga(y, tau, means, generator=generator))
+    bits = metrics.bits(model.hyperprior.likelihood(z_hat)) + metrics.bits(
+        model.conditional.likelihood(y_hat, scales, means))
+    return bits, model.g_s(y_hat)
+
+
+def sga_encode_hyperprior(model, x: torch.Tensor, lmbda: float, *, steps: int = PAPER_SGA_STEPS,
+                          lr: float = PAPER_SGA_LR, seed: int = 0, progress: bool = True):
+    """Latents ``(y, z)`` of a hyperprior model (``ScaleHyperprior`` and its subclasses)
+    for image ``x`` ``[1, 3, H, W]`` (any size), optimized from ``g_a`` and ``h_a`` for
+    ``lambda * 255^2 * MSE + bpp`` by SGA of both (Yang and Mandt 2023): Adam at ``lr``,
+    a tenth of it for the last tenth of the steps, and :func:`paper_temperature`.
+
+    Returns ``(y, z, history)``: the continuous latents (:func:`sga_compress` rounds them
+    as the coder does) and, per step, ``tau`` and the ``loss``, ``bpp`` and ``psnr`` of
+    hard rounding (step 0: the amortized encoder's)."""
+    x = as_batch(x)
+    height, width = x.shape[-2:]
+    padded = pad_to(x, model.downsampling)
+    generator = torch.Generator().manual_seed(seed)
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+
+    def cost(y, z, tau):
+        bits, x_hat = _hyperprior_cost(model, y, z, tau, generator)
+        bpp = bits / (height * width)
+        x_hat = x_hat[..., :height, :width]
+        mse = ((x_hat if tau is not None else x_hat.clamp(0, 1)) - x).square().mean()   # as decoded
+        return lmbda * 255 ** 2 * mse + bpp, bpp, mse
+
+    try:
+        with torch.no_grad():
+            y = model.g_a(padded)
+            z = model.hyper_analysis(y)
+        y, z = y.clone().requires_grad_(True), z.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([y, z], lr=lr)
+        history = []
+        for step in tqdm(range(steps + 1), desc="SGA encoding (y and z)", disable=not progress, leave=False):
+            with torch.no_grad():
+                loss, bpp, mse = cost(y, z, None)
+            tau = paper_temperature(step, steps)
+            history.append({"step": step, "tau": tau, "loss": float(loss), "bpp": float(bpp),
+                            "psnr": metrics.psnr_from_mse(float(mse))})
+            if step == steps:
+                break
+            if step == int(0.9 * steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr / 10
+            optimizer.zero_grad()
+            cost(y, z, tau)[0].backward()
+            optimizer.step()
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    return y.detach(), z.detach(), history
+
+
+def compress_hyper_latents(model, y: torch.Tensor, z: torch.Tensor, height: int, width: int,
+                           coder: str = "ans") -> bytes:
+    """The bitstream ``model.compress`` would write for an image ``height x width`` had its
+    encoder given latents ``y`` and ``z`` (rounded here as its coder rounds them):
+    ``model.decompress`` decodes it unchanged."""
+    expected = model.latent_size(height, width)
+    if tuple(z.shape[-2:]) != expected or z.shape[0] != 1:
+        raise ValueError(f"hyper-latents of size {tuple(z.shape)} do not belong to a {height}x{width} image "
+                         f"(expected [1, C, {expected[0]}, {expected[1]}])")
+    model.update()
+    with torch.no_grad():
+        z_strings = model.hyperprior.compress(z, coder)
+        scales, means = model.gaussian_parameters(model.hyperprior.decompress(z_strings, expected, coder))
+        strings = model.conditional.compress(y, scales, means, coder) + z_strings
+    return bitstream.pack(model.bitstream_header(height, width, coder), strings)
+
+
+def sga_compress(model, x: torch.Tensor, lmbda: float, *, steps: int = PAPER_SGA_STEPS,
+                 lr: float = PAPER_SGA_LR, seed: int = 0, coder: str = "ans", progress: bool = False) -> bytes:
+    """``model.compress(x)`` with the latents found by :func:`sga_encode_hyperprior`: the
+    same decoder and bitstream, a slower and better encoder (``evaluate.codec_point``'s
+    ``encode``)."""
+    x = as_batch(x)
+    y, z, _ = sga_encode_hyperprior(model, x, lmbda, steps=steps, lr=lr, seed=seed, progress=progress)
+    return compress_hyper_latents(model, y, z, x.shape[-2], x.shape[-1], coder)

@@ -36,7 +36,8 @@ from .models import registry
 
 FOLDER = Path(__file__).with_name("zoo_weights")      # the shipped zoo
 FAMILIES = {"factorized": "bmshj2018-factorized", "scale": "bmshj2018-hyperprior",
-            "mean-scale": "mbt2018-mean"}              # family -> registered architecture
+            "mean-scale": "mbt2018-mean",              # family -> registered architecture
+            "jpeg-like": "ym2023-jpeg-like", "two-layer": "ym2023-two-layer"}
 
 
 @dataclasses.dataclass(frozen=True)

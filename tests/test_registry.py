@@ -11,8 +11,14 @@ def test_every_model_is_registered_once_with_its_twin():
     assert {entry.model_class for entry in registry.ARCHITECTURES.values()} == set(classes)
     for name, entry in registry.ARCHITECTURES.items():
         assert registry.architecture(name) is entry and registry.architecture_of(entry.model_class) is entry
-        assert crosscheck._twin_class(entry.model_class).__name__ == entry.compressai_class
-        assert crosscheck._lic_class(crosscheck._twin_class(entry.model_class)) is entry.model_class
+        twin = crosscheck._twin_class(entry.model_class)
+        assert twin.__name__ == entry.compressai_class
+        if entry.twin_transforms:        # CompressAI's codec around borrowed transforms
+            assert issubclass(entry.model_class, crosscheck._lic_class(twin))
+            assert all(isinstance(getattr(entry.model_class(8, 12), name), torch.nn.Module)
+                       for name in entry.twin_transforms)
+        else:
+            assert crosscheck._lic_class(twin) is entry.model_class
 
 
 def test_registry_errors_are_clear():

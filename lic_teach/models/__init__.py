@@ -3,7 +3,9 @@ and registered by architecture name in ``registry``."""
 from .context import CheckerboardContext, JointAutoregressive
 from .factorized import FactorizedPrior
 from .hyperprior import MeanScaleHyperprior, ScaleHyperprior
+from .shallow import JPEGLikeHyperprior, TwoLayerHyperprior
 from .registry import ARCHITECTURES, architecture, architecture_of, register_model
 
 __all__ = ["FactorizedPrior", "ScaleHyperprior", "MeanScaleHyperprior", "JointAutoregressive",
-           "CheckerboardContext", "ARCHITECTURES", "architecture", "architecture_of", "register_model"]
+           "CheckerboardContext", "JPEGLikeHyperprior", "TwoLayerHyperprior",
+           "ARCHITECTURES", "architecture", "architecture_of", "register_model"]

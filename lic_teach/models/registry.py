@@ -8,6 +8,11 @@ its CompressAI twin and the zoo function that loads published weights, where the
 The cross-check, the zoo of trained models and the command line look architectures up
 here, and a bitstream's header names the model that decodes it (:func:`writer_of`), so a
 new model is known everywhere once it is registered.
+
+A model whose transforms CompressAI lacks (Yang and Mandt's shallow decoders) names the
+CompressAI codec of its entropy model and the transforms the twin borrows from it
+(``twin_transforms``): the cross-check then runs CompressAI's coding around our ``g_a``
+and ``g_s``.
 """
 from __future__ import annotations
 
@@ -19,24 +24,27 @@ from .. import bitstream
 @dataclass(frozen=True)
 class Architecture:
     """A registered model: ``name``, its ``model_class``, the class name of its CompressAI
-    twin (``compressai.models``) and the ``compressai.zoo`` function with published
-    weights (``None`` where CompressAI has none)."""
+    twin (``compressai.models``), the ``compressai.zoo`` function with published
+    weights (``None`` where CompressAI has none), and the modules the twin borrows from
+    the model because CompressAI has no such transforms (``()``: none)."""
     name: str
     model_class: type
     compressai_class: str | None = None
     compressai_zoo: str | None = None
+    twin_transforms: tuple[str, ...] = ()
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register_model(name: str, *, compressai_class: str | None = None, compressai_zoo: str | None = None):
+def register_model(name: str, *, compressai_class: str | None = None, compressai_zoo: str | None = None,
+                   twin_transforms: tuple[str, ...] = ()):
     """Class decorator: register the model class under ``name``."""
     def register(model_class: type) -> type:
         if name in ARCHITECTURES:
             raise ValueError(f"architecture {name!r} is already registered "
                              f"(by {ARCHITECTURES[name].model_class.__name__})")
-        ARCHITECTURES[name] = Architecture(name, model_class, compressai_class, compressai_zoo)
+        ARCHITECTURES[name] = Architecture(name, model_class, compressai_class, compressai_zoo, tuple(twin_transforms))
         return model_class
     return register
 

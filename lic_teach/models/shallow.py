@@ -11,6 +11,14 @@ win the rate-distortion loss back with a stronger encoder and iterative encoding
 - :class:`TwoLayerSynthesis`: a transposed convolution to 12 channels at 1/2 resolution
   (kernel 13, stride 8), a simplified inverse GDN, plus a linear branch of the same
   shape, then a transposed convolution to RGB (kernel 5, stride 2).
+
+Both models pair them with ELIC's analysis transform (:mod:`.elic`) and the mean-scale
+hyperprior of Minnen et al. 2018 (:class:`.MeanScaleHyperprior`): only ``g_a`` and
+``g_s`` differ from that model, so the entropy model, the bitstream and the hyper
+transforms are the same code. CompressAI has neither model; their twin is CompressAI's
+``MeanScaleHyperprior`` with these ``g_a`` and ``g_s`` put in (``twin_transforms``), which
+cross-checks the entropy model and the bitstream, and ELIC's ``g_a`` is cross-checked
+against CompressAI's ``Elic2022Official`` on its own.
 """
 from __future__ import annotations
 
@@ -18,6 +26,9 @@ import torch
 from torch import nn
 
 from ..layers import from_stored, to_stored
+from .elic import elic_analysis
+from .hyperprior import MeanScaleHyperprior
+from .registry import register_model
 
 
 def jpeg_like_synthesis(M: int) -> nn.ConvTranspose2d:
@@ -59,3 +70,32 @@ class TwoLayerSynthesis(nn.Module):
 
     def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
         return self.out(self.nonlinearity(self.up(y_hat)) + self.residual(y_hat))
+
+
+class ShallowHyperprior(MeanScaleHyperprior):
+    """A mean-scale hyperprior with ELIC's analysis transform and a shallow synthesis
+    (Yang and Mandt 2023, sec. 3): subclasses choose :meth:`shallow_synthesis`."""
+
+    def __init__(self, N: int = 128, M: int = 192):
+        super().__init__(N, M)
+        self.g_a = elic_analysis(self.N, self.M)
+        self.g_s = self.shallow_synthesis(self.M)
+
+    def shallow_synthesis(self, M: int) -> nn.Module:
+        raise NotImplementedError
+
+
+@register_model("ym2023-jpeg-like", compressai_class="MeanScaleHyperprior", twin_transforms=("g_a", "g_s"))
+class JPEGLikeHyperprior(ShallowHyperprior):
+    """The JPEG-like synthesis (one transposed convolution) behind a powerful encoder."""
+
+    def shallow_synthesis(self, M: int) -> nn.Module:
+        return jpeg_like_synthesis(M)
+
+
+@register_model("ym2023-two-layer", compressai_class="MeanScaleHyperprior", twin_transforms=("g_a", "g_s"))
+class TwoLayerHyperprior(ShallowHyperprior):
+    """The two-layer synthesis behind a powerful encoder (Yang and Mandt's main model)."""
+
+    def shallow_synthesis(self, M: int) -> nn.Module:
+        return TwoLayerSynthesis(M)
