@@ -59,6 +59,10 @@ WRONG_ANSWERS = {
              "q2": ("return height * width", "return (2 * height) * (2 * width)"),  # output positions
              "q3": ("copy.deepcopy(teacher)", "teacher"),                         # changes the teacher
              "q4": ("saving = teacher_macs / student_macs", "saving = student_macs / teacher_macs")},
+    "ch09": {"q1": ("18, stride=16, padding=1", "16, stride=16"),                 # JPEG's blocks: no overlap
+             "q2": ("upsampling = 2 * M", "upsampling = M"),                      # residual branch forgotten
+             "q3": ("torch.softmax((logits + gumbel) / tau", "torch.softmax((logits + gumbel)"),  # tau once
+             "q4": ('100 * gap / result["amortized"]["cost"]', '100 * gap / result["sga"]["cost"]')},
 }
 
 
