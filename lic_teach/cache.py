@@ -68,7 +68,7 @@ def load_or_train(make_model, settings: dict, train_all, cache_dir, device="cpu"
     models, histories = train_all()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
+        partial = path.with_suffix(f".{os.getpid()}.partial")     # two chapters may train at once
         torch.save({"states": [m.state_dict() for m in models.values()], "histories": histories}, partial)
         partial.replace(path)                      # never leave a half-written file
     return models, histories, False

@@ -138,6 +138,11 @@ def from_compressai(cai_model, model_class: type | None = None):
     reference = to_compressai(model).state_dict()         # our constants, CompressAI's names
     prefixes = _PREFIXES.get(model_class, _FLAT_PREFIXES)
     inverse = {_to_cai_key(k, prefixes): k for k in model.state_dict()}
+    foreign = [k for k in cai_model.state_dict() if k not in inverse and not _is_constant(k)]
+    if foreign:
+        raise ValueError(f"this {type(cai_model).__name__} does not hold a {model_class.__name__} "
+                         f"(it has {foreign[0]!r}); for a twin that borrows transforms (a shallow decoder), "
+                         f"name its lic_teach class: from_compressai(cai_model, model_class)")
     ours = model.state_dict()
     state = {}
     for key, value in cai_model.state_dict().items():

@@ -87,6 +87,8 @@ PAPER_SGA_STEPS, PAPER_SGA_LR, PAPER_TAU_DECAY, PAPER_TAU_WARMUP = 3000, 5e-3, 5
 def paper_temperature(step: int, steps: int = PAPER_SGA_STEPS) -> float:
     """The paper's temperature at ``step`` of a run of ``steps``, its clock stretched so
     that a shorter run passes through the same temperatures (0.5 down to 0.12)."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     t = step * PAPER_SGA_STEPS / steps
     return quantization.sga_temperature(t, decay=PAPER_TAU_DECAY, warmup=PAPER_TAU_WARMUP)
 
@@ -118,10 +120,12 @@ def sga_encode_hyperprior(model, x: torch.Tensor, lmbda: float, *, steps: int = 
     Returns ``(y, z, history)``: the continuous latents (:func:`sga_compress` rounds them
     as the coder does) and, per step, ``tau`` and the ``loss``, ``bpp`` and ``psnr`` of
     hard rounding (step 0: the amortized encoder's)."""
-    x = as_batch(x)
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    x = as_batch(x).to(next(model.parameters()).device)
     height, width = x.shape[-2:]
     padded = pad_to(x, model.downsampling)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
     frozen = [p for p in model.parameters() if p.requires_grad]
     for parameter in frozen:
         parameter.requires_grad_(False)
@@ -166,9 +170,10 @@ def compress_hyper_latents(model, y: torch.Tensor, z: torch.Tensor, height: int,
     encoder given latents ``y`` and ``z`` (rounded here as its coder rounds them):
     ``model.decompress`` decodes it unchanged."""
     expected = model.latent_size(height, width)
-    if tuple(z.shape[-2:]) != expected or z.shape[0] != 1:
-        raise ValueError(f"hyper-latents of size {tuple(z.shape)} do not belong to a {height}x{width} image "
-                         f"(expected [1, C, {expected[0]}, {expected[1]}])")
+    y_expected = tuple(side * model.downsampling // model.y_stride for side in expected)
+    if tuple(z.shape[-2:]) != expected or z.shape[0] != 1 or tuple(y.shape[-2:]) != y_expected or y.shape[0] != 1:
+        raise ValueError(f"latents {tuple(y.shape)} and {tuple(z.shape)} do not belong to a {height}x{width} image "
+                         f"(expected [1, M, {y_expected[0]}, {y_expected[1]}] and [1, N, {expected[0]}, {expected[1]}])")
     model.update()
     with torch.no_grad():
         z_strings = model.hyperprior.compress(z, coder)
@@ -197,7 +202,9 @@ def amortized_and_sga(model, images, lmbda: float, *, steps: int = PAPER_SGA_STE
     from .data import image_list
     model.eval()
     points = {"amortized": [], "sga": []}
+    device = next(model.parameters()).device
     for x in tqdm(image_list(images), desc="amortized and SGA encoding", disable=not progress, leave=False):
+        x = x.to(device)
         pixels = x.shape[-2] * x.shape[-1]
         for label, data in (("amortized", model.compress(x)),
                             ("sga", sga_compress(model, x, lmbda, steps=steps, lr=lr, seed=seed))):

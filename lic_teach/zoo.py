@@ -197,6 +197,9 @@ def curve(family: str, images, folder: Path = FOLDER):
     if not found:
         raise ValueError(f"the zoo in {folder} has no {family} models; train them with "
                          f"python -m lic_teach.zoo train {family}")
+    if len({json.dumps(m["recipe"], sort_keys=True) for m in found}) > 1:
+        raise ValueError(f"the zoo's {family} models in {folder} were trained by different recipes; "
+                         f"train the family again with python -m lic_teach.zoo train {family}")
     recipe, top = found[-1]["recipe"], found[-1]
     name = (f"zoo {family} (N={recipe['N']}, M={recipe['M']}, {top['steps']} steps, "
             f"{top['training_seconds'] / 60:.0f} min on CPU)")

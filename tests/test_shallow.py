@@ -3,7 +3,7 @@ affine with overlapping 18x18 patches, and their cost matches the paper's FLOPs.
 import pytest
 import torch
 
-from lic_teach import complexity, crosscheck, iterative_encoding, metrics, zoo
+from lic_teach import complexity, crosscheck, evaluate, iterative_encoding, metrics, zoo
 from lic_teach.data import pad_to
 from lic_teach.models import JPEGLikeHyperprior, MeanScaleHyperprior, TwoLayerHyperprior, registry
 from lic_teach.models.elic import elic_analysis
@@ -90,6 +90,8 @@ def test_shallow_models_keep_the_contract_and_code_like_compressai(model_class, 
     report = crosscheck.crosscheck(model, photo[:, :64, :128])
     assert report["same_bitstream"] and report["max_diff_decoded"] < 1e-5, report
     back = crosscheck.from_compressai(crosscheck.to_compressai(model), model_class)
+    with pytest.raises(ValueError, match="name its lic_teach class"):
+        crosscheck.from_compressai(crosscheck.to_compressai(model))
     for key, value in model.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
     entry, params, _ = registry.writer_of(data)
@@ -119,3 +121,22 @@ def test_sga_of_y_and_z_lowers_the_cost_and_writes_the_models_own_bitstream(fami
     assert len(data) - len(model.compress(x[0])) == pytest.approx(predicted_change, abs=6)
     with pytest.raises(ValueError, match="do not belong to a 64x64 image"):
         iterative_encoding.compress_hyper_latents(model, y, z, 64, 64)
+    with pytest.raises(ValueError, match="do not belong to a 72x56 image"):
+        iterative_encoding.compress_hyper_latents(model, y[..., :2], z, 72, 56)
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        iterative_encoding.sga_encode_hyperprior(model, x, lmbda, steps=0)
+
+
+def test_amortized_and_sga_reports_both_encoders_from_real_bytes(photo):
+    model, lmbda = zoo.load("mean-scale", 1), zoo.RECIPE.lambdas[0]
+    crops = [photo[:, 64:128, 64:128], photo[:, 300:364, 200:264]]
+    result = iterative_encoding.amortized_and_sga(model, crops, lmbda, steps=15, progress=False)
+    amortized = evaluate.codec_point(model, crops, warm_up=False)
+    assert (result["amortized"]["bpp"], result["amortized"]["psnr"]) == pytest.approx(
+        (amortized["bpp"], amortized["psnr"]), abs=1e-9)
+    costs = []
+    for x in crops:
+        data = model.compress(x)
+        costs.append(lmbda * 255 ** 2 * float((model.decompress(data) - x).square().mean()) + 8 * len(data) / 64 ** 2)
+    assert result["amortized"]["cost"] == pytest.approx(sum(costs) / 2, rel=1e-6)
+    assert result["sga"]["cost"] < result["amortized"]["cost"]

@@ -1,5 +1,6 @@
 """The zoo: resumable training at smoke sizes, safetensors that load only when they are the
 files their manifests describe, and manifests whose figures the shipped weights reproduce."""
+import dataclasses
 import json
 
 import pytest
@@ -121,3 +122,13 @@ def test_the_default_family_is_the_best_by_its_manifests(tmp_path):
     assert zoo.default_family(tmp_path) == "scale"
     write("mean-scale", [(2.0, 40.0), (3.0, 41.0), (4.0, 42.0)])      # no overlap: by preference
     assert zoo.default_family(tmp_path) == "mean-scale"
+
+
+def test_a_family_trained_by_two_recipes_is_refused(tmp_path):
+    """A half-retrained family (some qualities by one recipe, some by another) would be
+    drawn as one curve under the last recipe's name: refused with what to do."""
+    for quality, recipe in ((1, zoo.RECIPE), (2, zoo.SMOKE_RECIPE)):
+        (tmp_path / f"two-layer-q{quality}.json").write_text(json.dumps(
+            {"family": "two-layer", "quality": quality, "recipe": dataclasses.asdict(recipe)}))
+    with pytest.raises(ValueError, match="different recipes; train the family again"):
+        zoo.curve("two-layer", {}, folder=tmp_path)

@@ -48,7 +48,8 @@ class _ResidualUnit(ResidualBottleneck):
 class AttentionBlock(nn.Module):
     """``x + trunk(x) * sigmoid(mask(x))`` (Cheng et al. 2020, fig. 3, without the non-local
     block): both branches are three residual units; the mask ends in a 1x1 convolution,
-    so each feature is scaled by a learned weight in (0, 1) before it is added back."""
+    so each feature is scaled by a weight in (0, 1), computed from the input, before it is
+    added back."""
 
     def __init__(self, channels: int):
         super().__init__()

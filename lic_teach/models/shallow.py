@@ -6,8 +6,8 @@ win the rate-distortion loss back with a stronger encoder and iterative encoding
 
 - :func:`jpeg_like_synthesis`: one transposed convolution from the latent at 1/16
   resolution to RGB, kernel 18 and stride 16. Every latent vector becomes an 18x18 patch
-  of pixels, and neighbouring patches overlap by 2 pixels. With kernel 8 and stride 8 it
-  would be JPEG's block transform, an affine map of the coefficients.
+  of pixels, and neighbouring patches overlap by 2 pixels. JPEG's inverse DCT is the same
+  kind of layer: 64 coefficients at 1/8 resolution, kernel 8, stride 8, no overlap.
 - :class:`TwoLayerSynthesis`: a transposed convolution to 12 channels at 1/2 resolution
   (kernel 13, stride 8), a simplified inverse GDN, plus a linear branch of the same
   shape, then a transposed convolution to RGB (kernel 5, stride 2).
@@ -74,7 +74,12 @@ class TwoLayerSynthesis(nn.Module):
 
 class ShallowHyperprior(MeanScaleHyperprior):
     """A mean-scale hyperprior with ELIC's analysis transform and a shallow synthesis
-    (Yang and Mandt 2023, sec. 3): subclasses choose :meth:`shallow_synthesis`."""
+    (Yang and Mandt 2023, sec. 3): subclasses choose :meth:`shallow_synthesis`.
+
+    One ``N`` sets the width of ``g_a`` and of the hyper transforms and ``z``, as in
+    :class:`.MeanScaleHyperprior`, so the zoo compares like with like. The paper's model
+    is wider in the hyperprior than in the encoder (ELIC at 192 channels, ``z`` and the
+    hyper transforms at ``N = M = 320``), which one ``N`` cannot express."""
 
     def __init__(self, N: int = 128, M: int = 192):
         super().__init__(N, M)
