@@ -225,18 +225,24 @@ def training_crops(recipe: Recipe):
 def _segments(model, crops, recipe: Recipe, stage: str, lmbda: float, count: int, lr_of, work: Path,
               bar) -> float:
     """Train ``model`` for ``count`` segments, resuming after the last one saved in
-    ``work``; return the seconds spent here (0 for segments found saved)."""
+    ``work``; return the seconds its training took, those of segments found saved
+    included (each checkpoint's time is kept beside it, ``.seconds``), so a resumed run
+    reports the whole training time."""
     seconds = 0.0
     for segment in range(count):
         checkpoint = work / f"{stage}-{segment:03d}.safetensors"
+        timing = checkpoint.with_suffix(".seconds")
         if checkpoint.is_file():
             load_weights(model, checkpoint)
+            seconds += float(timing.read_text()) if timing.is_file() else 0.0
         else:
             started = time.perf_counter()
             train.fit(model, crops, steps=recipe.segment_steps, lmbda=lmbda, lr=lr_of(segment),
                       batch_size=recipe.batch_size, seed=recipe.seed + segment, progress=False)
-            seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            seconds += elapsed
             save_weights(model, checkpoint)
+            timing.write_text(f"{elapsed:.1f}\n")
         bar.update(1)
     return seconds
 

@@ -35,6 +35,9 @@ def test_training_resumes_from_its_last_segment(smoke_zoo, tmp_path):
     stage[-1].unlink()                                   # as if interrupted in q1's last segment
     again = zoo.train_family("factorized", zoo.SMOKE_RECIPE, tmp_path, work, progress=False)
     assert again[0]["sha256"] == before                  # the same weights as uninterrupted
+    saved = sorted(work.glob("factorized-*/base-*.seconds")) + sorted(work.glob("factorized-*/q1-*.seconds"))
+    assert len(saved) == zoo.SMOKE_RECIPE.base_segments + zoo.SMOKE_RECIPE.finetune_segments
+    assert again[0]["training_seconds"] == pytest.approx(sum(float(p.read_text()) for p in saved), abs=0.3)
 
 
 def test_damaged_or_foreign_files_raise_naming_the_file(smoke_zoo, tmp_path):
