@@ -211,5 +211,5 @@ def amortized_and_sga(model, images, lmbda: float, *, steps: int = PAPER_SGA_STE
             error = float((model.decompress(data) - x).square().mean())
             points[label].append((8 * len(data) / pixels, metrics.psnr_from_mse(error),
                                   lmbda * 255 ** 2 * error + 8 * len(data) / pixels))
-    return {label: dict(zip(("bpp", "psnr", "cost"), map(float, torch.tensor(rows).mean(0).tolist())))
+    return {label: dict(zip(("bpp", "psnr", "cost"), torch.tensor(rows, dtype=torch.float64).mean(0).tolist()))
             for label, rows in points.items()}

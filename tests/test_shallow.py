@@ -133,7 +133,7 @@ def test_amortized_and_sga_reports_both_encoders_from_real_bytes(photo):
     result = iterative_encoding.amortized_and_sga(model, crops, lmbda, steps=15, progress=False)
     amortized = evaluate.codec_point(model, crops, warm_up=False)
     assert (result["amortized"]["bpp"], result["amortized"]["psnr"]) == pytest.approx(
-        (amortized["bpp"], amortized["psnr"]), abs=1e-9)
+        (amortized["bpp"], amortized["psnr"]), abs=1e-6)         # PSNR: float32 rounding apart
     costs = []
     for x in crops:
         data = model.compress(x)
