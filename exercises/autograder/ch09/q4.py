@@ -20,6 +20,7 @@ def test_gap_is_the_models(gap, gap_percent):
     crop = data.center_crop(data.held_out()['flower'], 64)
     result = iterative_encoding.amortized_and_sga(model, [crop], lmbda, steps=20, progress=False)
     expected = result['amortized']['cost'] - result['sga']['cost']
-    assert abs(gap - expected) < 1e-06, f'expected a gap of {expected:.5f}'
-    assert abs(gap_percent - 100 * expected / result['amortized']['cost']) < 0.0001, 'gap_percent: the gap over the amortized cost, in %'
+    percent = 100 * expected / result['amortized']['cost']
+    assert abs(gap - expected) <= 1e-09 * abs(expected), f'expected a gap of {expected:.6f}'
+    assert abs(gap_percent - percent) <= 1e-09 * abs(percent), 'gap_percent: the gap over the amortized cost, in %'
 
