@@ -2,8 +2,9 @@
 #   make book   create .venv, install everything, execute the chapters, build the HTML book
 #   make test   create .venv, install everything, run the whole test suite (no network)
 #   make test-colab                 the Colab-like environment check (Python 3.13, numpy 2; needs PyPI)
-#   make exercises                  regenerate the student notebooks and tests from exercises/source
-#   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv (OUT=... to rename)
+#   make exercises                  regenerate the student notebooks, tests and Gradescope zips from exercises/source
+#   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv and a summary per
+#                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once)
 #   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...)
 PYTHON ?= python3
 VENV   := .venv
@@ -40,8 +41,8 @@ exercises: $(STAMP)
 	$(PY) exercises/assign.py
 
 grade: $(STAMP)
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder/ [OUT=scores.csv]"; exit 2; }
-	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)"
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder/ [OUT=scores.csv] [JOBS=N]"; exit 2; }
+	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)" $(if $(JOBS),--jobs $(JOBS))
 
 zoo: $(STAMP)
 	$(PY) -m lic_teach.zoo train $(FAMILIES)

@@ -1,4 +1,5 @@
-"""Regenerate the student notebooks and the test files from the exercise sources (`make exercises`).
+"""Regenerate the student notebooks, the tests and the Gradescope autograders from the
+exercise sources (`make exercises`).
 
 For each ``exercises/source/chNN_name.ipynb`` (otter-assign format: solutions, public and
 hidden tests) this runs ``otter assign`` and places what it writes:
@@ -7,6 +8,13 @@ hidden tests) this runs ``otter assign`` and places what it writes:
     lic_teach/exercise_tests/chNN/qK.py    public tests, shipped with the package for grader.check
     exercises/autograder/chNN/qK.py        all tests, hidden ones included, for lic_teach.grading
     exercises/autograder/chNN/solution.ipynb   the solutions notebook, tests removed (CI grades it)
+    exercises/gradescope/chNN_autograder.zip   otter's autograder for Gradescope: all tests, and
+                                           an environment that installs exercises/source/requirements.txt
+
+The zip is rewritten with its entries sorted and dated 1980-01-01, so the same sources
+give the same bytes and the committed file can be checked. otter is imported once and
+each source assigned in a forked worker (one per core): starting Python and importing
+otter cost ten times what assigning a notebook does.
 
     python exercises/assign.py [--no-run-tests] [--root DIR] [chNN ...]
 """
@@ -14,19 +22,21 @@ hidden tests) this runs ``otter assign`` and places what it writes:
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = REPO / "exercises" / "source"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def exercise_id(source: Path) -> str:
@@ -57,16 +67,27 @@ def _replace_tests(generated: Path, target: Path) -> None:
         shutil.copyfile(test, target / test.name)
 
 
+def reproducible_zip(generated: Path, target: Path) -> None:
+    """``generated`` rewritten to ``target`` with sorted entries and a fixed date (atomically)."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    with zipfile.ZipFile(generated) as source, zipfile.ZipFile(partial, "w") as out:
+        for info in sorted(source.infolist(), key=lambda i: i.filename):
+            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
+            entry.external_attr, entry.compress_type = info.external_attr, zipfile.ZIP_DEFLATED
+            out.writestr(entry, source.read(info))
+    partial.replace(target)
+
+
 def assign(source: Path, root: Path, run_tests: bool) -> None:
-    """Run ``otter assign`` on one source and place its outputs under ``root``."""
+    """Run ``otter assign`` on one source (in this process) and place its outputs under ``root``."""
+    import otter.assign
+
     exercise = exercise_id(source)
     # the notebook's grader cell asks lic_teach for this folder while otter checks the solutions
     (REPO / "lic_teach" / "exercise_tests" / exercise).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "otter", "assign", str(source), tmp]
-        if not run_tests:
-            command.append("--no-run-tests")
-        subprocess.run(command, check=True, cwd=source.parent)
+        os.chdir(source.parent)                 # the config's paths (requirements.txt) are relative to it
+        otter.assign.main(str(source), tmp, no_run_tests=not run_tests)
         out = Path(tmp)
         for role, folder in (("student", root / "exercises" / "student"),
                              ("autograder", root / "exercises" / "autograder" / exercise)):
@@ -75,6 +96,14 @@ def assign(source: Path, root: Path, run_tests: bool) -> None:
             nbformat.write(_normalized(out / role / source.name), str(folder / name))
         _replace_tests(out / "student" / "tests", root / "lic_teach" / "exercise_tests" / exercise)
         _replace_tests(out / "autograder" / "tests", root / "exercises" / "autograder" / exercise)
+        (generated,) = (out / "autograder").glob("*-autograder_*.zip")
+        (root / "exercises" / "gradescope").mkdir(parents=True, exist_ok=True)
+        reproducible_zip(generated, root / "exercises" / "gradescope" / f"{exercise}_autograder.zip")
+
+
+def _one(source: Path, root: Path, run_tests: bool) -> None:
+    print(f"otter assign {source.name}", flush=True)
+    assign(source, root, run_tests)
 
 
 def main(argv=None) -> int:
@@ -86,12 +115,11 @@ def main(argv=None) -> int:
     sources = sorted(SOURCES.glob("ch*_*.ipynb"))
     if args.exercises:
         sources = [s for s in sources if exercise_id(s) in args.exercises]
-    def one(source):
-        print(f"otter assign {source.name}", flush=True)
-        assign(source, args.root, run_tests=not args.no_run_tests)
+    import otter.assign  # noqa: F401  (once, before the workers fork)
 
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:     # each otter run is its own process
-        for future in [pool.submit(one, source) for source in sources]:
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=fork) as pool:
+        for future in [pool.submit(_one, source, args.root.resolve(), not args.no_run_tests) for source in sources]:
             future.result()
     return 0
 

@@ -1,6 +1,7 @@
 """Grading exercise notebooks, instructor side: a folder of submissions to a CSV of scores.
 
-    python -m lic_teach.grading submissions/ --out scores.csv      (or: make grade SUBMISSIONS=submissions/)
+    python -m lic_teach.grading submissions/ --out scores.csv --jobs 4
+    (or: make grade SUBMISSIONS=submissions/ JOBS=4)
 
 Each submission runs in its own fresh Jupyter kernel, in an empty temporary folder, without
 Docker and without network. After the student's cells, the full otter tests of the exercise,
@@ -14,12 +15,19 @@ variables, one question at a time. Nothing a submission does stops the others:
   fails that question only;
 - a submission that kills its kernel, or runs past ``total_timeout`` seconds in all,
   scores zero with a message that says so;
+- a kernel may use ``memory_gib`` of memory (its data segment, ``RLIMIT_DATA``, which
+  counts every heap and anonymous allocation): past it an allocation fails, the cell
+  raises ``MemoryError`` and its question scores zero, and the machine keeps the memory
+  the other kernels need;
 - a deleted or never defined variable fails the tests that need it, with a message.
 
+A folder is graded ``jobs`` notebooks at a time: by default one per CPU core, and no
+more than the available memory holds at ``memory_gib`` each; each kernel gets an equal
+share of the cores' threads. The grades come back in file-name order. :func:`question_summary`
+says, per question, how many lost it and the most common reason (the class's report).
+
 Which exercise a notebook answers is read from its metadata (``lic_teach.exercise``,
-written by ``make exercises``) or else from a ``chNN`` in its file name. A folder is
-graded ``jobs`` notebooks at a time (one per CPU core by default), each kernel given an
-equal share of the cores' threads.
+written by ``make exercises``) or else from a ``chNN`` in its file name.
 """
 
 from __future__ import annotations
@@ -34,12 +42,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 AUTOGRADER = Path(__file__).resolve().parents[1] / "exercises" / "autograder"
 CHECK_CALL = re.compile(r"""grader\.check\(\s*["'](q\d+)["']\s*\)""")
+MEMORY_GIB = 4.0          # the exercise solutions' kernels peak at 1.2 GiB of data
 
 GRADING_CELL = '''
 def _lic_teach_grade(tests, out, seconds):
@@ -96,6 +106,16 @@ class Grade:
         return Grade(self.submission, self.exercise, dict.fromkeys(self.possible, 0.0), self.possible, feedback)
 
 
+@dataclass
+class Limits:
+    """What one notebook may take: seconds per cell, per question's tests and in all; memory."""
+
+    cell_timeout: int = 120
+    test_timeout: int = 60
+    total_timeout: int = 900
+    memory_gib: float = MEMORY_GIB
+
+
 def question_files(tests: Path) -> dict[str, Path]:
     """``{"q1": tests/q1.py, ...}`` in question order."""
     files = {p.stem: p for p in tests.glob("q*.py") if re.fullmatch(r"q\d+", p.stem)}
@@ -119,7 +139,7 @@ def exercise_of(notebook: dict, path: Path) -> str | None:
     return match.group(0) if match else None
 
 
-def _questions_of_cells(cells: list[dict]) -> dict[int, str]:
+def questions_of_cells(cells: list[dict]) -> dict[int, str]:
     """Cell index -> the question it belongs to: the cells up to and including ``grader.check("qN")``."""
     owner, pending = {}, []
     for index, cell in enumerate(cells):
@@ -133,40 +153,55 @@ def _questions_of_cells(cells: list[dict]) -> dict[int, str]:
     return owner
 
 
-def _cell_errors(cells: list[dict], owner: dict[int, str], cell_timeout: int) -> dict[str, list[str]]:
-    """Per question, one line for each of its cells that raised or was stopped."""
-    errors: dict[str, list[str]] = {}
-    for index, question in owner.items():
-        for output in cells[index].get("outputs", []):
-            if output.get("output_type") != "error":
-                continue
-            if output.get("ename") in ("KeyboardInterrupt", "CellTimeout"):
-                line = f"cell {index + 1} ran past the {cell_timeout} s a cell may take and was interrupted"
-            else:
-                line = f"cell {index + 1} raised {output.get('ename')}: {output.get('evalue', '')}".strip()
-            errors.setdefault(question, []).append(line[:300])
-    return errors
+def grading_cell(phase: str, tests: dict[str, Path]):
+    """A cell that runs ``tests`` (question -> test file) on the kernel's variables when
+    :func:`run_in_kernel` executes it; its scores come back under ``phase``."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("")
+    cell.metadata["lic_teach_grading"] = {"phase": phase, "tests": {q: str(p) for q, p in tests.items()}}
+    return cell
 
 
-def _execute(notebook_path: Path, tests: Path, report: Path, cell_timeout: int, test_timeout: int) -> None:
-    """In a child process: run one notebook in a fresh kernel, then its tests; write a JSON report."""
+def _cell_error(output: dict, number: int, limits: Limits) -> str:
+    """One line on a cell's error output, saying a time or memory limit when one stopped it."""
+    name, value = output.get("ename"), output.get("evalue", "")
+    if name in ("KeyboardInterrupt", "CellTimeout"):
+        line = f"cell {number} ran past the {limits.cell_timeout} s a cell may take and was interrupted"
+    elif name == "MemoryError" or "can't allocate memory" in value:
+        line = f"cell {number} ran out of memory (a notebook may use {limits.memory_gib:g} GiB)"
+    else:
+        line = f"cell {number} raised {name}: {value}".strip()
+    return line[:300]
+
+
+def _limit_memory(gib: float) -> None:
+    """Cap this process's data segment, and so its children's (the kernel), at ``gib``."""
+    import resource
+
+    if gib > 0:
+        limit = int(gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def _execute(notebook_path: Path, report: Path, limits: Limits) -> None:
+    """In a child process: run a notebook in a fresh kernel in an empty folder, with
+    ``limits``; write which cells failed, and whether the kernel died, to ``report``."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
+    _limit_memory(limits.memory_gib)
     notebook = nbformat.read(str(notebook_path), as_version=4)
-    owner = _questions_of_cells(notebook.cells)
+
+    def timeout(cell):
+        grading = cell.metadata.get("lic_teach_grading")
+        return limits.test_timeout * (len(grading["tests"]) + 1) if grading else limits.cell_timeout
+
     with tempfile.TemporaryDirectory(prefix="lic_teach_grade_") as workdir:
-        scores_file = os.path.join(workdir, ".lic_teach_scores.json")
-        tests_by_question = {q: str(p) for q, p in question_files(tests).items()}
-        call = f"_lic_teach_grade({tests_by_question!r}, {scores_file!r}, {test_timeout!r})"
-        grading_cell = nbformat.v4.new_code_cell(GRADING_CELL + "\n" + call)
-        notebook.cells.append(grading_cell)
-        tests_limit = test_timeout * (len(tests_by_question) + 1)
         client = NotebookClient(
-            notebook, timeout_func=lambda cell: tests_limit if cell is grading_cell else cell_timeout,
-            allow_errors=True, interrupt_on_timeout=True,
-            error_on_timeout={"ename": "CellTimeout", "evalue": f"ran past {cell_timeout} s and was interrupted",
+            notebook, timeout_func=timeout, allow_errors=True, interrupt_on_timeout=True,
+            error_on_timeout={"ename": "CellTimeout", "evalue": f"ran past {limits.cell_timeout} s and was interrupted",
                               "traceback": []},
             kernel_name="python3", resources={"metadata": {"path": workdir}})
         died = ""
@@ -174,12 +209,10 @@ def _execute(notebook_path: Path, tests: Path, report: Path, cell_timeout: int, 
             client.execute()
         except DeadKernelError as error:
             died = f"the notebook's kernel died ({error})"
-        results = {}
-        if os.path.exists(scores_file):
-            with open(scores_file) as f:
-                results = json.load(f)
-    errors = _cell_errors(notebook.cells[:-1], owner, cell_timeout)
-    report.write_text(json.dumps({"results": results, "errors": errors, "died": died}))
+    errors = {index: _cell_error(output, index + 1, limits)
+              for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+              for output in cell.get("outputs", []) if output.get("output_type") == "error"}
+    report.write_text(json.dumps({"errors": errors, "died": died}))
 
 
 _JOBS = threading.local()
@@ -195,28 +228,66 @@ def _thread_share() -> dict:
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
-def _run_child(path: Path, tests: Path, cell_timeout: int, test_timeout: int, total_timeout: int) -> dict | str:
-    """Run :func:`_execute` in its own process group; a string says why no report came back."""
+def run_in_kernel(notebook, limits: Limits = Limits()) -> dict | str:
+    """Execute ``notebook`` in a fresh kernel in its own process group, within ``limits``.
+
+    Returns ``{"results": {phase: {question: [score, failures]}}, "errors": {cell index:
+    line}, "died": reason or ""}``, the results coming from its :func:`grading_cell` cells;
+    or a string that says why nothing came back (the notebook ran past ``total_timeout``)."""
+    import nbformat
+
+    notebook = nbformat.from_dict(notebook)
     with tempfile.TemporaryDirectory() as tmp:
+        for cell in notebook.cells:
+            grading = cell.metadata.get("lic_teach_grading")
+            if grading:
+                out = os.path.join(tmp, f"scores-{grading['phase']}.json")
+                cell.source = f"{GRADING_CELL}\n_lic_teach_grade({grading['tests']!r}, {out!r}, {limits.test_timeout!r})"
+        nbformat.write(notebook, os.path.join(tmp, "submission.ipynb"))
         report = Path(tmp) / "report.json"
-        command = [sys.executable, "-m", "lic_teach.grading", "--execute", str(path), str(tests), str(report),
-                   str(cell_timeout), str(test_timeout)]
+        command = [sys.executable, "-m", "lic_teach.grading", "--execute", os.path.join(tmp, "submission.ipynb"),
+                   str(report), json.dumps(limits.__dict__)]
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                  start_new_session=True, env=dict(os.environ, **_thread_share()))
         try:
-            _, stderr = child.communicate(timeout=total_timeout)
+            _, stderr = child.communicate(timeout=limits.total_timeout)
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.communicate()
-            return f"the notebook ran past {total_timeout} s in all and was stopped"
+            return f"the notebook ran past {limits.total_timeout} s in all and was stopped"
         if not report.exists():
             last = (stderr or "").strip().splitlines()[-1:] or ["no message"]
             return f"the notebook could not be run: {last[0][:300]}"
-        return json.loads(report.read_text())
+        outcome = json.loads(report.read_text())
+        outcome["errors"] = {int(index): line for index, line in outcome["errors"].items()}
+        outcome["results"] = {path.stem.removeprefix("scores-"): json.loads(path.read_text())
+                              for path in Path(tmp).glob("scores-*.json")}
+        return outcome
 
 
-def grade_notebook(path, autograder=AUTOGRADER, exercise: str | None = None, cell_timeout: int = 120,
-                   test_timeout: int = 60, total_timeout: int = 900) -> Grade:
+def scored(grade: Grade, results: dict, cell_errors: dict[str, list[str]]) -> Grade:
+    """``grade`` filled from one grading cell's ``results``: a question with a failed cell scores zero."""
+    for question in grade.possible:
+        score, failed = results.get(question, [0, "its tests never ran"])
+        errors = cell_errors.get(question, [])
+        grade.scores[question] = 0.0 if errors else float(score)
+        notes = errors + ([failed.strip()] if failed else [])
+        if notes:
+            grade.feedback[question] = "; ".join(notes)
+    return grade
+
+
+def tests_of(path: Path, notebook: dict, autograder, exercise: str | None):
+    """``(exercise, {question: test file})`` for a notebook, or a reason it cannot be graded."""
+    exercise = exercise or exercise_of(notebook, path)
+    tests = Path(autograder) / str(exercise)
+    if exercise is None or not tests.is_dir():
+        return exercise, (f"cannot tell which exercise this answers (found {exercise!r}); "
+                          f"name it chNN_... or pass --exercise")
+    return exercise, question_files(tests)
+
+
+def grade_notebook(path, autograder=AUTOGRADER, exercise: str | None = None, limits: Limits = Limits()) -> Grade:
     """Grade one submitted notebook against the full tests of its exercise."""
     import nbformat
 
@@ -225,51 +296,70 @@ def grade_notebook(path, autograder=AUTOGRADER, exercise: str | None = None, cel
         notebook = nbformat.read(str(path), as_version=4)
     except Exception as error:  # any unreadable file is reported, never fatal
         return Grade(path.name, exercise or "?", {}, {}, {"notebook": f"not a readable notebook: {error}"})
-    exercise = exercise or exercise_of(notebook, path)
-    tests = Path(autograder) / str(exercise)
-    if exercise is None or not tests.is_dir():
-        return Grade(path.name, exercise or "?", {}, {},
-                     {"notebook": f"cannot tell which exercise this answers (found {exercise!r}); "
-                                  f"name it chNN_... or pass --exercise"})
-    possible = {q: points(p) for q, p in question_files(tests).items()}
-    grade = Grade(path.name, exercise, dict.fromkeys(possible, 0.0), possible)
-    report = _run_child(path, tests, cell_timeout, test_timeout, total_timeout)
-    if isinstance(report, str):
-        return grade.zero(report)
-    if report["died"] and not report["results"]:
-        return grade.zero(report["died"])
-    for question in possible:
-        score, failed = report["results"].get(question, [0, "its tests never ran"])
-        cell_errors = report["errors"].get(question, [])
-        grade.scores[question] = 0.0 if cell_errors else float(score)
-        notes = cell_errors + ([failed.strip()] if failed else [])
-        if notes:
-            grade.feedback[question] = "; ".join(notes)
-    return grade
+    exercise, tests = tests_of(path, notebook, autograder, exercise)
+    if isinstance(tests, str):
+        return Grade(path.name, exercise or "?", {}, {}, {"notebook": tests})
+    grade = Grade(path.name, exercise, {q: 0.0 for q in tests}, {q: points(p) for q, p in tests.items()})
+    owner = questions_of_cells(notebook.cells)
+    notebook.cells.append(grading_cell("grade", tests))
+    outcome = run_in_kernel(notebook, limits)
+    if isinstance(outcome, str):
+        return grade.zero(outcome)
+    if outcome["died"] and not outcome["results"]:
+        return grade.zero(outcome["died"])
+    cell_errors: dict[str, list[str]] = {}
+    for index, line in sorted(outcome["errors"].items()):
+        if index in owner:
+            cell_errors.setdefault(owner[index], []).append(line)
+    return scored(grade, outcome["results"].get("grade", {}), cell_errors)
 
 
-def grade_folder(folder, jobs: int | None = None, **options) -> list[Grade]:
-    """Grade every ``*.ipynb`` in ``folder`` (not its subfolders), ``jobs`` at a time
-    (default: one per CPU core); the grades come back in file-name order."""
+def available_memory_gib() -> float:
+    """Memory the machine can give new processes now (``MemAvailable``), in GiB."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) / 2**20
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def default_jobs(memory_gib: float = MEMORY_GIB) -> int:
+    """One kernel per CPU core, and no more than the available memory holds at ``memory_gib`` each."""
+    by_memory = int(available_memory_gib() // memory_gib) if memory_gib > 0 else os.cpu_count() or 1
+    return max(1, min(os.cpu_count() or 1, by_memory))
+
+
+def in_parallel(calls, jobs: int, desc: str = "grading") -> list:
+    """Run the zero-argument ``calls`` ``jobs`` at a time, each kernel they start with its
+    share of the cores' threads; the results come back in the order of ``calls``."""
     from tqdm.auto import tqdm
 
+    jobs = max(1, min(jobs, len(calls)))
+
+    def run(call):
+        _JOBS.count = jobs
+        return call()
+
+    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(calls), desc=desc, unit="notebook") as bar:
+        futures = [pool.submit(run, call) for call in calls]
+        for _ in as_completed(futures):
+            bar.update()
+        return [future.result() for future in futures]
+
+
+def grade_folder(folder, jobs: int | None = None, autograder=AUTOGRADER, exercise: str | None = None,
+                 limits: Limits = Limits()) -> list[Grade]:
+    """Grade every ``*.ipynb`` in ``folder`` (not its subfolders), ``jobs`` at a time
+    (default :func:`default_jobs`); the grades come back in file-name order."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder of submitted notebooks")
     paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if not paths:
         raise ValueError(f"no .ipynb files in {folder}")
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
-
-    def grade(path):
-        _JOBS.count = jobs
-        return grade_notebook(path, **options)
-
-    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(paths), desc="grading", unit="notebook") as bar:
-        futures = [pool.submit(grade, path) for path in paths]
-        for future in as_completed(futures):
-            bar.update()
-        return [future.result() for future in futures]
+    calls = [lambda path=path: grade_notebook(path, autograder, exercise, limits) for path in paths]
+    return in_parallel(calls, jobs or default_jobs(limits.memory_gib))
 
 
 def write_csv(grades: list[Grade], path) -> None:
@@ -284,38 +374,93 @@ def write_csv(grades: list[Grade], path) -> None:
             writer.writerow([g.submission, g.exercise, *row, g.total, sum(g.possible.values()), feedback])
 
 
-def main(argv=None) -> int:
-    """The command line ``python -m lic_teach.grading folder/ [--out scores.csv]``."""
+def _reasons(feedback: str) -> list[str]:
+    """The separate reasons in one question's feedback, with cell numbers left out so that
+    the same mistake in notebooks of different lengths counts as one."""
+    return [re.sub(r"^cell \d+ ", "a cell ", reason.strip()) for reason in feedback.split("; ") if reason.strip()]
+
+
+def question_summary(grades: list[Grade]) -> list[dict]:
+    """Per exercise and question: how many submissions lost marks on it, their mean score,
+    and the most common reason, with how many gave it (what confused the class)."""
+    rows = []
+    for exercise in sorted({g.exercise for g in grades if g.possible}):
+        graded = [g for g in grades if g.exercise == exercise and g.possible]
+        for question in sorted({q for g in graded for q in g.possible}, key=lambda q: int(q[1:])):
+            lost = [g for g in graded if g.scores.get(question, 0.0) < g.possible.get(question, 0.0)]
+            reasons = Counter(reason for g in lost for reason in set(_reasons(g.feedback.get(question, ""))))
+            common, count = reasons.most_common(1)[0] if reasons else ("", 0)
+            rows.append({"exercise": exercise, "question": question, "submissions": len(graded),
+                         "lost": len(lost), "mean": sum(g.scores.get(question, 0.0) for g in graded) / len(graded),
+                         "possible": max(g.possible.get(question, 0.0) for g in graded),
+                         "reason": common, "reason_count": count})
+    return rows
+
+
+def summary_markdown(grades: list[Grade]) -> str:
+    """:func:`question_summary` as a Markdown table, with the submissions that could not be graded."""
+    lines = ["| exercise | question | lost it | mean score | most common reason |", "| --- | --- | --- | --- | --- |"]
+    for row in question_summary(grades):
+        reason = f"{row['reason']} ({row['reason_count']} of {row['lost']})" if row["lost"] else ""
+        lines.append(f"| {row['exercise']} | {row['question']} | {row['lost']} of {row['submissions']} | "
+                     f"{row['mean']:.2f} / {row['possible']:g} | {reason.replace('|', '/')} |")
+    ungraded = [g for g in grades if not g.possible]
+    if ungraded:
+        lines += ["", f"Not graded ({len(ungraded)}): "
+                  + "; ".join(f"{g.submission}: {g.feedback.get('notebook', '')}" for g in ungraded)]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line's options, checked; ``--report`` defaults to the CSV's name with ``.md``."""
     parser = argparse.ArgumentParser(prog="python -m lic_teach.grading", description=__doc__.split("\n")[0])
     parser.add_argument("submissions", help="a folder of submitted .ipynb notebooks")
     parser.add_argument("--out", default="scores.csv", help="the CSV to write (default scores.csv)")
+    parser.add_argument("--report", help="the per-question summary to write (default: the CSV's name, .md)")
     parser.add_argument("--autograder", default=str(AUTOGRADER), help="folder of full tests, one subfolder per exercise")
     parser.add_argument("--exercise", help="grade every notebook as this exercise (e.g. ch01)")
     parser.add_argument("--cell-timeout", type=int, default=120, help="seconds a cell may run (default 120)")
     parser.add_argument("--test-timeout", type=int, default=60, help="seconds a question's tests may run (default 60)")
     parser.add_argument("--total-timeout", type=int, default=900, help="seconds a notebook may run (default 900)")
+    parser.add_argument("--memory-gib", type=float, default=MEMORY_GIB,
+                        help=f"memory one notebook's kernel may use, in GiB (default {MEMORY_GIB:g}; 0: no limit)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="notebooks graded at once (default: one per CPU core)")
+                        help="notebooks graded at once (default: one per CPU core, as many as the memory holds)")
     args = parser.parse_args(argv)
     if not Path(args.autograder).is_dir():
         parser.error(f"no autograder tests at {args.autograder}; run `make exercises` in the repository, "
                      f"or pass --autograder")
+    if args.jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    args.report = args.report or str(Path(args.out).with_suffix(".md"))
+    return args
+
+
+def main(argv=None) -> int:
+    """The command line ``python -m lic_teach.grading folder/ [--out scores.csv] [--jobs N]``."""
+    args = parse_args(argv)
+    limits = Limits(args.cell_timeout, args.test_timeout, args.total_timeout, args.memory_gib)
+    jobs = args.jobs or default_jobs(args.memory_gib)
+    if args.memory_gib > 0 and jobs * args.memory_gib > available_memory_gib():
+        print(f"warning: {jobs} kernels at up to {args.memory_gib:g} GiB each could need more than the "
+              f"{available_memory_gib():.1f} GiB available; fewer --jobs or a smaller --memory-gib is safer",
+              file=sys.stderr)
     try:
-        grades = grade_folder(args.submissions, jobs=args.jobs, autograder=args.autograder, exercise=args.exercise,
-                              cell_timeout=args.cell_timeout, test_timeout=args.test_timeout,
-                              total_timeout=args.total_timeout)
+        grades = grade_folder(args.submissions, jobs, args.autograder, args.exercise, limits)
     except ValueError as error:
-        parser.error(str(error))
+        print(f"python -m lic_teach.grading: error: {error}", file=sys.stderr)
+        return 2
     write_csv(grades, args.out)
+    summary = summary_markdown(grades)
+    Path(args.report).write_text(summary)
     for g in grades:
         print(f"{g.submission}: {g.total:g} / {sum(g.possible.values()):g}")
-    print(f"scores written to {args.out}")
+    print(f"\n{summary}\nscores written to {args.out}, the summary per question to {args.report}")
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 7 and sys.argv[1] == "--execute":
-        _, _, nb, tests, report, cell_timeout, test_timeout = sys.argv
-        _execute(Path(nb), Path(tests), Path(report), int(cell_timeout), int(test_timeout))
+    if len(sys.argv) == 5 and sys.argv[1] == "--execute":
+        _execute(Path(sys.argv[2]), Path(sys.argv[3]), Limits(**json.loads(sys.argv[4])))
     else:
         sys.exit(main())

@@ -30,3 +30,20 @@ def test_context_decoding_benchmark_runs(capsys):
     ratio = module.main(["--quick"])
     printed = capsys.readouterr().out
     assert ratio > 0 and "ratio serial / checkerboard" in printed and "CompressAI" in printed
+
+
+def test_grading_speedup_benchmark_measures_parallel_grading(monkeypatch, capsys):
+    """The benchmark's bookkeeping, with a stand-in for a kernel that takes 0.3 s: two jobs
+    at once must then be about twice as fast, and the grades the same."""
+    import time
+    from lic_teach import grading
+
+    def graded(path, *args, **kwargs):
+        time.sleep(0.3)
+        return grading.Grade(Path(path).name, "ch01", {"q1": 1.0}, {"q1": 1.0})
+
+    monkeypatch.setattr(grading, "grade_notebook", graded)
+    seconds = load("grading_speedup").main(["--submissions", "4", "--jobs", "2"])
+    printed = capsys.readouterr().out
+    assert 1.6 < seconds[1] / seconds[2] < 2.2
+    assert "ratio 1 job / 2 jobs" in printed and "same grades at every job count" in printed

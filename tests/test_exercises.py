@@ -5,18 +5,21 @@ that raise, loop, delete variables or kill their kernel graded without stopping 
 import copy
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
-from lic_teach import cache, exercises, grading
+from lic_teach import cache, exercises, grading, wrong_answers
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "exercises" / "source").glob("ch*_*.ipynb"))
@@ -96,15 +99,25 @@ def built(tmp_path_factory):
 def _committed_and_built(built):
     for exercise, source in zip(IDS, SOURCES):
         yield REPO / "exercises" / "student" / source.name, built / "exercises" / "student" / source.name
+        gradescope = Path("exercises") / "gradescope" / f"{exercise}_autograder.zip"
+        yield REPO / gradescope, built / gradescope
         for folder in (Path("lic_teach") / "exercise_tests" / exercise, Path("exercises") / "autograder" / exercise):
             for path in sorted((built / folder).iterdir()):
                 yield REPO / folder / path.name, path
 
 
+def _contents(path: Path):
+    """A file's bytes; for a zip, its entries' names, permissions and bytes (not how zlib packed them)."""
+    if path.suffix != ".zip":
+        return path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        return [(i.filename, i.date_time, i.external_attr, archive.read(i)) for i in archive.infolist()]
+
+
 def test_generated_files_are_up_to_date(built):
     """What `make exercises` writes is committed, unchanged: students open these files."""
     stale = [str(c.relative_to(REPO)) for c, b in _committed_and_built(built)
-             if not c.exists() or c.read_bytes() != b.read_bytes()]
+             if not c.exists() or _contents(c) != _contents(b)]
     assert not stale, f"run `make exercises` and commit: {stale}"
 
 
@@ -143,51 +156,53 @@ def test_exercise_setup_cell_installs_the_exercises_extra_and_is_harmless_here()
     exec(compile(setup, "setup_cell", "exec"), {})   # outside Colab: no install
 
 
-def _grade(notebook, tmp_path, name, **options):
+def _grade(notebook, tmp_path, name, **limits):
     path = tmp_path / name
     nbformat.write(notebook, str(path))
-    return grading.grade_notebook(path, **options)
+    return grading.grade_notebook(path, limits=grading.Limits(**limits))
+
+
+def _source(exercise):
+    return next(s for s in SOURCES if s.name.startswith(exercise))
+
+
+@pytest.fixture(scope="session")
+def graded(built):
+    """Every exercise's wrong answers checked with :func:`wrong_answers.reject_wrong_answers`
+    (one kernel an exercise, which first grades the solution), and its untouched student
+    notebook graded, all in one pool of parallel kernels, as many as the cores and the
+    memory allow; the longest first. ``{(kind, exercise): result}``."""
+    calls, keys = [], []
+    for exercise in IDS:
+        solution = built / "exercises" / "autograder" / exercise / "solution.ipynb"
+        keys.append(("wrong", exercise))
+        calls.append(lambda s=solution, e=exercise: wrong_answers.reject_wrong_answers(s, WRONG_ANSWERS[e]))
+    for exercise in IDS:
+        keys.append(("untouched", exercise))
+        calls.append(lambda e=exercise: grading.grade_notebook(REPO / "exercises" / "student" / _source(e).name))
+    return dict(zip(keys, grading.in_parallel(calls, grading.default_jobs())))
 
 
 @pytest.mark.parametrize("exercise", IDS)
-def test_solutions_score_full_and_untouched_notebooks_zero(exercise, built, tmp_path):
-    """Both graded at once, as an instructor grades a folder (each in its own kernel)."""
-    source = next(s for s in SOURCES if s.name.startswith(exercise))
-    shutil.copy(built / "exercises" / "autograder" / exercise / "solution.ipynb",
-                tmp_path / f"{exercise}_solution.ipynb")
-    shutil.copy(REPO / "exercises" / "student" / source.name, tmp_path / source.name)
-    grades = {g.submission: g for g in grading.grade_folder(tmp_path)}
-    solution, untouched = grades[f"{exercise}_solution.ipynb"], grades[source.name]
+def test_solutions_score_full_and_untouched_notebooks_zero(exercise, graded):
+    """The solution is graded in a fresh kernel with the full tests, hidden ones included,
+    before any wrong answer runs there; the student notebook as handed out scores zero."""
+    solution, untouched = graded["wrong", exercise]["solution"], graded["untouched", exercise]
+    assert solution.exercise == untouched.exercise == exercise, "the exercise is read from the notebook"
     assert solution.scores == solution.possible and solution.total > 0, solution.feedback
     assert set(untouched.scores.values()) == {0.0}, untouched.scores
     assert set(untouched.feedback) == set(untouched.possible), "every lost question says why"
 
 
 @pytest.mark.parametrize("exercise", IDS)
-def test_a_plausible_wrong_answer_is_rejected(exercise, built, tmp_path):
-    """One submission per question, each with that question's mistake and the rest right,
-    graded together as an instructor grades a folder (in parallel)."""
-    solution = nbformat.read(str(built / "exercises" / "autograder" / exercise / "solution.ipynb"), as_version=4)
-    for question, (right, wrong) in WRONG_ANSWERS[exercise].items():
-        notebook = copy.deepcopy(solution)
-        cells = [c for c in notebook.cells if c.cell_type == "code" and right in c.source]
-        assert len(cells) == 1, f"{right!r} should appear in exactly one cell"
-        cells[0].source = cells[0].source.replace(right, wrong)
-        nbformat.write(_through(notebook, question), str(tmp_path / f"{exercise}_wrong_{question}.ipynb"))
-    grades = {g.submission: g for g in grading.grade_folder(tmp_path)}
+def test_a_plausible_wrong_answer_is_rejected(exercise, graded):
+    """For each question, its mistake with the rest of the solution right scores zero on
+    that question, in the kernel where the solution itself scored full marks."""
+    grades = graded["wrong", exercise]
+    assert grades["solution"].scores == grades["solution"].possible, grades["solution"].feedback
     for question, (_, wrong) in WRONG_ANSWERS[exercise].items():
-        grade = grades[f"{exercise}_wrong_{question}.ipynb"]
-        assert grade.scores[question] == 0.0, f"{exercise} {question}: {wrong!r} was accepted"
-        assert question in grade.feedback
-
-
-def _through(notebook, question):
-    """``notebook`` cut after the ``grader.check`` cell of ``question``. Later questions'
-    cells cannot change its score, and skipping them saves minutes: the measured
-    questions of chapters 3 and 5 train a model."""
-    end = next(i for i, c in enumerate(notebook.cells) if f'grader.check("{question}")' in c.source)
-    notebook.cells = notebook.cells[:end + 1]
-    return notebook
+        assert grades[question].scores == {question: 0.0}, f"{exercise} {question}: {wrong!r} was accepted"
+        assert grades[question].feedback[question]
 
 
 def _with_cell(notebook, after, source):
@@ -198,39 +213,54 @@ def _with_cell(notebook, after, source):
     return notebook
 
 
+def _with_cells(notebook, *insertions):
+    for after, source in insertions:
+        notebook = _with_cell(notebook, after, source)
+    return notebook
+
+
 def test_bad_submissions_are_graded_without_stopping_the_rest(built, tmp_path):
+    """Each misbehaviour costs the question it is in, with a message that says what
+    happened, and nothing else: two notebooks hold three and two of them, in different
+    questions, beside one that kills its kernel, a good one and a file that is not a notebook."""
     solution = nbformat.read(str(built / "exercises" / "autograder" / "ch01" / "solution.ipynb"), as_version=4)
     folder = tmp_path / "submissions"
     folder.mkdir()
     submissions = {
-        "a_raises": _with_cell(solution, "def entropy_bits", "1 / 0"),
-        "b_loops": _with_cell(solution, "def dct_matrix", "while True:\n    pass"),
-        "c_deletes": _with_cell(solution, 'grader.check("q4")', "del psnr, bpp_saved"),
-        "d_test_loops": _with_cell(solution, 'grader.check("q4")', "def entropy_bits(s):\n    while True:\n        pass"),
-        "e_kills_kernel": _with_cell(solution, "def entropy_bits", "import os\nos._exit(1)"),
-        "f_good": solution,
+        "a_raises_loops_hogs": _with_cells(
+            solution, ("def entropy_bits", "1 / 0"), ("def dct_matrix", "while True:\n    pass"),
+            ("def psnr", "hog = np.ones(2**29)  # 4 GiB, over the limit below")),
+        "b_deletes_test_loops": _with_cells(
+            solution, ('grader.check("q4")', "del psnr, bpp_saved"),
+            ('grader.check("q4")', "def entropy_bits(s):\n    while True:\n        pass")),
+        "c_kills_kernel": _with_cell(solution, "def entropy_bits", "import os\nos._exit(1)"),
+        "d_good": solution,
     }
     for name, notebook in submissions.items():
         nbformat.write(notebook, str(folder / f"ch01_{name}.ipynb"))
-    (folder / "ch01_g_not_a_notebook.ipynb").write_text("{ this is not json")
+    (folder / "ch01_e_not_a_notebook.ipynb").write_text("{ this is not json")
     out = tmp_path / "scores.csv"
-    grading.main([str(folder), "--out", str(out), "--cell-timeout", "10", "--test-timeout", "8", "--jobs", "2"])
+    assert grading.main([str(folder), "--out", str(out), "--cell-timeout", "20", "--test-timeout", "8",
+                         "--jobs", "2", "--memory-gib", "3"]) == 0
     rows = {row["submission"]: row for row in csv.DictReader(out.open())}
-    assert len(rows) == 7
-    score = lambda name, q: float(rows[f"ch01_{name}.ipynb"][q])
-    feedback = lambda name: rows[f"ch01_{name}.ipynb"]["feedback"]
+    assert list(rows) == sorted(rows) and len(rows) == 5, "a row per file, in file-name order"
+    scores = lambda name: [float(rows[f"ch01_{name}.ipynb"][q]) for q in ("q1", "q2", "q3", "q4")]
+    feedback = lambda name: dict(part.split(": ", 1) for part in rows[f"ch01_{name}.ipynb"]["feedback"].split(" | "))
 
-    assert [score("a_raises", q) for q in ("q1", "q2", "q3", "q4")] == [0, 1, 1, 1]
-    assert "ZeroDivisionError" in feedback("a_raises")
-    assert [score("b_loops", q) for q in ("q1", "q2", "q3", "q4")] == [1, 0, 1, 1]
-    assert "interrupted" in feedback("b_loops")
-    assert [score("c_deletes", q) for q in ("q1", "q2", "q3", "q4")] == [1, 1, 0, 0]
-    assert "define a function psnr" in feedback("c_deletes")
-    assert [score("d_test_loops", q) for q in ("q1", "q2", "q3", "q4")] == [0, 1, 1, 1]
-    assert "ran past" in feedback("d_test_loops")
-    assert float(rows["ch01_e_kills_kernel.ipynb"]["total"]) == 0 and "died" in feedback("e_kills_kernel")
-    assert float(rows["ch01_f_good.ipynb"]["total"]) == 4
-    assert "not a readable notebook" in rows["ch01_g_not_a_notebook.ipynb"]["feedback"]
+    assert scores("a_raises_loops_hogs") == [0, 0, 0, 1]
+    said = feedback("a_raises_loops_hogs")
+    assert "ZeroDivisionError" in said["q1"] and "interrupted" in said["q2"]
+    assert "ran out of memory (a notebook may use 3 GiB)" in said["q3"] and "q4" not in said
+    assert scores("b_deletes_test_loops") == [0, 1, 0, 0]
+    said = feedback("b_deletes_test_loops")
+    assert "ran past 8 s" in said["q1"] and "define a function psnr" in said["q3"]
+    assert float(rows["ch01_c_kills_kernel.ipynb"]["total"]) == 0 and "died" in feedback("c_kills_kernel")["q1"]
+    assert float(rows["ch01_d_good.ipynb"]["total"]) == 4
+    assert "not a readable notebook" in rows["ch01_e_not_a_notebook.ipynb"]["feedback"]
+
+    report = (tmp_path / "scores.md").read_text()              # the summary per question, beside the CSV
+    assert "| ch01 | q1 | 3 of 4 |" in report and "| ch01 | q4 | 2 of 4 |" in report
+    assert "Not graded (1): ch01_e_not_a_notebook.ipynb" in report
 
 
 def test_parallel_grading_shares_the_cores_between_kernels():
@@ -261,3 +291,90 @@ def test_grading_time_limit_stops_a_whole_notebook(built, tmp_path):
     slow = _with_cell(solution, "def entropy_bits", "import time\nfor _ in range(100):\n    time.sleep(0.1)")
     grade = _grade(slow, tmp_path, "ch01_slow.ipynb", total_timeout=6)
     assert grade.total == 0 and re.search(r"ran past 6 s in all", grade.feedback["q1"])
+
+
+def test_the_report_says_which_question_confused_the_class():
+    possible = {"q1": 1.0, "q2": 2.0}
+    grades = [grading.Grade("a.ipynb", "ch02", {"q1": 1.0, "q2": 0.0}, possible,
+                            {"q2": "cell 7 raised NameError: name 'pmf' is not defined"}),
+              grading.Grade("b.ipynb", "ch02", {"q1": 1.0, "q2": 1.0}, possible,
+                            {"q2": "cell 9 raised NameError: name 'pmf' is not defined; AssertionError: off by one"}),
+              grading.Grade("c.ipynb", "ch02", {"q1": 0.0, "q2": 0.0}, possible,
+                            {"q1": "AssertionError: nats, not bits", "q2": "AssertionError: off by one (a hidden test)"}),
+              grading.Grade("d.ipynb", "ch02", {"q1": 1.0, "q2": 2.0}, possible),
+              grading.Grade("e.ipynb", "?", {}, {}, {"notebook": "not a readable notebook: bad JSON"})]
+    q1, q2 = grading.question_summary(grades)
+    assert (q1["lost"], q1["submissions"], q1["mean"], q1["reason"], q1["reason_count"]) == \
+        (1, 4, 0.75, "AssertionError: nats, not bits", 1)
+    assert (q2["lost"], q2["mean"], q2["possible"]) == (3, 0.75, 2.0)
+    assert (q2["reason"], q2["reason_count"]) == ("a cell raised NameError: name 'pmf' is not defined", 2)
+    table = grading.summary_markdown(grades)
+    assert "| ch02 | q2 | 3 of 4 | 0.75 / 2 | a cell raised NameError: name 'pmf' is not defined (2 of 3) |" in table
+    assert "Not graded (1): e.ipynb: not a readable notebook" in table
+
+
+def test_parallel_jobs_are_bounded_by_cores_and_memory(monkeypatch):
+    assert 0 < grading.available_memory_gib() < 2**20                 # read from this machine, in GiB
+    monkeypatch.setattr(grading, "available_memory_gib", lambda: 9.0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert grading.default_jobs(4.0) == 2 and grading.default_jobs(1.0) == 9 and grading.default_jobs(0) == 16
+    monkeypatch.setattr(grading, "available_memory_gib", lambda: 2.0)
+    assert grading.default_jobs(4.0) == 1                          # always at least one
+
+
+def test_a_wrong_answer_check_forgets_only_what_the_question_binds():
+    source = ("import numpy as np, os.path\nfrom math import log2 as lg\nx, (y, z) = 1, (2, 3)\nw += 1\n"
+              "def f(a):\n    inner = a\n    return inner\nclass C:\n    field = 1\n"
+              "for i in range(2):\n    total = [k for k in range(i)]\nwith open('f') as handle:\n    pass\n"
+              "g = lambda q: q\n")
+    assert wrong_answers.bound_names(source) == {"np", "os", "lg", "x", "y", "z", "w", "f", "C", "i", "total",
+                                                 "handle", "g"}
+    assert wrong_answers.bound_names("%timeit f()") == set()     # not Python: nothing to forget
+
+
+def test_wrong_answers_must_name_one_place_in_their_question(built):
+    solution = built / "exercises" / "autograder" / "ch01" / "solution.ipynb"
+    with pytest.raises(ValueError, match="exactly one"):
+        wrong_answers.reject_wrong_answers(solution, {"q2": ("np.log2(p)", "np.log(p)")})   # q1's text
+    with pytest.raises(ValueError, match=r"no question \['q9'\]"):
+        wrong_answers.reject_wrong_answers(solution, {"q9": ("a", "b")})
+
+
+def test_the_gradescope_autograder_grades_a_notebook_without_docker(built, tmp_path):
+    """The zip `make exercises` writes for Gradescope: otter's entry point, run locally by
+    `otter run` (what the README tells instructors to try before uploading), gives the
+    solution full marks and a wrong answer zero on its question, with the hidden tests."""
+    archive = built / "exercises" / "gradescope" / "ch02_autograder.zip"
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+        environment = zipped.read("environment.yml").decode()
+    assert {"run_autograder", "run_otter.py", "setup.sh", "environment.yml", "otter_config.json"} <= names
+    tests = sorted(n for n in names if n.startswith("tests/"))
+    assert tests == [f"tests/{q}.py" for q in grading.question_files(REPO / "exercises" / "autograder" / "ch02")]
+    assert "hidden=True" in zipfile.ZipFile(archive).read("tests/q1.py").decode()
+    repository = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
+    assert f"lic_teach[exercises] @ {repository}/archive/refs/heads/main.zip" in environment
+    assert "python=3.12" in environment and "download.pytorch.org/whl/cpu" in environment
+
+    solution = nbformat.read(str(built / "exercises" / "autograder" / "ch02" / "solution.ipynb"), as_version=4)
+    right, wrong = WRONG_ANSWERS["ch02"]["q2"]
+    (cell,) = [c for c in solution.cells if right in c.source]
+    runs = {}
+    for name, notebook in (("right", solution), ("wrong", None)):
+        if notebook is None:
+            cell.source = cell.source.replace(right, wrong)
+            notebook = solution
+        folder = tmp_path / name
+        folder.mkdir()
+        nbformat.write(notebook, str(folder / "ch02_submission.ipynb"))
+        runs[name] = subprocess.Popen([sys.executable, "-m", "otter", "run", "-a", str(archive), "-o", str(folder),
+                                       "--no-logo", str(folder / "ch02_submission.ipynb")],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    scores = {}
+    for name, run in runs.items():
+        output = run.communicate(timeout=600)[0]
+        assert run.returncode == 0, output[-2000:]
+        results = json.loads((tmp_path / name / "results.json").read_text())["tests"]
+        scores[name] = {t["name"]: t["score"] for t in results if "score" in t}
+    assert scores["right"] == {"q1": 1.0, "q2": 1.0, "q3": 1.0, "q4": 1.0}
+    assert scores["wrong"] == {"q1": 1.0, "q2": 0.0, "q3": 1.0, "q4": 1.0}
