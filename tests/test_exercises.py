@@ -348,7 +348,12 @@ def test_the_gradescope_autograder_grades_a_notebook_without_docker(built, tmp_p
     with zipfile.ZipFile(archive) as zipped:
         names = set(zipped.namelist())
         environment = zipped.read("environment.yml").decode()
+        entry = zipped.read("run_otter.py").decode()
     assert {"run_autograder", "run_otter.py", "setup.sh", "environment.yml", "otter_config.json"} <= names
+    # Gradescope runs run_autograder -> run_otter.py -> this function on /autograder;
+    # `otter run` unzips the archive into a folder of that shape and calls the same function
+    assert "from otter.run.run_autograder import main as run_autograder" in entry
+    assert 'run_autograder("/autograder")' in entry
     tests = sorted(n for n in names if n.startswith("tests/"))
     assert tests == [f"tests/{q}.py" for q in grading.question_files(REPO / "exercises" / "autograder" / "ch02")]
     assert "hidden=True" in zipfile.ZipFile(archive).read("tests/q1.py").decode()
