@@ -1,0 +1,272 @@
+"""The quantization rectifier and soft-to-predictive training (Luo and Chen, "Neural image
+compression with quantization rectifier", arXiv 2403.17236; an earlier version at an ICML
+2023 workshop).
+
+Rounding the latents throws away part of what the encoder expressed, at random. The
+quantization rectifier (QR) is a small network that predicts the unrounded latent ``y``
+from the rounded ``y_hat``, using the spatial correlation among neighbouring latents;
+the decoder then synthesizes from ``QR(y_hat)``. The encoder and the entropy model are
+untouched, so the bitstream does not change: :func:`rectified` keeps the base model's
+``compress`` byte for byte and runs the rectifier inside ``g_s``.
+
+Soft-to-predictive (STP) training has two phases:
+
+1. the codec trained end to end with a soft relaxation of rounding (here: the zoo's
+   models, trained with uniform noise);
+2. the encoder and the entropy model frozen, the latents rounded as the coder rounds
+   them, and ``g_s`` and QR trained together on
+
+       lambda * 255^2 * MSE(x, g_s(QR(y_hat)))  +  alpha * mean((QR(y_hat) - y)^2)
+
+   (:func:`stp_loss`): the distortion, plus the rectifier coefficient ``alpha`` times a
+   feature distance, L2 being the best the paper tried. The distance here is a mean
+   over the latents, so that ``alpha`` does not depend on the image size.
+
+The paper builds QR from a wide 7x7 convolution, residual blocks and multi-head
+self-attention. :class:`QuantizationRectifier` follows that description at the book's
+sizes (width, depth, heads and window are arguments). Two choices are this book's own:
+the network predicts the correction ``QR(y_hat) - y_hat`` (its last layer starts at zero,
+so training starts from the unrectified decoder), and attention runs within windows of
+latents, so that its cost grows with the image's area and not with its square. The
+paper's search for ``alpha`` is not public; :func:`search_alpha` is this book's version.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as image_data
+from . import metrics
+from .seeding import seeded
+from .train import batches, train_steps
+
+
+class ResidualBlock(nn.Module):
+    """``f + conv3x3(relu(conv3x3(f)))``: one residual block of the rectifier."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f + self.conv2(F.relu(self.conv1(f)))
+
+
+def _windows(f: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tokens, padding)``: ``f`` ``[B, C, h, w]`` zero-padded to multiples of ``window``
+    and cut into ``[B * windows, window^2, C]``, with ``True`` where a token is padding."""
+    batch, channels, h, w = f.shape
+    pad = (0, (-w) % window, 0, (-h) % window)
+    padded, present = F.pad(f, pad), F.pad(torch.ones_like(f[:, :1]), pad)
+
+    def cut(t):                                   # [B, c, H, W] -> [B * nh * nw, window^2, c]
+        c, height, width = t.shape[1:]
+        t = t.reshape(batch, c, height // window, window, width // window, window)
+        return t.permute(0, 2, 4, 3, 5, 1).reshape(-1, window * window, c)
+
+    return cut(padded), cut(present)[..., 0] == 0
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention among the latents of each ``window x window`` block
+    (pre-norm, with a residual connection); padding at the edges is masked out."""
+
+    def __init__(self, channels: int, heads: int = 4, window: int = 8):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"the width ({channels}) must be a multiple of the heads ({heads})")
+        self.window = window
+        self.norm = nn.LayerNorm(channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        batch, channels, h, w = f.shape
+        tokens, padding = _windows(f, self.window)                     # [B*n, window^2, C]
+        normed = self.norm(tokens)
+        attended, _ = self.attention(normed, normed, normed, key_padding_mask=padding, need_weights=False)
+        tokens = tokens + attended
+        height, width = h + (-h) % self.window, w + (-w) % self.window
+        grid = tokens.reshape(batch, height // self.window, width // self.window, self.window, self.window, channels)
+        return grid.permute(0, 5, 1, 3, 2, 4).reshape(batch, channels, height, width)[..., :h, :w]
+
+
+class QuantizationRectifier(nn.Module):
+    """QR: ``y_hat + correction(y_hat)``, the correction from a 7x7 convolution to
+    ``width`` channels, ``blocks`` residual blocks, windowed multi-head self-attention
+    and a 1x1 convolution back to ``M`` channels (Luo and Chen 2024, their fig. of the
+    rectifier, scaled down). The last layer starts at zero: QR starts as the identity."""
+
+    def __init__(self, M: int, width: int = 64, blocks: int = 2, heads: int = 4, window: int = 8):
+        super().__init__()
+        self.M, self.width, self.blocks_count, self.heads, self.window = M, width, blocks, heads, window
+        self.expand = nn.Conv2d(M, width, 7, padding=3)
+        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
+        self.attention = WindowAttention(width, heads, window)
+        self.project = nn.Conv2d(width, M, 1)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return y_hat + self.project(self.attention(self.blocks(F.relu(self.expand(y_hat)))))
+
+
+class RectifiedSynthesis(nn.Module):
+    """``g_s(QR(y_hat))``: what a rectified codec's decoder runs in place of ``g_s``."""
+
+    def __init__(self, rectifier: QuantizationRectifier, synthesis: nn.Module):
+        super().__init__()
+        self.rectifier, self.synthesis = rectifier, synthesis
+
+    def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(self.rectifier(y_hat))
+
+
+def rectified(base: nn.Module, rectifier: QuantizationRectifier) -> nn.Module:
+    """A copy of ``base`` whose ``g_s`` is :class:`RectifiedSynthesis` of ``rectifier`` and
+    ``base``'s synthesis. Its encoder, entropy model and coding tables are ``base``'s, so
+    its ``compress`` writes ``base``'s bytes and it decodes ``base``'s bitstreams."""
+    M = getattr(base, "M", None)
+    if M is not None and rectifier.M != M:
+        raise ValueError(f"the rectifier takes {rectifier.M} channels, the model's latents have {M}")
+    codec = copy.deepcopy(base)
+    codec.g_s = RectifiedSynthesis(rectifier, codec.g_s)
+    return codec.eval()
+
+
+def stp_loss(x, x_hat, y, y_rectified, lmbda: float, alpha: float) -> tuple[torch.Tensor, dict]:
+    """STP phase 2's loss, ``lambda * 255^2 * MSE(x, x_hat) + alpha * mean((y_rectified - y)^2)``,
+    and a history entry (``mse``, ``psnr``, ``rectified`` = the latent distance)."""
+    mse = F.mse_loss(x_hat, x)
+    distance = F.mse_loss(y_rectified, y)
+    loss = lmbda * 255 ** 2 * mse + alpha * distance
+    return loss, {"mse": mse.item(), "psnr": metrics.psnr_from_mse(mse.item()), "rectified": distance.item()}
+
+
+def hard_latents(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y, y_hat)`` of images ``x``: the encoder's latents and the latents the decoder
+    receives (the entropy model in eval mode: the coder's rounding, around the means for
+    a mean-scale model). No gradients."""
+    model.eval()
+    with torch.no_grad():
+        y = model.g_a(x)
+        y_hat, _ = model.entropy(y)
+    return y, y_hat
+
+
+def stp_phase2(codec: nn.Module, images, *, steps: int, lmbda: float, alpha: float, batch_size: int = 8,
+               lr: float = 1e-4, seed: int = 0, device: str | torch.device = "cpu",
+               progress: bool = True) -> list[dict]:
+    """Phase 2 of STP training: ``codec.g_s`` (for a :func:`rectified` codec, QR and the
+    synthesis together) trained on hard latents with :func:`stp_loss`; the encoder and
+    the entropy model are not in the optimizer, so the bitstream cannot change.
+
+    ``codec`` without a rectifier and ``alpha=0`` is the control: the same synthesis
+    fine-tuned on the same latents for the same steps, without QR. Returns
+    :func:`lic_teach.train.train_steps`'s history (with ``rectified``)."""
+    rectifier = getattr(codec.g_s, "rectifier", None)
+    if rectifier is None and alpha != 0:
+        raise ValueError("alpha weights QR's latent distance: a codec without a rectifier takes alpha=0")
+    if alpha < 0:
+        raise ValueError(f"alpha must be at least 0, got {alpha}")
+    with seeded(seed):
+        codec.to(device).eval()
+        stream = batches(images, batch_size, seed)
+
+        def step_loss():
+            x = next(stream).to(device)
+            y, y_hat = hard_latents(codec, x)
+            y_rectified = rectifier(y_hat) if rectifier is not None else y_hat
+            x_hat = codec.g_s.synthesis(y_rectified) if rectifier is not None else codec.g_s(y_hat)
+            return stp_loss(x, x_hat, y, y_rectified, lmbda, alpha)
+
+        history = train_steps(step_loss, codec.g_s.parameters(), steps=steps, lr=lr, progress=progress,
+                              description=f"STP phase 2 (alpha={alpha:g})")
+    codec.eval()
+    return history
+
+
+def rounding_error(codec: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per channel, the mean squared error of the latents the decoder uses against ``y``:
+    ``{"rounded": |y_hat - y|^2, "rectified": |QR(y_hat) - y|^2}`` (``[M]`` each) for a
+    :func:`rectified` codec on images ``x``: how much of the rounding error QR recovers."""
+    rectifier = getattr(codec.g_s, "rectifier", None)
+    if rectifier is None:
+        raise ValueError("this codec has no rectifier (see rectified())")
+    y, y_hat = hard_latents(codec, x)
+    with torch.no_grad():
+        y_rectified = rectifier(y_hat)
+    return {"rounded": ((y_hat - y) ** 2).mean(dim=(0, 2, 3)),
+            "rectified": ((y_rectified - y) ** 2).mean(dim=(0, 2, 3))}
+
+
+def _refuse_test_photos(images: dict[str, torch.Tensor]) -> None:
+    """``ValueError`` if any of ``images`` is, or is cut from, a held-out test photo."""
+    tests = image_data.sample_images("test")
+    for name, image in images.items():
+        for test_name, test in tests.items():
+            if name == test_name or _is_crop_of(image, test):
+                raise ValueError(f"{name!r} is the held-out photo {test_name!r}: the search for alpha must "
+                                 f"use a validation split of the training photos")
+
+
+def _is_crop_of(image: torch.Tensor, photo: torch.Tensor) -> bool:
+    """Whether ``image`` equals a window of ``photo`` (checked where its first row matches)."""
+    h, w = image.shape[-2:]
+    if image.shape[0] != photo.shape[0] or h > photo.shape[-2] or w > photo.shape[-1]:
+        return False
+    windows = photo.unfold(1, h, 1).unfold(2, w, 1)                     # [3, rows, cols, h, w]
+    corner = (windows[..., 0, 0] == image[:, None, None, 0, 0]).all(dim=0)
+    return any(torch.equal(windows[:, r, c], image) for r, c in corner.nonzero().tolist())
+
+
+def validation_split(images: dict[str, torch.Tensor], count: int = 1) -> tuple[dict, dict]:
+    """``(train, validation)``: the last ``count`` of ``images`` by name held out for
+    choosing ``alpha``; the test photos are never among them."""
+    _refuse_test_photos(images)
+    names = sorted(images)
+    if not 0 < count < len(names):
+        raise ValueError(f"hold out between 1 and {len(names) - 1} of the {len(names)} images, not {count}")
+    return {n: images[n] for n in names[:-count]}, {n: images[n] for n in names[-count:]}
+
+
+def validation_psnr(codec: nn.Module, validation: dict[str, torch.Tensor]) -> float:
+    """Mean PSNR of ``codec`` over ``validation`` through its real bitstream."""
+    values = [metrics.psnr(x, codec.decompress(codec.compress(x))) for x in validation.values()]
+    return sum(values) / len(values)
+
+
+def search_alpha(train_one, validation: dict[str, torch.Tensor], alphas=(0.0, 0.01, 0.1, 1.0, 10.0),
+                 refine: bool = True) -> tuple[float, dict[float, float]]:
+    """The rectifier coefficient, chosen on validation photos (never the test photos).
+
+    ``train_one(alpha) -> codec`` runs STP phase 2 from the same start for each
+    ``alpha``. The bytes do not depend on ``alpha``, so the choice is the highest
+    validation PSNR through the real bitstream. This book's search (the paper's is not
+    public): the grid ``alphas``, then, with ``refine``, the geometric midpoints between
+    the best positive value and its grid neighbours (a bisection step in ``log alpha``).
+    Ties go to the smaller ``alpha``. Returns ``(alpha, {alpha: PSNR})``."""
+    _refuse_test_photos(validation)
+    scores = {}
+
+    def score(alpha):
+        if alpha not in scores:
+            scores[alpha] = validation_psnr(train_one(alpha), validation)
+        return scores[alpha]
+
+    grid = sorted(set(alphas))
+    for alpha in grid:
+        score(alpha)
+    best = max(grid, key=lambda a: (scores[a], -a))
+    if refine and best > 0:
+        index = grid.index(best)
+        for neighbour in (grid[index - 1] if index else None, grid[index + 1] if index + 1 < len(grid) else None):
+            if neighbour:
+                score(math.sqrt(best * neighbour))
+    best = max(scores, key=lambda a: (scores[a], -a))
+    return best, dict(sorted(scores.items()))

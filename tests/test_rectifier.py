@@ -1,0 +1,132 @@
+"""The quantization rectifier: the base model's bytes unchanged, only the decoder side
+trained in STP phase 2, QR starting as the identity, windowed attention on any latent
+size, and an alpha search that refuses the held-out photos."""
+import pytest
+import torch
+
+from lic_teach import data, rectifier
+from lic_teach.models import FactorizedPrior, MeanScaleHyperprior
+
+N, M = 8, 12
+
+
+@pytest.fixture(scope="module", params=["factorized", "mean-scale"])
+def base(request):
+    torch.manual_seed(0)
+    model = (FactorizedPrior if request.param == "factorized" else MeanScaleHyperprior)(N, M).eval()
+    model.update()
+    return model
+
+
+@pytest.fixture(scope="module")
+def image():
+    return data.sample_images("test")["astronaut"][:, 100:150, 60:117]       # 50 x 57: padded
+
+
+@pytest.fixture(scope="module")
+def crops():
+    torch.manual_seed(0)
+    return [torch.stack([data.center_crop(x, 64) for x in data.sample_images("train").values()][:4])]
+
+
+def test_qr_starts_as_the_identity_and_keeps_any_latent_size():
+    torch.manual_seed(0)
+    qr = rectifier.QuantizationRectifier(M, width=16, blocks=1, heads=4, window=4)
+    for shape in [(1, M, 4, 4), (2, M, 5, 7), (1, M, 1, 1)]:
+        y_hat = torch.randn(shape).round()
+        assert torch.equal(qr(y_hat), y_hat)
+    torch.nn.init.normal_(qr.project.weight, std=0.1)
+    assert qr(torch.randn(2, M, 5, 7)).shape == (2, M, 5, 7)
+    with pytest.raises(ValueError, match="multiple of the heads"):
+        rectifier.QuantizationRectifier(M, width=10, heads=4)
+
+
+def test_window_attention_sees_only_its_window_and_ignores_padding():
+    torch.manual_seed(0)
+    attention = rectifier.WindowAttention(8, heads=2, window=4).eval()
+    f = torch.randn(1, 8, 6, 6)                      # windows [0:4, 0:4], [0:4, 4:6], ... (padded)
+    changed = f.clone()
+    changed[..., 5, 5] += 10                        # in the bottom-right window only
+    difference = (attention(changed) - attention(f)).abs().sum(dim=1)[0]
+    assert difference[4:, 4:].gt(0).all() and difference[:4].eq(0).all() and difference[:, :4].eq(0).all()
+    # the same window content gives the same output whatever the padding around it holds
+    inner = attention(f[..., 4:, 4:])
+    assert torch.allclose(attention(f)[..., 4:, 4:], inner, atol=1e-6)
+
+
+def test_a_rectified_codec_writes_the_base_models_bytes_and_reads_them(base, image):
+    torch.manual_seed(1)
+    qr = rectifier.QuantizationRectifier(M, width=16, blocks=1, heads=4, window=4)
+    torch.nn.init.normal_(qr.project.weight, std=0.1)
+    codec = rectifier.rectified(base, qr)
+    data_base = base.compress(image)
+    assert codec.compress(image) == data_base
+    decoded = codec.decompress(data_base)
+    assert decoded.shape == image.shape and not torch.equal(decoded, base.decompress(data_base))
+    y_hat = rectifier.hard_latents(base, image[None])[1]
+    assert torch.allclose(codec.g_s(y_hat), base.g_s(qr(y_hat)))
+    with pytest.raises(ValueError, match="takes 16 channels"):
+        rectifier.rectified(base, rectifier.QuantizationRectifier(16, width=8, heads=2))
+
+
+def test_stp_phase2_trains_only_the_decoder_side(base, crops, image):
+    torch.manual_seed(2)
+    codec = rectifier.rectified(base, rectifier.QuantizationRectifier(M, width=16, blocks=1, heads=4, window=4))
+    before = {name: p.detach().clone() for name, p in codec.named_parameters()}
+    history = rectifier.stp_phase2(codec, crops, steps=3, lmbda=0.01, alpha=0.5, batch_size=4, lr=1e-3,
+                                   progress=False)
+    assert len(history) == 3 and all(h["rectified"] >= 0 for h in history)
+    changed = {name for name, p in codec.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith("g_s.") for name in changed)
+    assert any(name.startswith("g_s.rectifier.") for name in changed)
+    assert any(name.startswith("g_s.synthesis.") for name in changed)
+    assert codec.compress(image) == base.compress(image), "the bitstream cannot change in phase 2"
+    with pytest.raises(ValueError, match="without a rectifier takes alpha=0"):
+        rectifier.stp_phase2(FactorizedPrior(N, M), crops, steps=1, lmbda=0.01, alpha=1.0, progress=False)
+
+
+def test_stp_loss_is_distortion_plus_alpha_times_the_latent_distance():
+    x, x_hat = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.1)
+    y, y_rectified = torch.zeros(1, 2, 2, 2), torch.full((1, 2, 2, 2), 2.0)
+    loss, entry = rectifier.stp_loss(x, x_hat, y, y_rectified, lmbda=0.01, alpha=0.25)
+    assert loss.item() == pytest.approx(0.01 * 255 ** 2 * 0.01 + 0.25 * 4.0)
+    assert entry["rectified"] == pytest.approx(4.0) and entry["psnr"] == pytest.approx(20.0)
+
+
+def test_rounding_error_per_channel(base, image):
+    codec = rectifier.rectified(base, rectifier.QuantizationRectifier(M, width=16, heads=4))
+    errors = rectifier.rounding_error(codec, image[None])
+    assert errors["rounded"].shape == errors["rectified"].shape == (M,)
+    assert torch.allclose(errors["rounded"], errors["rectified"])       # QR starts as the identity
+    assert errors["rounded"].max() <= 0.25 + 1e-6                      # rounding error is at most 1/2
+    with pytest.raises(ValueError, match="no rectifier"):
+        rectifier.rounding_error(base, image[None])
+
+
+def test_the_alpha_search_uses_validation_photos_and_never_test_photos(base):
+    train_photos = data.sample_images("train")
+    train, validation = rectifier.validation_split(train_photos)
+    assert set(train) | set(validation) == set(train_photos) and not set(train) & set(validation)
+    test = data.sample_images("test")
+    with pytest.raises(ValueError, match="held-out photo 'astronaut'"):
+        rectifier.validation_split({**train_photos, "mine": test["astronaut"]})
+    with pytest.raises(ValueError, match="held-out photo"):
+        rectifier.search_alpha(lambda alpha: base, {"crop": test["astronaut"][:, 10:74, 20:84]})
+    small = {name: data.center_crop(x, 32) for name, x in validation.items()}
+    fake_psnr = {0.0: 20.0, 0.1: 21.0, 1.0: 22.0, 10.0: 21.5}
+    tried = []
+
+    def train_one(alpha):
+        tried.append(alpha)
+        codec = rectifier.rectified(base, rectifier.QuantizationRectifier(M, width=8, heads=2))
+        codec.fake = fake_psnr.get(alpha, 22.5 if alpha == pytest.approx(10 ** 0.5) else 21.8)
+        return codec
+
+    original = rectifier.validation_psnr
+    rectifier.validation_psnr = lambda codec, images: codec.fake
+    try:
+        alpha, scores = rectifier.search_alpha(train_one, small, alphas=(0.0, 0.1, 1.0, 10.0))
+    finally:
+        rectifier.validation_psnr = original
+    assert alpha == pytest.approx(10 ** 0.5) and len(scores) == 6          # the grid, then two midpoints
+    assert sorted(tried) == pytest.approx([0.0, 0.1, 10 ** -0.5, 1.0, 10 ** 0.5, 10.0])    # each trained once
