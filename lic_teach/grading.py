@@ -106,7 +106,7 @@ class Grade:
         return Grade(self.submission, self.exercise, dict.fromkeys(self.possible, 0.0), self.possible, feedback)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
     """What one notebook may take: seconds per cell, per question's tests and in all; memory."""
 
