@@ -178,12 +178,14 @@ def stp_phase2(codec: nn.Module, images, *, steps: int, lmbda: float, alpha: flo
         codec.to(device).eval()
         stream = batches(images, batch_size, seed)
 
+        rectify = rectifier if rectifier is not None else nn.Identity()
+        synthesis = codec.g_s.synthesis if rectifier is not None else codec.g_s
+
         def step_loss():
             x = next(stream).to(device)
             y, y_hat = hard_latents(codec, x)
-            y_rectified = rectifier(y_hat) if rectifier is not None else y_hat
-            x_hat = codec.g_s.synthesis(y_rectified) if rectifier is not None else codec.g_s(y_hat)
-            return stp_loss(x, x_hat, y, y_rectified, lmbda, alpha)
+            y_rectified = rectify(y_hat)
+            return stp_loss(x, synthesis(y_rectified), y, y_rectified, lmbda, alpha)
 
         history = train_steps(step_loss, codec.g_s.parameters(), steps=steps, lr=lr, progress=progress,
                               description=f"STP phase 2 (alpha={alpha:g})")

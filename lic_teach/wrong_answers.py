@@ -46,7 +46,8 @@ def bound_names(source: str) -> set[str]:
     return names
 
 
-def _forget(cells) -> "nbformat.NotebookNode":
+def _forget(cells):
+    """A cell that removes every name ``cells`` bind from the notebook's namespace."""
     import nbformat
 
     names = sorted(set().union(*(bound_names(cell.source) for cell in cells)))

@@ -103,7 +103,7 @@ def test_rounding_error_per_channel(base, image):
         rectifier.rounding_error(base, image[None])
 
 
-def test_the_alpha_search_uses_validation_photos_and_never_test_photos(base):
+def test_the_alpha_search_uses_validation_photos_and_never_test_photos(base, monkeypatch):
     train_photos = data.sample_images("train")
     train, validation = rectifier.validation_split(train_photos)
     assert set(train) | set(validation) == set(train_photos) and not set(train) & set(validation)
@@ -122,11 +122,7 @@ def test_the_alpha_search_uses_validation_photos_and_never_test_photos(base):
         codec.fake = fake_psnr.get(alpha, 22.5 if alpha == pytest.approx(10 ** 0.5) else 21.8)
         return codec
 
-    original = rectifier.validation_psnr
-    rectifier.validation_psnr = lambda codec, images: codec.fake
-    try:
-        alpha, scores = rectifier.search_alpha(train_one, small, alphas=(0.0, 0.1, 1.0, 10.0))
-    finally:
-        rectifier.validation_psnr = original
+    monkeypatch.setattr(rectifier, "validation_psnr", lambda codec, images: codec.fake)
+    alpha, scores = rectifier.search_alpha(train_one, small, alphas=(0.0, 0.1, 1.0, 10.0))
     assert alpha == pytest.approx(10 ** 0.5) and len(scores) == 6          # the grid, then two midpoints
     assert sorted(tried) == pytest.approx([0.0, 0.1, 10 ** -0.5, 1.0, 10 ** 0.5, 10.0])    # each trained once
