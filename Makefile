@@ -6,12 +6,13 @@
 #   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv and a summary per
 #                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once)
 #   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...)
+#   make studies                    train the chapters' zoo-scale studies into lic_teach/studies (resumable; JOBS=N)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install book test test-colab lab exercises grade zoo clean
+.PHONY: install book test test-colab lab exercises grade zoo studies clean
 
 install: $(STAMP)
 
@@ -34,7 +35,10 @@ TEST_ENV := OMP_WAIT_POLICY=PASSIVE
 test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest
 
-test-colab: $(STAMP)
+test-costudies: $(STAMP)
+	$(PY) -m lic_teach.experiments.rectification $(if $(JOBS),--jobs $(JOBS))
+
+lab: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -m colab -s tests/test_colab_environment.py
 
 exercises: $(STAMP)
@@ -46,6 +50,9 @@ grade: $(STAMP)
 
 zoo: $(STAMP)
 	$(PY) -m lic_teach.zoo train $(FAMILIES)
+
+studies: $(STAMP)
+	$(PY) -m lic_teach.experiments.rectification $(if $(JOBS),--jobs $(JOBS))
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab book/

@@ -5,18 +5,43 @@ operations of every matrix product and convolution (transposed ones included) as
 module runs; a MAC is two of them. Element-wise work (biases, GDN's square and square
 root, activations) is not counted: it is a small share of a convolutional decoder's cost,
 and papers that count FLOPs disagree on it. No table of layer formulas to keep in step
-with the code: what runs is what is counted.
+with the code: what runs is what is counted. Attention is counted as the matrix products
+it is (:func:`_attention_as_products`): PyTorch's fused attention kernels on the CPU are
+invisible to the counter.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
+@contextlib.contextmanager
+def _attention_as_products():
+    """Inside the block, ``nn.MultiheadAttention`` and ``scaled_dot_product_attention`` run
+    as plain matrix products, which :class:`FlopCounterMode` counts."""
+    fastpath = getattr(torch.backends, "mha", None)
+    enabled = fastpath.get_fastpath_enabled() if fastpath else None
+    try:
+        if fastpath:
+            fastpath.set_fastpath_enabled(False)
+        try:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+            math_only = sdpa_kernel(SDPBackend.MATH)
+        except ImportError:                                     # torch < 2.3
+            math_only = torch.backends.cuda.sdp_kernel(enable_flash=False, enable_mem_efficient=False)
+        with math_only:
+            yield
+    finally:
+        if fastpath:
+            fastpath.set_fastpath_enabled(enabled)
+
+
 def macs(module: nn.Module, *inputs: torch.Tensor) -> int:
     """Multiply-accumulates of one call ``module(*inputs)`` (no gradients)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), _attention_as_products(), FlopCounterMode(display=False) as counter:
         module(*inputs)
     return counter.get_total_flops() // 2
 
@@ -28,7 +53,7 @@ def macs_per_pixel(module: nn.Module, latent_shape: tuple[int, ...], pixels: int
     else, such as a hyper-synthesis whose output sits at the latent's resolution."""
     parameter = next(module.parameters())
     latent = torch.zeros(latent_shape, dtype=parameter.dtype, device=parameter.device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), _attention_as_products(), FlopCounterMode(display=False) as counter:
         output = module(latent)
     if pixels is None:
         if not (isinstance(output, torch.Tensor) and output.dim() == 4):

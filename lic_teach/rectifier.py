@@ -39,6 +39,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
 from . import data as image_data
 from . import metrics
@@ -159,12 +160,73 @@ def hard_latents(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch
     return y, y_hat
 
 
+class FrozenLatents(Dataset):
+    """A pool of ``length`` random ``patch_size`` crops of ``photos`` (flipped left-right at
+    random, as :class:`lic_teach.data.RandomCropDataset` cuts them), each with its latents
+    ``(x, y, y_hat)``, computed once.
+
+    In phase 2 the encoder and the entropy model are frozen, so a crop's latents never
+    change: computing them once for a pool of crops, instead of at every step, saves the
+    encoder's pass, about a quarter of a phase-2 step on this CPU. Each crop is encoded on
+    its own, as the coder would encode it (the latents of a crop of a photo differ from the
+    same window of the whole photo's latents near the crop's edges, and a decoder trained
+    on such windows learns to decode edges it never meets). Randomness comes from torch's
+    global generator."""
+
+    def __init__(self, codec: nn.Module, photos, patch_size: int, length: int, batch_size: int = 32):
+        crops = image_data.RandomCropDataset(photos, patch_size, length=length)
+        self.x = torch.stack([crops[i] for i in range(length)])                 # [length, 3, p, p]
+        parts = [hard_latents(codec, self.x[i:i + batch_size]) for i in range(0, length, batch_size)]
+        self.y = torch.cat([y for y, _ in parts])
+        self.y_hat = torch.cat([y_hat for _, y_hat in parts])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int):
+        return self.x[index], self.y[index], self.y_hat[index]
+
+
+def _training_batch(codec, batch, device):
+    """``(x, y, y_hat)`` of a batch of images or of :class:`FrozenLatents` items."""
+    if isinstance(batch, (list, tuple)):
+        return tuple(t.to(device) for t in batch)
+    x = batch.to(device)
+    return (x, *hard_latents(codec, x))
+
+
+def pretrain_rectifier(codec: nn.Module, images, *, steps: int, lr: float = 1e-3, batch_size: int = 8,
+                       seed: int = 0, device: str | torch.device = "cpu", progress: bool = True) -> list[dict]:
+    """A warm start for QR (this book's; the paper does not publish QR's schedule):
+    ``codec.g_s.rectifier`` alone trained on ``mean((QR(y_hat) - y)^2)``, the feature
+    distance of :func:`stp_loss` without the decoder. A step costs a fraction of a
+    phase-2 step, since ``g_s`` does not run. Returns the history (``rectified``)."""
+    qr = getattr(codec.g_s, "rectifier", None)
+    if qr is None:
+        raise ValueError("this codec has no rectifier (see rectified())")
+    with seeded(seed):
+        codec.to(device).eval()
+        stream = batches(images, batch_size, seed)
+
+        def step_loss():
+            _, y, y_hat = _training_batch(codec, next(stream), device)
+            distance = F.mse_loss(qr(y_hat), y)
+            return distance, {"rectified": distance.item()}
+
+        history = train_steps(step_loss, qr.parameters(), steps=steps, lr=lr, progress=progress,
+                              description="QR warm start")
+    codec.eval()
+    return history
+
+
 def stp_phase2(codec: nn.Module, images, *, steps: int, lmbda: float, alpha: float, batch_size: int = 8,
-               lr: float = 1e-4, seed: int = 0, device: str | torch.device = "cpu",
-               progress: bool = True) -> list[dict]:
+               lr: float = 1e-4, rectifier_lr: float | None = None, seed: int = 0,
+               device: str | torch.device = "cpu", progress: bool = True) -> list[dict]:
     """Phase 2 of STP training: ``codec.g_s`` (for a :func:`rectified` codec, QR and the
     synthesis together) trained on hard latents with :func:`stp_loss`; the encoder and
     the entropy model are not in the optimizer, so the bitstream cannot change.
+    ``images`` are images (their latents computed at every step) or :class:`FrozenLatents`.
+    QR learns at ``rectifier_lr`` (default ``lr``).
 
     ``codec`` without a rectifier and ``alpha=0`` is the control: the same synthesis
     fine-tuned on the same latents for the same steps, without QR. Returns
@@ -180,14 +242,16 @@ def stp_phase2(codec: nn.Module, images, *, steps: int, lmbda: float, alpha: flo
 
         rectify = rectifier if rectifier is not None else nn.Identity()
         synthesis = codec.g_s.synthesis if rectifier is not None else codec.g_s
+        groups = [{"params": list(synthesis.parameters()), "lr": lr}]
+        if rectifier is not None:
+            groups.append({"params": list(rectifier.parameters()), "lr": lr if rectifier_lr is None else rectifier_lr})
 
         def step_loss():
-            x = next(stream).to(device)
-            y, y_hat = hard_latents(codec, x)
+            x, y, y_hat = _training_batch(codec, next(stream), device)
             y_rectified = rectify(y_hat)
             return stp_loss(x, synthesis(y_rectified), y, y_rectified, lmbda, alpha)
 
-        history = train_steps(step_loss, codec.g_s.parameters(), steps=steps, lr=lr, progress=progress,
+        history = train_steps(step_loss, groups, steps=steps, lr=lr, progress=progress,
                               description=f"STP phase 2 (alpha={alpha:g})")
     codec.eval()
     return history
@@ -244,15 +308,16 @@ def validation_psnr(codec: nn.Module, validation: dict[str, torch.Tensor]) -> fl
 
 
 def search_alpha(train_one, validation: dict[str, torch.Tensor], alphas=(0.0, 0.01, 0.1, 1.0, 10.0),
-                 refine: bool = True) -> tuple[float, dict[float, float]]:
+                 refine: bool = True, extend: int = 2) -> tuple[float, dict[float, float]]:
     """The rectifier coefficient, chosen on validation photos (never the test photos).
 
     ``train_one(alpha) -> codec`` runs STP phase 2 from the same start for each
     ``alpha``. The bytes do not depend on ``alpha``, so the choice is the highest
     validation PSNR through the real bitstream. This book's search (the paper's is not
-    public): the grid ``alphas``, then, with ``refine``, the geometric midpoints between
-    the best positive value and its grid neighbours (a bisection step in ``log alpha``).
-    Ties go to the smaller ``alpha``. Returns ``(alpha, {alpha: PSNR})``."""
+    public): the grid ``alphas``; while the best is the largest value tried (at most
+    ``extend`` times), ten times it; then, with ``refine``, the geometric midpoints
+    between the best positive value and its neighbours (a bisection step in
+    ``log alpha``). Ties go to the smaller ``alpha``. Returns ``(alpha, {alpha: PSNR})``."""
     _refuse_test_photos(validation)
     scores = {}
 
@@ -261,14 +326,19 @@ def search_alpha(train_one, validation: dict[str, torch.Tensor], alphas=(0.0, 0.
             scores[alpha] = validation_psnr(train_one(alpha), validation)
         return scores[alpha]
 
-    grid = sorted(set(alphas))
-    for alpha in grid:
+    def best():
+        return max(scores, key=lambda a: (scores[a], -a))
+
+    for alpha in sorted(set(alphas)):
         score(alpha)
-    best = max(grid, key=lambda a: (scores[a], -a))
-    if refine and best > 0:
-        index = grid.index(best)
-        for neighbour in (grid[index - 1] if index else None, grid[index + 1] if index + 1 < len(grid) else None):
+    for _ in range(extend):
+        if best() != max(scores) or best() == 0:
+            break
+        score(10 * best())
+    if refine and best() > 0:
+        tried, top = sorted(scores), best()
+        index = tried.index(top)
+        for neighbour in (tried[index - 1] if index else None, tried[index + 1] if index + 1 < len(tried) else None):
             if neighbour:
-                score(math.sqrt(best * neighbour))
-    best = max(scores, key=lambda a: (scores[a], -a))
-    return best, dict(sorted(scores.items()))
+                score(math.sqrt(top * neighbour))
+    return best(), dict(sorted(scores.items()))

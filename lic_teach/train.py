@@ -76,9 +76,10 @@ def train_steps(step_loss, parameters, *, steps: int, lr: float, aux_parameters=
                 aux_lr: float = 1e-3, clip_max_norm: float = 0.0, decay_at: float | None = None,
                 progress: bool = True, description: str = "training") -> list[dict]:
     """The one training loop: ``steps`` Adam steps on ``parameters``, each minimizing
-    ``step_loss() -> (loss, entry)``, then (if ``aux_loss`` is given) one Adam step of
+    ``step_loss() -> (loss, entry)`` (``parameters`` may be Adam's parameter groups, each
+    with its own ``lr``), then (if ``aux_loss`` is given) one Adam step of
     ``aux_loss()`` on ``aux_parameters`` (the quantiles' auxiliary loss, Ballé et al.
-    2018). With ``decay_at`` (a fraction of ``steps``), the learning rate drops tenfold
+    2018). With ``decay_at`` (a fraction of ``steps``), the learning rates drop tenfold
     from that step on, the last step of most published schedules. Returns the history:
     per step ``{"step", "loss", "bpp", "mse", "psnr", "aux"}``, with what ``entry`` gives
     and ``None`` where nothing was measured. Raises ``FloatingPointError`` as soon as the
@@ -94,7 +95,7 @@ def train_steps(step_loss, parameters, *, steps: int, lr: float, aux_parameters=
     for step in bar:
         if step == decay_step:
             for group in optimizer.param_groups:
-                group["lr"] = lr / 10
+                group["lr"] /= 10
         loss, entry = step_loss()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss.item()} at step {step}; "

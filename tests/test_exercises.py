@@ -66,6 +66,12 @@ WRONG_ANSWERS = {
              "q2": ("upsampling = 2 * M", "upsampling = M"),                      # residual branch forgotten
              "q3": ("torch.softmax((logits + gumbel) / tau", "torch.softmax((logits + gumbel)"),  # tau once
              "q4": ('100 * gap / result["amortized"]["cost"]', '100 * gap / result["sga"]["cost"]')},
+    "ch10": {"q1": ("distance = torch.mean((y_rectified - y) ** 2)", "distance = torch.sum((y_rectified - y) ** 2)"),
+             "q2": ('parameter.requires_grad_(name.startswith("g_s."))',           # trains h_a, h_s and the prior too
+                    'parameter.requires_grad_(not name.startswith("g_a."))'),
+             "q3": ("return f + self.conv2(torch.relu(self.conv1(f)))", "return self.conv2(torch.relu(self.conv1(f)))"),
+             "q4": ('100 * (1 - errors["rectified"].sum().item() / errors["rounded"].sum().item())',
+                    '100 * errors["rectified"].sum().item() / errors["rounded"].sum().item()')},   # what is left
 }
 
 

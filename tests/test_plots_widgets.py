@@ -1,5 +1,3 @@
-import json
-
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest

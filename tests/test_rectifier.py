@@ -1,6 +1,8 @@
 """The quantization rectifier: the base model's bytes unchanged, only the decoder side
 trained in STP phase 2, QR starting as the identity, windowed attention on any latent
 size, and an alpha search that refuses the held-out photos."""
+import math
+
 import pytest
 import torch
 
@@ -126,3 +128,73 @@ def test_the_alpha_search_uses_validation_photos_and_never_test_photos(base, mon
     alpha, scores = rectifier.search_alpha(train_one, small, alphas=(0.0, 0.1, 1.0, 10.0))
     assert alpha == pytest.approx(10 ** 0.5) and len(scores) == 6          # the grid, then two midpoints
     assert sorted(tried) == pytest.approx([0.0, 0.1, 10 ** -0.5, 1.0, 10 ** 0.5, 10.0])    # each trained once
+
+
+def test_frozen_latents_are_each_crops_own_latents(base):
+    photo = data.sample_images("train")["coffee"][:, :200, :260]
+    torch.manual_seed(0)
+    latents = rectifier.FrozenLatents(base, [photo], patch_size=64, length=5, batch_size=2)
+    assert len(latents) == 5
+    for index in range(len(latents)):
+        x, y, y_hat = latents[index]
+        assert x.shape == (3, 64, 64) and y.shape == y_hat.shape == (M, 4, 4)
+        windows = photo.unfold(1, 64, 1).unfold(2, 64, 1)                   # [3, rows, cols, 64, 64]
+        assert any(torch.equal(windows[:, r, c], x) or torch.equal(windows[:, r, c], x.flip(-1))
+                   for r in range(windows.shape[1]) for c in range(windows.shape[2])), "a crop of the photo"
+        alone_y, alone_y_hat = rectifier.hard_latents(base, x[None])
+        assert torch.allclose(y, alone_y[0], atol=1e-4), "the crop's own latents, as the coder computes them"
+        assert ((y_hat - alone_y_hat[0]).abs() > 1e-3).float().mean() < 0.01, "rounded alike, but for ties"
+    with pytest.raises(ValueError, match="smaller"):
+        rectifier.FrozenLatents(base, [photo[:, :100, :100]], patch_size=128, length=5)
+
+
+def test_the_warm_start_trains_qr_alone_and_phase2_takes_qr_s_own_learning_rate(base):
+    torch.manual_seed(3)
+    photos = [data.center_crop(x, 128) for x in data.sample_images("train").values()]
+    latents = rectifier.FrozenLatents(base, photos, patch_size=64, length=40)
+    codec = rectifier.rectified(base, rectifier.QuantizationRectifier(M, width=16, blocks=1, heads=4, window=4))
+    before = {name: p.detach().clone() for name, p in codec.named_parameters()}
+    history = rectifier.pretrain_rectifier(codec, latents, steps=30, lr=3e-3, batch_size=4, progress=False)
+    changed = {name for name, p in codec.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith("g_s.rectifier.") for name in changed)
+    first, last = (sum(h["rectified"] for h in part) / 5 for part in (history[:5], history[-5:]))
+    assert last < first, "the warm start lowers the latent distance"
+    with pytest.raises(ValueError, match="no rectifier"):
+        rectifier.pretrain_rectifier(base, latents, steps=1, progress=False)
+
+    before = {name: p.detach().clone() for name, p in codec.named_parameters()}
+    rectifier.stp_phase2(codec, latents, steps=2, lmbda=0.01, alpha=1.0, batch_size=4, lr=1e-3, rectifier_lr=0.0,
+                         progress=False)
+    changed = {name for name, p in codec.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith("g_s.synthesis.") for name in changed), "QR at learning rate 0 stays"
+
+
+def test_the_alpha_search_extends_past_the_grid_when_its_largest_value_wins(base, monkeypatch):
+    _, validation = rectifier.validation_split(data.sample_images("train"))
+    small = {name: data.center_crop(x, 32) for name, x in validation.items()}
+
+    def train_one(alpha):
+        codec = rectifier.rectified(base, rectifier.QuantizationRectifier(M, width=8, heads=2))
+        codec.fake = 30.0 - (math.log10(alpha) - 2) ** 2 if alpha > 0 else 20.0       # best at alpha = 100
+        return codec
+
+    monkeypatch.setattr(rectifier, "validation_psnr", lambda codec, images: codec.fake)
+    alpha, scores = rectifier.search_alpha(train_one, small, alphas=(0.0, 0.1, 1.0, 10.0))
+    assert alpha == pytest.approx(100.0)
+    assert sorted(scores) == pytest.approx([0.0, 0.1, 1.0, 10.0, 10 ** 1.5, 100.0, 10 ** 2.5, 1000.0])
+    alpha, scores = rectifier.search_alpha(train_one, small, alphas=(0.0, 0.1, 1.0, 10.0), extend=0, refine=False)
+    assert alpha == 10.0 and len(scores) == 4
+
+
+def test_the_rectifiers_attention_is_counted_as_its_matrix_products():
+    from lic_teach import complexity
+    width, tokens = 16, 4 * 4
+    qr = rectifier.QuantizationRectifier(M, width=width, blocks=1, heads=4, window=4).eval()
+    latent = torch.zeros(1, M, 8, 8)                                    # 4 windows of 4 x 4
+    with_attention = complexity.macs(qr, latent)
+    qr.attention = torch.nn.Identity()
+    positions = 8 * 8
+    projections = positions * (3 * width * width + width * width)       # q, k, v in; out
+    scores = positions * tokens * width * 2                             # q k^T and the weighted sum of v
+    assert with_attention - complexity.macs(qr, latent) == projections + scores
+    assert torch.backends.mha.get_fastpath_enabled(), "the counter leaves PyTorch's settings as they were"
