@@ -35,10 +35,7 @@ TEST_ENV := OMP_WAIT_POLICY=PASSIVE
 test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest
 
-test-costudies: $(STAMP)
-	$(PY) -m lic_teach.experiments.rectification $(if $(JOBS),--jobs $(JOBS))
-
-lab: $(STAMP)
+test-colab: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -m colab -s tests/test_colab_environment.py
 
 exercises: $(STAMP)

@@ -1,0 +1,23 @@
+"""The Makefile runs what the README says each target does (each target once, no recipe
+overridden by another)."""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED = {"test": "-m pytest", "test-colab": "-m pytest -m colab -s tests/test_colab_environment.py",
+            "exercises": "exercises/assign.py", "zoo": "-m lic_teach.zoo train",
+            "studies": "-m lic_teach.experiments.rectification", "lab": "jupyter lab book/",
+            "book": "jupyter-book build ."}
+
+
+@pytest.mark.parametrize("target", sorted(EXPECTED))
+def test_each_target_runs_its_command(target):
+    # -o: take the install stamp as up to date, so that only the target's own recipe prints
+    result = subprocess.run(["make", "-n", "-o", ".venv/.installed-stamp", target], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    assert "overriding recipe" not in result.stderr, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 + (target == "book") and EXPECTED[target] in lines[0], result.stdout
