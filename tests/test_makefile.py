@@ -1,5 +1,6 @@
 """The Makefile runs what the README says each target does (each target once, no recipe
 overridden by another)."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -16,8 +17,10 @@ EXPECTED = {"test": "-m pytest", "test-colab": "-m pytest -m colab -s tests/test
 @pytest.mark.parametrize("target", sorted(EXPECTED))
 def test_each_target_runs_its_command(target):
     # -o: take the install stamp as up to date, so that only the target's own recipe prints
-    result = subprocess.run(["make", "-n", "-o", ".venv/.installed-stamp", target], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
+    # and, when the tests themselves run under make, not as a sub-make (which prints its directory)
+    alone = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    result = subprocess.run(["make", "-n", "--no-print-directory", "-o", ".venv/.installed-stamp", target], cwd=ROOT,
+                            capture_output=True, text=True, check=True, env=alone)
     assert "overriding recipe" not in result.stderr, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) == 1 + (target == "book") and EXPECTED[target] in lines[0], result.stdout
