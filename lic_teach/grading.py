@@ -33,6 +33,7 @@ written by ``make exercises``) or else from a ``chNN`` in its file name.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -184,6 +185,25 @@ def _limit_memory(gib: float) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
+@contextlib.contextmanager
+def kernel_start_lock():
+    """Held while one grading kernel starts, by every grading process of this machine.
+
+    A kernel's TCP ports are picked free by its manager and bound by the kernel a moment
+    later, so two kernels started at once (parallel grading) can pick the same ports; one
+    of them then never answers ("Kernel didn't respond in 60 seconds") and its student
+    would get zero. Once a kernel has answered, its ports are bound and no later pick can
+    take them: so starts are serialized, up to the first answer, with a lock file."""
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / "lic_teach_kernel_start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _execute(notebook_path: Path, report: Path, limits: Limits) -> None:
     """In a child process: run a notebook in a fresh kernel in an empty folder, with
     ``limits``; write which cells failed, and whether the kernel died, to ``report``."""
@@ -206,6 +226,10 @@ def _execute(notebook_path: Path, report: Path, limits: Limits) -> None:
             kernel_name="python3", resources={"metadata": {"path": workdir}})
         died = ""
         try:
+            with kernel_start_lock():
+                client.km = client.create_kernel_manager()
+                client.start_new_kernel()
+                client.start_new_kernel_client()         # returns once the kernel has answered
             client.execute()
         except DeadKernelError as error:
             died = f"the notebook's kernel died ({error})"

@@ -319,6 +319,16 @@ def test_the_report_says_which_question_confused_the_class():
     assert "Not graded (1): e.ipynb: not a readable notebook" in table
 
 
+def test_grading_kernels_start_one_at_a_time_across_processes():
+    """Kernels started at once can pick the same TCP ports: while one grading process
+    holds the start lock, another waits for it, and goes on once it is released."""
+    other = [sys.executable, "-c", "from lic_teach import grading\nwith grading.kernel_start_lock(): print('started')"]
+    with grading.kernel_start_lock():
+        with pytest.raises(subprocess.TimeoutExpired):
+            subprocess.run(other, capture_output=True, timeout=4, cwd=REPO)
+    assert subprocess.run(other, capture_output=True, text=True, timeout=60, cwd=REPO).stdout == "started\n"
+
+
 def test_parallel_jobs_are_bounded_by_cores_and_memory(monkeypatch):
     assert 0 < grading.available_memory_gib() < 2**20                 # read from this machine, in GiB
     monkeypatch.setattr(grading, "available_memory_gib", lambda: 9.0)
@@ -370,7 +380,9 @@ def test_the_gradescope_autograder_grades_a_notebook_without_docker(built, tmp_p
     solution = nbformat.read(str(built / "exercises" / "autograder" / "ch02" / "solution.ipynb"), as_version=4)
     right, wrong = WRONG_ANSWERS["ch02"]["q2"]
     (cell,) = [c for c in solution.cells if right in c.source]
-    runs = {}
+    # one run after the other, as Gradescope runs each submission in a container of its own:
+    # otter starts its kernels over TCP, and two started at once can pick the same ports
+    scores = {}
     for name, notebook in (("right", solution), ("wrong", None)):
         if notebook is None:
             cell.source = cell.source.replace(right, wrong)
@@ -378,13 +390,10 @@ def test_the_gradescope_autograder_grades_a_notebook_without_docker(built, tmp_p
         folder = tmp_path / name
         folder.mkdir()
         nbformat.write(notebook, str(folder / "ch02_submission.ipynb"))
-        runs[name] = subprocess.Popen([sys.executable, "-m", "otter", "run", "-a", str(archive), "-o", str(folder),
-                                       "--no-logo", str(folder / "ch02_submission.ipynb")],
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    scores = {}
-    for name, run in runs.items():
-        output = run.communicate(timeout=600)[0]
-        assert run.returncode == 0, output[-2000:]
+        run = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(archive), "-o", str(folder),
+                              "--no-logo", str(folder / "ch02_submission.ipynb")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-2000:]
         results = json.loads((tmp_path / name / "results.json").read_text())["tests"]
         scores[name] = {t["name"]: t["score"] for t in results if "score" in t}
     assert scores["right"] == {"q1": 1.0, "q2": 1.0, "q3": 1.0, "q4": 1.0}
