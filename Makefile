@@ -50,6 +50,7 @@ zoo: $(STAMP)
 
 studies: $(STAMP)
 	$(PY) -m lic_teach.experiments.rectification $(if $(JOBS),--jobs $(JOBS))
+	$(PY) -m lic_teach.experiments.lattice_vq
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab book/

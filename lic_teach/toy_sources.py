@@ -40,7 +40,21 @@ def laplace(count: int, generator: torch.Generator | None = None, scale: float =
     return -scale * torch.sign(u) * torch.log1p(-2 * u.abs())
 
 
+def banana_log_density(x: torch.Tensor) -> torch.Tensor:
+    """``log p(x)`` of :func:`banana` for points ``[..., 2]``: ``x1 ~ N(0, 4)`` and
+    ``x2 | x1 ~ N(0.25 x1^2 - 1, 0.16)``."""
+    x1, x2 = x[..., 0], x[..., 1]
+    return (-x1 ** 2 / 8 - math.log(2 * math.sqrt(2 * math.pi))
+            - (x2 - 0.25 * x1 ** 2 + 1) ** 2 / 0.32 - math.log(0.4 * math.sqrt(2 * math.pi)))
+
+
+def laplace_log_density(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``log p(x)`` of :func:`laplace` for points ``[..., 2]``."""
+    return -x.abs().sum(dim=-1) / scale - 2 * math.log(2 * scale)
+
+
 SOURCES = {"banana": banana, "laplace": laplace}
+LOG_DENSITIES = {"banana": banana_log_density, "laplace": laplace_log_density}
 RELAXATIONS = quantization.RELAXATIONS
 
 

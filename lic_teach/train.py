@@ -103,7 +103,8 @@ def train_steps(step_loss, parameters, *, steps: int, lr: float, aux_parameters=
         optimizer.zero_grad()
         loss.backward()
         if clip_max_norm > 0:
-            torch.nn.utils.clip_grad_norm_(parameters, clip_max_norm)
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                           clip_max_norm)
         optimizer.step()
         entry = {"step": step, "loss": loss.item(), "bpp": None, "mse": None, "psnr": None, "aux": None, **entry}
         if aux_optimizer is not None:
@@ -139,10 +140,18 @@ def _finish(model: nn.Module) -> None:
         model.update(force=True)
 
 
+def _groups(model: nn.Module, parameters: list, lr: float, lr_of: dict[str, float]) -> list[dict]:
+    """Adam parameter groups: ``parameters`` named with a prefix of ``lr_of`` at its rate, the rest at ``lr``."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    rate = lambda p: next((r for prefix, r in lr_of.items() if names[id(p)].startswith(prefix)), lr)
+    rates = sorted({rate(p) for p in parameters})
+    return [{"params": [p for p in parameters if rate(p) == r], "lr": r} for r in rates]
+
+
 def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=None,
         lr: float = 1e-4, aux_lr: float = 1e-3, batch_size: int = 8, seed: int = 0,
         device: str | torch.device = "cpu", clip_max_norm: float = 1.0, decay_at: float | None = None,
-        progress: bool = True, description: str = "training") -> list[dict]:
+        lr_of: dict[str, float] | None = None, progress: bool = True, description: str = "training") -> list[dict]:
     """Train ``model`` for ``steps`` optimizer steps; return the history, one dict a step.
 
     Args:
@@ -155,6 +164,8 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
             (``None``: constant).
         seed: seeds torch and the data order, so two runs with one seed agree (the
             caller's random state is given back unchanged: ``seeding.seeded``).
+        lr_of: ``{name prefix: lr}``: parameters whose names start with a prefix train at
+            that learning rate (a learned lattice's basis), the others at ``lr``.
 
     The history is :func:`train_steps`'s (``aux`` where the model has ``aux_loss``).
     Raises ``FloatingPointError`` as soon as the loss is not finite. The model ends in
@@ -166,6 +177,8 @@ def fit(model: nn.Module, data, *, steps: int, lmbda: float = 0.01, criterion=No
         criterion = criterion or RateDistortionLoss(lmbda)
         model.to(device)
         main, aux = split_parameters(model)
+        if lr_of:
+            main = _groups(model, main, lr, lr_of)
         step_loss = _criterion_steps(model, criterion, batches(data, batch_size, seed), device)
         model.train()
         history = train_steps(step_loss, main, steps=steps, lr=lr, aux_parameters=aux,

@@ -72,6 +72,10 @@ WRONG_ANSWERS = {
              "q3": ("return f + self.conv2(torch.relu(self.conv1(f)))", "return self.conv2(torch.relu(self.conv1(f)))"),
              "q4": ('100 * (1 - errors["rectified"].sum().item() / errors["rounded"].sum().item())',
                     '100 * errors["rectified"].sum().item() / errors["rounded"].sum().item()')},   # what is left
+    "ch11": {"q1": ("return torch.round(coordinates) @ basis", "return torch.round(y) @ basis"),   # rounds in the wrong frame
+             "q2": ("return torch.where(even, f, g)", "return f"),                           # Z^n, not D_n
+             "q3": ("(n * volume ** (2 / n))", "(n * volume)"),                               # the volume, not V^(2/n)
+             "q4": ('miss_percent = 100 * miss["rate"]', 'miss_percent = miss["rate"]')},     # a fraction, not percent
 }
 
 

@@ -72,6 +72,15 @@ def test_fit_clips_gradients(monkeypatch):
     assert calls == [0.5, 0.5, 0.5]
 
 
+def test_fit_gives_named_parameters_their_own_learning_rate():
+    """``lr_of``: g_s at learning rate 0 stays put while g_a learns, clipping included."""
+    model = _tiny_model()
+    g_a, g_s = ([p.detach().clone() for p in part.parameters()] for part in (model.g_a, model.g_s))
+    train.fit(model, _patches(), steps=3, lr=1e-2, lr_of={"g_s.": 0.0}, clip_max_norm=1.0, progress=False)
+    assert all(torch.equal(before, after) for before, after in zip(g_s, model.g_s.parameters()))
+    assert not all(torch.equal(before, after) for before, after in zip(g_a, model.g_a.parameters()))
+
+
 def test_fit_accepts_batches_and_stops_on_nan():
     batches = [torch.rand(2, 3, 32, 32)]
     assert len(train.fit(_tiny_model(), batches, steps=3, progress=False)) == 3

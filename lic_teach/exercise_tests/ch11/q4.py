@@ -1,0 +1,13 @@
+from otter.test_files import test_case
+
+OK_FORMAT = False
+
+name = "q4"
+points = 1
+all_or_nothing = True
+
+@test_case(points=None, hidden=False)
+def test_miss_measured(miss_percent):
+    assert isinstance(miss_percent, (int, float)), f'miss_percent should be a number, got {miss_percent!r}'
+    assert 0 <= miss_percent <= 100, 'a share of the points, in percent'
+
