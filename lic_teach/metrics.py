@@ -173,6 +173,62 @@ def bd_psnr(rate_anchor, psnr_anchor, rate_test, psnr_test, method: str = "pchip
     return _mean_over(log_a, q_a, log_t, q_t, method)
 
 
+def overlap_fraction(quality_a, quality_b) -> float:
+    """The share of the narrower of two quality ranges that both curves cover (0 to 1)."""
+    low, high = max(min(quality_a), min(quality_b)), min(max(quality_a), max(quality_b))
+    narrower = min(max(quality_a) - min(quality_a), max(quality_b) - min(quality_b))
+    return max(0.0, high - low) / narrower if narrower > 0 else 0.0
+
+
+def _mean_curve(curves, images) -> tuple[np.ndarray, np.ndarray]:
+    """The rate and quality of each codec setting averaged over ``images`` (indices into
+    ``curves``, a list of per-image ``(rates, qualities)``; repeats allowed)."""
+    rates = np.mean([np.asarray(curves[i][0], dtype=np.float64) for i in images], axis=0)
+    qualities = np.mean([np.asarray(curves[i][1], dtype=np.float64) for i in images], axis=0)
+    return rates, qualities
+
+
+def bd_rate_interval(anchor_per_image, test_per_image, confidence: float = 0.95, resamples: int = 1000,
+                     min_overlap: float = 0.5, seed: int = 0) -> dict:
+    """The BD-rate of the image-averaged curves with a bootstrap confidence interval over
+    images (Efron and Tibshirani, "An introduction to the bootstrap", 1993, ch. 13: the
+    percentile interval): the images are drawn again with replacement ``resamples``
+    times, each draw's curves averaged setting by setting, and the BD-rate recomputed.
+    ``anchor_per_image`` and ``test_per_image`` hold one ``(rates, qualities)`` pair per
+    image, the same images in the same order. Returns ``{"bd_rate", "low", "high",
+    "confidence", "images", "overlap"}``. Curves whose quality ranges share less than
+    ``min_overlap`` of the narrower one are refused with a ``ValueError``: the integral
+    would rest on a sliver of the range, or on extrapolation."""
+    if len(anchor_per_image) != len(test_per_image) or not anchor_per_image:
+        raise ValueError(f"need the same images for both codecs, got {len(anchor_per_image)} and "
+                         f"{len(test_per_image)} curves")
+    if not 0 < confidence < 1 or resamples < 1:
+        raise ValueError("confidence must lie in (0, 1) and resamples be positive")
+    everyone = range(len(anchor_per_image))
+    rate_a, quality_a = _mean_curve(anchor_per_image, everyone)
+    rate_t, quality_t = _mean_curve(test_per_image, everyone)
+    overlap = overlap_fraction(quality_a, quality_t)
+    if overlap < min_overlap:
+        raise ValueError(f"the curves share {100 * overlap:.0f}% of the narrower quality range "
+                         f"({min(quality_a):.2f}-{max(quality_a):.2f} against {min(quality_t):.2f}-"
+                         f"{max(quality_t):.2f}); at least {100 * min_overlap:.0f}% is needed for a BD-rate")
+    estimate = bd_rate(rate_a, quality_a, rate_t, quality_t)
+    generator = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        images = generator.integers(0, len(anchor_per_image), len(anchor_per_image))
+        try:
+            draws.append(bd_rate(*_mean_curve(anchor_per_image, images), *_mean_curve(test_per_image, images)))
+        except ValueError:          # a draw whose curves do not overlap or do not increase: left out
+            continue
+    if len(draws) < resamples / 2:
+        raise ValueError(f"only {len(draws)} of {resamples} resampled curves gave a BD-rate: the images disagree too much")
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return {"bd_rate": estimate, "low": float(low), "high": float(high), "confidence": confidence,
+            "images": len(anchor_per_image), "overlap": overlap}
+
+
 FLAT_DB_PER_DOUBLING = 1.0   # real codecs gain several dB per doubling of rate; a curve below this is flat
 
 

@@ -169,3 +169,46 @@ def test_bd_summary_flags_a_curve_that_is_flat_at_its_top():
     assert metrics.top_slope(flat.bpp, flat.psnr) == pytest.approx(0.12 / math.log2(0.49 / 0.38))
     assert "unreliable: the test gains 0.33 dB per doubling" in metrics.bd_summary(anchor, flat)
     assert "unreliable" not in metrics.bd_summary(anchor, RDCurve(name="b", bpp=[0.25, 0.5], psnr=[26.5, 29.0]))
+
+
+def _image_curves(seed, images, factor_spread):
+    """Per image: an anchor with PSNR = a + 6 log2(bpp), and a test that needs ``factor``
+    times the anchor's rate at equal PSNR, ``factor`` drawn around 0.9 per image."""
+    generator = np.random.default_rng(seed)
+    anchor, test, factors = [], [], []
+    for _ in range(images):
+        rates = np.array([0.1, 0.2, 0.4, 0.8]) * generator.uniform(0.8, 1.25)
+        psnr = generator.uniform(28, 34) + 6 * np.log2(rates)
+        factor = 0.9 * np.exp(generator.normal(0, factor_spread))
+        anchor.append((rates, psnr))
+        test.append((rates * factor, psnr))
+        factors.append(factor)
+    return anchor, test, factors
+
+
+def test_bd_rate_interval_covers_the_known_answer_and_narrows_with_more_images():
+    anchor, test, _ = _image_curves(0, 12, 0.0)
+    exact = metrics.bd_rate_interval(anchor, test, resamples=200)
+    assert exact["bd_rate"] == pytest.approx(-10.0, abs=1e-6)                 # every image saves 10%
+    assert exact["high"] - exact["low"] < 1e-6
+    covered, widths = 0, {}
+    for seed in range(20):
+        anchor, test, _ = _image_curves(seed, 12, 0.1)
+        result = metrics.bd_rate_interval(anchor, test, resamples=300, seed=seed)
+        covered += result["low"] < -10.0 < result["high"]
+        widths.setdefault(12, []).append(result["high"] - result["low"])
+        anchor, test, _ = _image_curves(seed, 48, 0.1)
+        result = metrics.bd_rate_interval(anchor, test, resamples=300, seed=seed)
+        widths.setdefault(48, []).append(result["high"] - result["low"])
+    assert covered >= 15                                      # a 95% interval: about 19 of 20
+    assert np.mean(widths[48]) < 0.7 * np.mean(widths[12])    # four times the images: about half the width
+
+
+def test_bd_rate_interval_refuses_curves_that_barely_overlap():
+    anchor = [(np.array([0.1, 0.2, 0.4]), np.array([28.0, 31.0, 34.0]))]
+    shifted = [(np.array([0.1, 0.2, 0.4]), np.array([33.5, 36.5, 39.5]))]
+    with pytest.raises(ValueError, match="share 8% of the narrower quality range"):
+        metrics.bd_rate_interval(anchor, shifted)
+    with pytest.raises(ValueError, match="same images"):
+        metrics.bd_rate_interval(anchor, shifted + shifted)
+    assert metrics.overlap_fraction([28, 34], [31, 40]) == pytest.approx(0.5)
