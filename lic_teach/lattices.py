@@ -124,11 +124,16 @@ def closest_e8(y: torch.Tensor) -> torch.Tensor:
     return torch.where(nearer, even, odd)
 
 
+def coefficients(y: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``round(y B^-1)``: the integer ``k`` of each row of ``y`` ``[..., n]`` (for a lattice
+    point ``y = k B``, its coefficients; for any other point, Babai's choice)."""
+    return torch.round(y @ torch.linalg.inv(basis.to(y)))
+
+
 def babai(y: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """Babai's rounding ``round(y B^-1) B`` for each row of ``y`` ``[..., n]``: exact for
     ``Z^n``, an approximation of the closest point for any other basis."""
-    basis = basis.to(y)
-    return torch.round(y @ torch.linalg.inv(basis)) @ basis
+    return coefficients(y, basis) @ basis.to(y)
 
 
 def closest_point_search(y, basis) -> torch.Tensor:
@@ -259,7 +264,7 @@ def _into_cell(r: torch.Tensor, basis: torch.Tensor, quantize) -> torch.Tensor:
     """``r B - Q(r B)`` for ``r`` ``[..., n]`` in the unit cube, written ``(r - k) B`` with the
     integer ``k`` of the chosen point, so that gradients reach the basis."""
     with torch.no_grad():
-        k = torch.round(quantize(r @ basis) @ torch.linalg.inv(basis))
+        k = coefficients(quantize(r @ basis), basis)
     return (r - k) @ basis
 
 

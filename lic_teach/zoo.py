@@ -170,6 +170,14 @@ def load(family: str, quality: int, folder: Path = FOLDER):
     return model
 
 
+def lambda_of(family: str, quality: int, folder: Path = FOLDER) -> float:
+    """The lambda the zoo model of ``family`` and ``quality`` was trained for (its manifest)."""
+    found = [m["lambda"] for m in manifests(folder) if (m["family"], m["quality"]) == (family, quality)]
+    if not found:
+        raise ValueError(f"no zoo model {family!r} at quality {quality} in {folder}")
+    return float(found[0])
+
+
 def default_family(folder: Path = FOLDER) -> str:
     """The family of ``folder`` with the best R-D curve by its own manifests (the lowest
     BD-rate on the held-out photos against the first family present); mean-scale, else

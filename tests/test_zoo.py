@@ -135,3 +135,10 @@ def test_a_family_trained_by_two_recipes_is_refused(tmp_path):
             {"family": "two-layer", "quality": quality, "recipe": dataclasses.asdict(recipe)}))
     with pytest.raises(ValueError, match="different recipes; train the family again"):
         zoo.curve("two-layer", {}, folder=tmp_path)
+
+
+def test_lambda_of_reads_the_manifest_and_names_a_missing_model():
+    (manifest,) = [m for m in zoo.manifests() if (m["family"], m["quality"]) == ("factorized", 2)]
+    assert zoo.lambda_of("factorized", 2) == manifest["lambda"]
+    with pytest.raises(ValueError, match="no zoo model 'factorized' at quality 99"):
+        zoo.lambda_of("factorized", 99)

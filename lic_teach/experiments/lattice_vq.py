@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .. import coding, data, lattices, metrics, toy_sources, train, zoo
+from .end_to_end import training_crops as end_to_end_crops
 from ..seeding import seeded
 
 # ----------------------------------------------------------------------- 2-D sources
@@ -85,7 +86,7 @@ class LatticeCode:
 
     def coefficients(self, points: torch.Tensor) -> torch.Tensor:
         """The integer ``k`` with ``points = k B``, ``[N, n]`` int64."""
-        return torch.round(points.double() @ torch.linalg.inv(self.lattice.basis)).long()
+        return lattices.coefficients(points.double(), self.lattice.basis).long()
 
     def encode(self, x: torch.Tensor, coder: str = "ans") -> bytes:
         """The bytes of the lattice points of ``x`` ``[N, 2]``."""
@@ -192,7 +193,7 @@ def cell_map(lattice: lattices.Lattice, extent, resolution: int = 300) -> dict:
     xs = torch.linspace(extent[0], extent[1], resolution, dtype=torch.float64)
     ys = torch.linspace(extent[2], extent[3], resolution, dtype=torch.float64)
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
-    k = torch.round(lattice.quantize(grid) @ torch.linalg.inv(lattice.basis)).long()
+    k = lattices.coefficients(lattice.quantize(grid), lattice.basis).long()
     cell = (k[:, 0] * 7 + k[:, 1] * 3) % 11           # a colouring in which neighbouring cells differ
     return {"x": xs.tolist(), "y": ys.tolist(), "cell": cell.reshape(resolution, resolution).tolist()}
 
@@ -242,27 +243,15 @@ def image_lattice(variant: str):
     raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(IMAGE_VARIANTS)}")
 
 
-def zoo_lambda(quality: int, family: str = "factorized") -> float:
-    """The lambda a zoo model was trained for (its manifest)."""
-    (manifest,) = [m for m in zoo.manifests() if m["family"] == family and m["quality"] == quality]
-    return float(manifest["lambda"])
-
-
-def training_crops(study: ImageStudy) -> data.RandomCropDataset:
-    """Random crops of the training photos (never the held-out ones)."""
-    return data.RandomCropDataset(list(data.sample_images("train").values()), study.patch_size,
-                                  length=study.steps * study.batch_size)
-
-
 def fine_tune(variant: str, quality: int, study: ImageStudy, seed: int = 0, progress: bool = False) -> tuple:
     """``(codec, seconds)``: the zoo model of ``quality`` fine-tuned for ``study.steps`` with
     the variant's quantizer (the same crops, seed and learning rate for every variant)."""
     base = zoo.load("factorized", quality)
-    lmbda, lattice = zoo_lambda(quality), image_lattice(variant)
+    lmbda, lattice = zoo.lambda_of("factorized", quality), image_lattice(variant)
     codec = base if lattice is None else lattices.LatticeQuantized(base, lattice, study.samples)
     criterion = None if lattice is None else lattices.LatticeLoss(codec, lmbda, study.beta)
     with seeded(seed):
-        crops = training_crops(study)
+        crops, _ = end_to_end_crops(study.patch_size, study.steps * study.batch_size)
     started = time.perf_counter()
     train.fit(codec, crops, steps=study.steps, lmbda=lmbda, criterion=criterion, lr=study.lr,
               batch_size=study.batch_size, seed=seed, lr_of={"lattice.basis": study.basis_lr},

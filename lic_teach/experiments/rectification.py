@@ -145,7 +145,7 @@ def search(family: str, study: Study, folder: Path = zoo.FOLDER, progress: bool 
     """The alpha search for ``family`` at ``study.search_quality``, seed 0: the training
     photos but one, at the study's scales, and the held-out training photo to validate."""
     base = zoo.load(family, study.search_quality, folder)
-    lmbda = _lambda(family, study.search_quality, folder)
+    lmbda = zoo.lambda_of(family, study.search_quality, folder)
     train, validation = rectifier.validation_split(data.sample_images("train"), 1)
     started = time.perf_counter()
     with seeded(0):
@@ -178,7 +178,7 @@ def run(family: str, quality: int, seed: int, alpha: float, study: Study, folder
     """One (family, quality, seed) of the study: the zoo model and its three decoders,
     measured; with ``weights``, the STP decoder's ``g_s`` (QR and synthesis) saved there."""
     base = zoo.load(family, quality, folder)
-    lmbda = _lambda(family, quality, folder)
+    lmbda = zoo.lambda_of(family, quality, folder)
     images = data.held_out(study.eval_size)
     with seeded(seed):
         latents = rectifier.FrozenLatents(base, photos(study), study.patch_size, study.crops)
@@ -208,10 +208,6 @@ def trained(family: str, study: Study = STUDY, folder: Path = FOLDER, zoo_folder
     codec = rectifier.rectified(base, new_rectifier(base, study, 0))
     zoo.load_weights(codec.g_s, weights_path(family, folder), record["weights_sha256"])
     return codec.eval()
-
-
-def _lambda(family: str, quality: int, folder: Path) -> float:
-    return next(m["lambda"] for m in zoo.manifests(folder) if (m["family"], m["quality"]) == (family, quality))
 
 
 # ------------------------------------------------------------------------------ files
