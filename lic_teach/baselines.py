@@ -1,15 +1,21 @@
 """Classical codecs as baselines, and published reference curves.
 
 ``jpeg_curve`` and ``webp_curve`` code real files through Pillow and measure real
-bytes; ``reference_curves`` returns published Kodak results (CompressAI's
+bytes. ``CLASSICAL`` is the registry of real classical encoders that install from PyPI
+(Pillow's JPEG, libjpeg-turbo, OpenJPEG, libwebp, libavif, libjxl through
+``imagecodecs``; x265 through ``pillow-heif``), each with a sweep of its quality
+setting; :func:`available_codecs` says which of them this machine can run and why the
+others cannot. ``reference_curves`` returns published Kodak results (CompressAI's
 ``results/image/kodak`` at v1.2.8, shipped as package data) to plot beside ours.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import metadata, resources
 
 import numpy as np
 import torch
@@ -154,3 +160,160 @@ def reference_curves(names=None) -> dict[str, RDCurve]:
             source=f"{REFERENCE_SOURCE}; {record.get('description', '')}".strip("; "),
         )
     return curves
+
+
+# ------------------------------------------------------------ classical codecs, real bytes
+
+
+@dataclass(frozen=True)
+class ClassicalCodec:
+    """A classical image codec run on 8-bit RGB pixels through a Python binding.
+
+    ``encode(pixels [H, W, 3] uint8, setting) -> bytes`` is the whole file the codec
+    writes (headers included); ``decode(bytes) -> [H, W, 3] uint8`` is the library's own
+    decoder. ``settings`` sweep ``parameter`` from the lowest quality to the highest,
+    chosen to span about 0.1 to 1.5 bits per pixel on natural photos. ``requires``
+    names the Python module and, optionally, the codec flag of ``imagecodecs`` that must
+    be present (:meth:`missing`).
+    """
+
+    key: str                            # a short name for the command line: "jpeg-420", "avif"...
+    name: str
+    library: str                        # the PyPI package that provides the encoder
+    parameter: str
+    settings: tuple
+    encode: Callable[[np.ndarray, object], bytes]
+    decode: Callable[[bytes], np.ndarray]
+    requires: tuple[str, str | None]
+    options: str = ""                   # the encoder options that are not the default, for captions
+
+    def missing(self) -> str | None:
+        """Why this codec cannot run here (the package or its codec is absent), or None."""
+        module_name, flag = self.requires
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            return f"{self.library} is not installed ({error}); pip install {self.library}"
+        if module_name == "PIL" and flag and not features.check(flag):
+            return f"this Pillow was built without {flag}"
+        if module_name == "imagecodecs" and flag and not getattr(module, flag).available:
+            return f"this build of imagecodecs has no {flag} codec"
+        return None
+
+    def version(self) -> str:
+        """The installed version of :attr:`library` (part of the evaluation cache key)."""
+        try:
+            return metadata.version(self.library)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    def compress(self, x: torch.Tensor, setting) -> bytes:
+        """The file this codec writes for ``x`` (``[3, H, W]`` in [0, 1], taken to 8 bits)."""
+        return bytes(self.encode(_rgb8(x), setting))
+
+    def decompress(self, data: bytes) -> torch.Tensor:
+        """The image ``[3, H, W]`` the library decodes from ``data``; ``ValueError`` for bytes
+        it cannot decode into 8-bit RGB."""
+        try:
+            decoded = np.asarray(self.decode(bytes(data)))
+        except Exception as error:                  # each library raises its own kind
+            raise ValueError(f"{self.name} could not decode these bytes: {error}") from error
+        if decoded.ndim != 3 or decoded.shape[-1] != 3 or decoded.dtype != np.uint8:
+            raise ValueError(f"{self.name} decoded a {decoded.dtype} image of shape {decoded.shape}, "
+                             "not 8-bit RGB")
+        return torch.from_numpy(decoded.astype(np.float32) / 255).permute(2, 0, 1)
+
+
+def _rgb8(x: torch.Tensor) -> np.ndarray:
+    """``[3, H, W]`` in [0, 1] as contiguous ``[H, W, 3]`` uint8 pixels."""
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ValueError(f"expected an RGB image [3, H, W], got {tuple(x.shape)}")
+    pixels = (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    return np.ascontiguousarray(pixels.numpy())
+
+
+def _pillow_encode(format: str, **options):
+    def encode(pixels: np.ndarray, quality) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=format, quality=int(quality), **options)
+        return buffer.getvalue()
+    return encode
+
+
+def _pillow_decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _imagecodecs(function: str, **options):
+    """``imagecodecs.<function>`` with ``options``, imported when first called."""
+    def call(argument, setting=None):
+        module = importlib.import_module("imagecodecs")
+        if setting is None:
+            return getattr(module, function)(argument, **options)
+        return getattr(module, function)(argument, **{**options, **_setting_option(function, setting)})
+    return call
+
+
+def _setting_option(function: str, setting) -> dict:
+    """The keyword an imagecodecs encoder takes its swept setting as."""
+    return {"distance": float(setting)} if function == "jpegxl_encode" else {"level": setting}
+
+
+def _heic_encode(pixels: np.ndarray, quality) -> bytes:
+    import pillow_heif
+    image = pillow_heif.from_bytes("RGB", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
+    buffer = io.BytesIO()
+    image.save(buffer, quality=int(quality), chroma=444)
+    return buffer.getvalue()
+
+
+def _heic_decode(data: bytes) -> np.ndarray:
+    import pillow_heif
+    return np.asarray(pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True))
+
+
+JPEG_SETTINGS = (5, 10, 20, 35, 50, 70, 85)
+
+CLASSICAL = {codec.key: codec for codec in [
+    ClassicalCodec("jpeg", "JPEG (Pillow)", "pillow", "quality", JPEG_SETTINGS, _pillow_encode("JPEG"),
+                   _pillow_decode, ("PIL", "jpg"), "libjpeg defaults: 4:2:0, Huffman tables of the standard"),
+    ClassicalCodec("jpeg-444", "JPEG 4:4:4 (libjpeg-turbo)", "imagecodecs", "quality", JPEG_SETTINGS,
+                   _imagecodecs("jpeg8_encode", subsampling="444", optimize=True), _imagecodecs("jpeg8_decode"),
+                   ("imagecodecs", "JPEG8"), "no chroma subsampling, optimized Huffman tables"),
+    ClassicalCodec("jpeg-420", "JPEG 4:2:0 (libjpeg-turbo)", "imagecodecs", "quality", JPEG_SETTINGS,
+                   _imagecodecs("jpeg8_encode", subsampling="420", optimize=True), _imagecodecs("jpeg8_decode"),
+                   ("imagecodecs", "JPEG8"), "chroma subsampled 2x2, optimized Huffman tables"),
+    ClassicalCodec("jpeg2000", "JPEG 2000 (OpenJPEG)", "imagecodecs", "target PSNR (dB)", (24, 27, 30, 33, 36, 39),
+                   _imagecodecs("jpeg2k_encode"), _imagecodecs("jpeg2k_decode"), ("imagecodecs", "JPEG2K"),
+                   "one quality layer at the target PSNR"),
+    ClassicalCodec("webp", "WebP (libwebp)", "imagecodecs", "quality", (0, 10, 30, 50, 70, 85),
+                   _imagecodecs("webp_encode", lossless=False), _imagecodecs("webp_decode"), ("imagecodecs", "WEBP"),
+                   "lossy, 4:2:0"),
+    ClassicalCodec("avif", "AVIF (libavif, AV1 intra)", "imagecodecs", "quality", (10, 25, 40, 50, 60, 70, 80),
+                   _imagecodecs("avif_encode", speed=6, pixelformat="444"), _imagecodecs("avif_decode"),
+                   ("imagecodecs", "AVIF"), "4:4:4, speed 6"),
+    ClassicalCodec("heic", "HEIC (x265, HEVC intra)", "pillow-heif", "quality", (10, 20, 30, 40, 50, 60),
+                   _heic_encode, _heic_decode, ("pillow_heif", None), "4:4:4 like the published BPG curve, x265's default preset"),
+    ClassicalCodec("jpegxl", "JPEG XL (libjxl)", "imagecodecs", "distance (lower is better)", (15, 10, 6, 4, 2.5, 1.5, 1),
+                   _imagecodecs("jpegxl_encode"), _imagecodecs("jpegxl_decode"), ("imagecodecs", "JPEGXL"),
+                   "libjxl's default effort"),
+]}
+
+
+def available_codecs(keys=None) -> tuple[dict[str, ClassicalCodec], dict[str, str]]:
+    """``(runnable, missing)``: the codecs of ``CLASSICAL`` (or those of ``keys``) this machine
+    can run, as ``{key: codec}``, and ``{codec name: why not}`` for the others, so a table
+    can say what it left out."""
+    chosen = list(CLASSICAL) if keys is None else list(keys)
+    unknown = [key for key in chosen if key not in CLASSICAL]
+    if unknown:
+        raise KeyError(f"no classical codec {unknown[0]!r}; known: {', '.join(CLASSICAL)}")
+    runnable, missing = {}, {}
+    for key in chosen:
+        reason = CLASSICAL[key].missing()
+        if reason:
+            missing[CLASSICAL[key].name] = reason
+        else:
+            runnable[key] = CLASSICAL[key]
+    return runnable, missing

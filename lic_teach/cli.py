@@ -3,7 +3,7 @@
     lic-teach compress photo.png photo.lic [--model mean-scale] [--quality 3] [--force]
     lic-teach decompress photo.lic photo.png [--force]
     lic-teach info photo.lic
-    lic-teach eval folder/ [--model mean-scale] [--quality 3] [--jpeg] [--out results.csv]
+    lic-teach eval folder/ [--model mean-scale] [--quality 3] [--jpeg] [--classical all] [--out results.csv]
     lic-teach zoo
 
 A ``.lic`` file is a model's bitstream (``lic_teach.bitstream``). Its header names the
@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from . import baselines, bitstream, data, metrics, zoo
+from . import baselines, bitstream, data, evaluate, metrics, zoo
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 
@@ -149,28 +148,19 @@ def info_command(args) -> int:
     return 0
 
 
-def evaluate_image(model, x: torch.Tensor, jpeg: bool) -> list[dict]:
-    """Rows for one image: the model's real bitstream, and (``jpeg``) Pillow's JPEG at the
-    quality whose size comes closest to it."""
-    pixels = x.shape[1] * x.shape[2]
+def jpeg_rows(x: torch.Tensor, image: str, size: int) -> dict:
+    """A row for Pillow's JPEG of ``x`` at the quality whose size comes closest to ``size``
+    bytes (the model's file), decoded and measured like every other row."""
+    quality = closest_jpeg_quality(x, size)
+    jpeg = baselines.CLASSICAL["jpeg"]
     start = time.perf_counter()
-    content = model.compress(x)
+    content = jpeg.compress(x, quality)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    x_hat = model.decompress(content)
+    decoded = jpeg.decompress(content)
     decode_s = time.perf_counter() - start
-    rows = [dict(codec="model", bytes=len(content), bpp=metrics.bpp(content, pixels),
-                 psnr=metrics.psnr(x, x_hat), ms_ssim=_ms_ssim(x, x_hat),
-                 encode_s=encode_s, decode_s=decode_s)]
-    if jpeg:
-        quality = closest_jpeg_quality(x, len(content))
-        start = time.perf_counter()
-        decoded, size = baselines.pillow_roundtrip(x, "JPEG", quality)
-        seconds = time.perf_counter() - start
-        rows.append(dict(codec=f"jpeg q{quality}", bytes=size, bpp=8 * size / pixels,
-                         psnr=metrics.psnr(x, decoded), ms_ssim=_ms_ssim(x, decoded),
-                         encode_s=seconds, decode_s=None))
-    return rows
+    return {"image": image, "codec": "jpeg (closest size)", "setting": str(quality),
+            **evaluate.measure(x, content, decoded), "encode_s": encode_s, "decode_s": decode_s}
 
 
 def closest_jpeg_quality(x: torch.Tensor, size: int) -> int:
@@ -185,33 +175,54 @@ def closest_jpeg_quality(x: torch.Tensor, size: int) -> int:
     return min({max(1, low - 1), low}, key=lambda q: abs(jpeg_bytes(q) - size))
 
 
-def _ms_ssim(x: torch.Tensor, x_hat: torch.Tensor):
-    """MS-SSIM, or None for an image too small for its five scales."""
-    return metrics.ms_ssim(x, x_hat) if min(x.shape[-2:]) > 160 else None
+def _classical(names: str | None) -> tuple[list, dict]:
+    """The classical codecs named (comma-separated, or ``all``) as evaluation codecs, and
+    ``{name: why not}`` for those this machine cannot run."""
+    if not names:
+        return [], {}
+    chosen = list(baselines.CLASSICAL) if names == "all" else [n.strip() for n in names.split(",")]
+    try:
+        runnable, missing = baselines.available_codecs(chosen)
+    except KeyError as error:
+        raise UsageError(error.args[0]) from error
+    return [evaluate.classical(codec) for codec in runnable.values()], missing
+
+
+CSV_FIELDS = ["image", "codec", "setting", "bytes", "bpp", "psnr", "psnr_y", "psnr_ycbcr", "ms_ssim",
+              "encode_s", "decode_s"]
 
 
 def eval_command(args) -> int:
-    """A CSV of bpp, PSNR, MS-SSIM, encode and decode time for every image of a folder."""
+    """A CSV of bytes, bpp, PSNR (RGB, luma, YCbCr), MS-SSIM, encode and decode time for
+    every image of a folder: the zoo model, and (``--classical``) classical codecs over
+    their settings, through ``evaluate.evaluate_codecs`` and its cache."""
     if not args.folder.is_dir():
         raise UsageError(f"{args.folder} is not a folder")
     paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise UsageError(f"{args.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     model = _zoo_model(args)
-    rows = []
-    for path in tqdm(paths, desc="lic-teach eval", file=sys.stderr):
-        for row in evaluate_image(model, _read_image(path), args.jpeg):
-            rows.append({"image": path.name, **row})
+    label = f"{args.model} q{args.quality}"
+    images = {path.name: data.quantize_8bit(_read_image(path)) for path in paths}
+    classical, missing = _classical(args.classical)
+    for name, why in missing.items():
+        print(f"lic-teach eval: {name} left out: {why}", file=sys.stderr)
+    result = evaluate.evaluate_codecs([evaluate.learned(label, {args.quality: model})] + classical, images,
+                                      missing, cache_dir=False if args.no_cache else None)
+    rows = [{key: row[key] for key in CSV_FIELDS} for row in result.rows]
+    if args.jpeg:
+        rows += [jpeg_rows(images[row["image"]], row["image"], row["bytes"]) for row in result.rows
+                 if row["codec"] == label]
     text = io.StringIO()
-    writer_ = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer_ = csv.DictWriter(text, fieldnames=CSV_FIELDS)
     writer_.writeheader()
     writer_.writerows(rows)
     if args.out:
         _write_atomically(args.out, text.getvalue().encode(), args.force)
     else:
         sys.stdout.write(text.getvalue())
-    ours = [r for r in rows if r["codec"] == "model"]
-    print(f"{args.model} q{args.quality} on {len(ours)} images: "
+    ours = [r for r in result.rows if r["codec"] == label]
+    print(f"{label} on {len(ours)} images: "
           f"{sum(r['bpp'] for r in ours) / len(ours):.4f} bpp, {sum(r['psnr'] for r in ours) / len(ours):.2f} dB, "
           f"encode {sum(r['encode_s'] for r in ours) / len(ours):.2f} s, "
           f"decode {sum(r['decode_s'] for r in ours) / len(ours):.2f} s per image", file=sys.stderr)
@@ -256,6 +267,11 @@ def parse_args(argv) -> argparse.Namespace:
     evaluate = commands.add_parser("eval", help="a CSV of R-D and timings over a folder of images")
     evaluate.add_argument("folder", type=Path)
     evaluate.add_argument("--jpeg", action="store_true", help="add Pillow's JPEG at the closest size")
+    evaluate.add_argument("--classical", metavar="NAMES",
+                          help=f"classical codecs over their settings: 'all' or some of {', '.join(baselines.CLASSICAL)} "
+                               "(comma-separated)")
+    evaluate.add_argument("--no-cache", action="store_true", help="measure everything again (rows are cached by "
+                                                                   "content otherwise)")
     evaluate.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
     evaluate.add_argument("--force", action="store_true")
     with_model(evaluate)

@@ -60,3 +60,20 @@ def macs_per_pixel(module: nn.Module, latent_shape: tuple[int, ...], pixels: int
             raise ValueError("the module does not return an image [1, 3, H, W]: give the pixel count")
         pixels = output.shape[-2] * output.shape[-1]
     return counter.get_total_flops() / 2 / pixels
+
+
+def decoder_macs_per_pixel(model: nn.Module, side: int = 256) -> float:
+    """MACs per pixel of what an image model's decoder runs on a ``side`` x ``side`` image:
+    the synthesis ``g_s``, and the hyper-synthesis ``h_s`` where the model has one. The
+    latents' shapes come from running the analysis transforms on a zero image. A context
+    model's autoregressive part is not counted here (it depends on the decoding order)."""
+    parameter = next(model.parameters())
+    image = torch.zeros(1, 3, side, side, dtype=parameter.dtype, device=parameter.device)
+    with torch.no_grad():
+        y = model.g_a(image)
+    total = macs(model.g_s, y)
+    if hasattr(model, "h_s"):
+        with torch.no_grad():
+            z = model.h_a(y)
+        total += macs(model.h_s, z)
+    return total / side ** 2

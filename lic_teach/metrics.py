@@ -54,6 +54,31 @@ def ms_ssim(x: torch.Tensor, x_hat: torch.Tensor, data_range: float = 1.0) -> fl
     return float(_ms_ssim(x.float(), x_hat.float(), data_range=data_range, size_average=True))
 
 
+# ITU-R BT.601 luma and colour differences at full range, as JPEG's JFIF files define them
+# (ITU-T T.871, section 7): rows give Y, Cb, Cr from R, G, B (Cb and Cr centred on 0 here).
+YCBCR_FROM_RGB = torch.tensor([[0.299, 0.587, 0.114],
+                               [-0.168736, -0.331264, 0.5],
+                               [0.5, -0.418688, -0.081312]], dtype=torch.float64)
+
+
+def to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """RGB ``[..., 3, H, W]`` in [0, 1] as full-range BT.601 YCbCr (Cb, Cr in [-0.5, 0.5])."""
+    return torch.einsum("ij,...jhw->...ihw", YCBCR_FROM_RGB.to(x.device), x.double())
+
+
+def psnr_ycbcr(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
+    """PSNR of each of the Y, Cb and Cr planes (:func:`to_ycbcr`), and ``"ycbcr"``, their
+    6:1:1 weighted mean ``(6 Y + Cb + Cr) / 8``, the average video coding reports (Ohm et al.,
+    IEEE TCSVT 22(12), 2012), which counts luma six times as much as each chroma plane. Codecs that subsample chroma look better by it than by PSNR in RGB."""
+    x, x_hat = _check_pair(x, x_hat)
+    planes = {}
+    for index, name in enumerate(("y", "cb", "cr")):
+        error = float(((to_ycbcr(x)[:, index] - to_ycbcr(x_hat)[:, index]) ** 2).mean())
+        planes[name] = math.inf if error == 0 else 10.0 * math.log10(1.0 / error)
+    planes["ycbcr"] = (6 * planes["y"] + planes["cb"] + planes["cr"]) / 8
+    return planes
+
+
 def psnr_from_mse(error: float, max_val: float = 1.0) -> float:
     """``10 log10(max_val^2 / error)`` for a training log: the MSE is floored at 1e-12, so a
     perfect batch reads 120 dB, not ``inf``."""

@@ -79,6 +79,37 @@ def rd_figure(curves, metric: str = "psnr", title: str = "Rate-distortion",
     return figure
 
 
+def bd_figure(anchor, test, quality: str = "PSNR (dB)", samples: int = 100) -> go.Figure:
+    """How a Bjøntegaard delta rate is computed (:func:`lic_teach.metrics.bd_rate`): each
+    curve's points as log-rate against quality, its piecewise cubic (PCHIP) interpolant,
+    and the gap between the two shaded over the quality range both cover, whose mean is
+    the log of the rate ratio."""
+    from scipy.interpolate import PchipInterpolator
+    import numpy as np
+    low, high = max(min(anchor.psnr), min(test.psnr)), min(max(anchor.psnr), max(test.psnr))
+    grid = np.linspace(low, high, samples)
+    figure = go.Figure()
+    fits = []
+    for curve, colour in ((anchor, "#1f77b4"), (test, "#d62728")):
+        order = np.argsort(curve.psnr)
+        q, r = np.asarray(curve.psnr)[order], np.log(np.asarray(curve.bpp)[order])
+        fit = PchipInterpolator(q, r)
+        fits.append(fit(grid))
+        dense = np.linspace(q[0], q[-1], samples)
+        figure.add_trace(go.Scatter(x=dense, y=fit(dense), mode="lines", line=dict(color=colour),
+                                    name=f"{curve.name}: PCHIP fit"))
+        figure.add_trace(go.Scatter(x=q, y=r, mode="markers", marker=dict(color=colour, size=8),
+                                    name=f"{curve.name}: measured", showlegend=False))
+    figure.add_trace(go.Scatter(x=np.concatenate([grid, grid[::-1]]), y=np.concatenate([fits[0], fits[1][::-1]]),
+                                fill="toself", fillcolor="rgba(120, 120, 120, 0.3)", line=dict(width=0),
+                                name="the gap averaged (common range)", hoverinfo="skip"))
+    for edge in (low, high):
+        figure.add_vline(x=edge, line=dict(dash="dot", color="grey"))
+    figure.update_layout(xaxis_title=quality, yaxis_title="ln(bits per pixel)", height=440,
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
 def image_source(x) -> str:
     """A ``[3, H, W]`` image as a PNG data URI (compact inside HTML and notebooks)."""
     buffer = io.BytesIO()

@@ -46,10 +46,34 @@ def test_defaults_are_the_best_family_at_its_middle_quality(run, photo_png, tmp_
 
 
 def test_eval_writes_a_csv_with_jpeg_rows(run, photo_png, tmp_path):
-    status, out, err = run("eval", photo_png.parent, "--model", "mean-scale", "--quality", "1", "--jpeg")
+    status, out, err = run("eval", photo_png.parent, "--model", "mean-scale", "--quality", "1", "--jpeg", "--no-cache")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert status == 0 and [r["codec"][:4] for r in rows] == ["mode", "jpeg"]
+    assert status == 0 and [r["codec"] for r in rows] == ["mean-scale q1", "jpeg (closest size)"]
     assert float(rows[0]["bpp"]) > 0 and float(rows[0]["decode_s"]) > 0 and "per image" in err
+
+
+def test_eval_sweeps_classical_codecs_and_caches_the_rows(run, photo_png, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path / "cache"))
+    out_csv = tmp_path / "r.csv"
+    status, _, err = run("eval", photo_png.parent, "--model", "factorized", "--quality", "1",
+                         "--classical", "jpeg-420,webp", "--out", out_csv)
+    rows = list(csv.DictReader(out_csv.open()))
+    assert status == 0 and len(rows) == 1 + len(baselines.CLASSICAL["jpeg-420"].settings) + \
+        len(baselines.CLASSICAL["webp"].settings)
+    assert {r["codec"] for r in rows} == {"factorized q1", "JPEG 4:2:0 (libjpeg-turbo)", "WebP (libwebp)"}
+    cached = sorted((tmp_path / "cache" / "evaluations").glob("*.json"))
+    assert len(cached) == len(rows)
+    status, _, _ = run("eval", photo_png.parent, "--model", "factorized", "--quality", "1",
+                       "--classical", "jpeg-420,webp", "--out", out_csv, "--force")
+    assert status == 0 and list(csv.DictReader(out_csv.open())) == rows     # the same rows, from the cache
+    assert "no classical codec 'bpg'" in _error(run, "eval", photo_png.parent, "--classical", "bpg")
+
+
+def test_eval_reports_a_codec_it_cannot_run(run, photo_png, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    status, out, err = run("eval", photo_png.parent, "--classical", "all", "--no-cache")
+    assert status == 0 and "WebP (libwebp) left out: imagecodecs is not installed" in err
+    assert {r["codec"] for r in csv.DictReader(io.StringIO(out))} >= {"JPEG (Pillow)", "HEIC (x265, HEVC intra)"}
 
 
 def test_zoo_lists_the_models(run):

@@ -76,6 +76,12 @@ WRONG_ANSWERS = {
              "q2": ("return torch.where(even, f, g)", "return f"),                           # Z^n, not D_n
              "q3": ("(n * volume ** (2 / n))", "(n * volume)"),                               # the volume, not V^(2/n)
              "q4": ('miss_percent = 100 * miss["rate"]', 'miss_percent = miss["rate"]')},     # a fraction, not percent
+    "ch12": {"q1": ("return 100 * (math.exp(gap) - 1)", "return 100 * gap"),                  # the log gap, not a rate ratio
+             "q2": ("return sum(psnrs) / len(psnrs)",
+                    "return 10 * math.log10(1 / (sum(mses) / len(mses)))"),                   # PSNR of the mean MSE
+             "q3": ("indices = generator.integers(0, n, n)", "indices = generator.permutation(n)"),  # without replacement
+             "q4": ("metrics.bd_rate(rate_420, psnr_420, rate_444, psnr_444)",
+                    "metrics.bd_rate(rate_444, psnr_444, rate_420, psnr_420)")},              # anchor and test swapped
 }
 
 

@@ -10,7 +10,9 @@ while the settings and the code stay the same.
 
 One module per topic: ``end_to_end`` (the models every later chapter starts from),
 ``relaxations`` (the quantization chapter), ``decoders`` (the decoder-training
-chapter), ``architectures`` (the hyperprior and context-model chapters). A new
+chapter), ``architectures`` (the hyperprior and context-model chapters); the later chapters'
+recipes are imported by their modules (``rectification``, ``lattice_vq``,
+``evaluation``). A new
 chapter's recipe is a new module here.
 """
 from .architectures import (Setup, anchor_handicap, setup, train_architectures, training_latents,

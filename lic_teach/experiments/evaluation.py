@@ -1,0 +1,151 @@
+"""The evaluation chapter's recipe: every model of the book and of the zoo against the real
+classical encoders of ``baselines.CLASSICAL``, on the same images, with BD-rates and
+their intervals over images (:func:`run`, :func:`bd_table`), and the measurements behind
+its list of evaluation pitfalls (:func:`header_overhead`, :func:`leakage`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .. import baselines, bitstream, data, evaluate, metrics, tables, zoo
+from ..budget import Budget
+from ..models import MeanScaleHyperprior
+from .architectures import train_architectures
+from .end_to_end import factorized_family
+
+ANCHOR = "JPEG (Pillow)"
+KODAK_ROOT = Path("data/kodak")
+SIDE = {"smoke": 192, "cpu": 512, "gpu": None}      # centre crop (None: whole images); MS-SSIM needs > 160
+COUNT = {"smoke": 4, "cpu": None, "gpu": None}      # images used (None: all)
+
+
+def evaluation_images(B: Budget, kodak_root: Path = KODAK_ROOT) -> tuple[dict, str]:
+    """``(images, description)``: the 24 Kodak images if they are in ``kodak_root`` (nothing
+    is downloaded here: ``data.kodak(root, download=True)`` fetches them), else the images
+    no model of the book trains on, the held-out photos and the transfer images, cropped
+    to the budget's size."""
+    try:
+        images, where = data.kodak(kodak_root, download=False), f"the 24 Kodak images (from {kodak_root})"
+    except FileNotFoundError:
+        images = {**data.sample_images("test"), **data.sample_images("transfer")}
+        where = (f"Kodak is not in {kodak_root}, so the {len(images)} bundled images no model trains on: "
+                 f"the held-out photos ({', '.join(data.sample_images('test'))}) and the transfer images "
+                 f"({', '.join(data.sample_images('transfer'))}; brick, grass and gravel are grey)")
+    side, count = SIDE[B.name], COUNT[B.name]
+    if side:
+        images = {name: data.center_crop(x, min(side, *x.shape[-2:])) for name, x in images.items()}
+        where += f", centre crops of {side}x{side}"
+    chosen = dict(list(images.items())[:count])
+    if len(chosen) < len(images):
+        where += f", the first {len(chosen)}"
+    return chosen, where
+
+
+def zoo_codecs(families=None) -> list[evaluate.Codec]:
+    """Each zoo family (all its qualities) as a codec."""
+    codecs = []
+    for family in families or zoo.FAMILIES:
+        found = [m for m in zoo.manifests() if m["family"] == family]
+        codecs.append(evaluate.learned(f"zoo {family}", {m["quality"]: zoo.load(family, m["quality"]) for m in found},
+                                       f"the shipped zoo, {zoo.FAMILIES[family]} architecture, "
+                                       f"trained {found[-1]['steps']} steps by make zoo"))
+    return codecs
+
+
+def book_codecs(B: Budget) -> list[evaluate.Codec]:
+    """The models trained live at budget ``B`` (from the cache when an earlier chapter
+    trained them): the end-to-end chapter's factorized family and the hyperprior
+    chapter's mean-scale hyperprior."""
+    factorized, _, _ = factorized_family(B, progress=False)
+    hyperprior, _ = train_architectures({"mean-scale hyperprior": MeanScaleHyperprior}, B,
+                                        progress=False)["mean-scale hyperprior"]
+    where = f"trained live at the '{B.name}' budget"
+    return [evaluate.learned("book factorized", factorized, f"the end-to-end chapter's models, {where}"),
+            evaluate.learned("book mean-scale", hyperprior, f"the hyperprior chapter's models, {where}")]
+
+
+def classical_codecs() -> tuple[list[evaluate.Codec], dict[str, str]]:
+    """``(codecs, missing)``: every classical codec this machine runs, and why the others do not."""
+    runnable, missing = baselines.available_codecs()
+    return [evaluate.classical(codec) for codec in runnable.values()], missing
+
+
+def run(B: Budget, images: dict, progress: bool = True) -> evaluate.Evaluation:
+    """Every classical, book and zoo codec on ``images`` (cached row by row)."""
+    classical, missing = classical_codecs()
+    return evaluate.evaluate_codecs(classical + book_codecs(B) + zoo_codecs(), images, missing, progress=progress)
+
+
+def _interval(result: dict) -> str:
+    if result["error"]:
+        return "not defined"
+    return f"{result['bd_rate']:+.1f}% [{result['low']:+.1f}, {result['high']:+.1f}]"
+
+
+def bd_rows(evaluation: evaluate.Evaluation, anchor: str = ANCHOR, resamples: int = 1000) -> list[dict]:
+    """For each codec: BD-rate against ``anchor`` in PSNR and in MS-SSIM (dB) with 95%
+    bootstrap intervals over images, the BD-PSNR and PSNR range of the mean curves, and
+    the median encode and decode time per megapixel and the decoder's MACs per pixel."""
+    rows = []
+    with_ms_ssim = all(row["ms_ssim"] is not None for row in evaluation.rows)
+    anchor_curve = evaluation.curve(anchor)
+    for name, codec in evaluation.codecs.items():
+        comparison = metrics.bd_comparison(anchor_curve, evaluation.curve(name))
+        rows.append({"codec": name, "kind": codec.kind,
+                     "psnr": evaluation.bd_rate(anchor, name, resamples=resamples),
+                     "ms_ssim": (evaluation.bd_rate(anchor, name, "ms_ssim_db", resamples=resamples)
+                                 if with_ms_ssim else {"error": "images too small"}),
+                     "comparison": comparison, **evaluation.seconds_per_megapixel(name),
+                     "macs": codec.decoder_macs_per_pixel})
+    return rows
+
+
+def bd_table(rows: list[dict], missing: dict, caption: str, name: str) -> tables.Table:
+    """:func:`bd_rows` as a table; codecs that could not run get a row saying why."""
+    body = []
+    for row in rows:
+        c = row["comparison"]
+        body.append([row["codec"], _interval(row["psnr"]), _interval(row["ms_ssim"]),
+                     "not defined" if c["error"] else f"{c['bd_psnr']:+.2f} dB over {c['low']:.1f}-{c['high']:.1f} dB",
+                     f"{1000 * row['encode']:.0f}", f"{1000 * row['decode']:.0f}",
+                     "" if row["macs"] is None else f"{row['macs']:,.0f}"])
+    for codec, why in missing.items():
+        body.append([codec, f"missing: {why}", "", "", "", "", ""])
+    return tables.Table(["codec", "BD-rate, PSNR [95% interval]", "BD-rate, MS-SSIM [95% interval]",
+                         "BD-PSNR over the common range", "encode (ms/MP)", "decode (ms/MP)", "decoder MACs/pixel"],
+                        body, caption, name)
+
+
+# ------------------------------------------------------------------ evaluation pitfalls
+
+
+def header_overhead(x: torch.Tensor, model, sides=(32, 64, 128, 256), quality: int = 50) -> list[dict]:
+    """For centre crops of ``x`` of each side: the bytes of Pillow's JPEG at ``quality``
+    that are headers (markers and tables, :func:`baselines.jpeg_header_bytes`) and those of
+    ``model``'s bitstream that are not entropy-coded strings, each with its share of the
+    file and the bits per pixel it costs."""
+    rows = []
+    for side in sides:
+        crop = data.center_crop(x, side)
+        jpeg_total = baselines.pillow_roundtrip(crop, "JPEG", quality)[1]
+        jpeg_header = baselines.jpeg_header_bytes(crop, quality)
+        stream = model.compress(data.as_batch(crop))
+        _, strings = bitstream.unpack(stream)
+        ours_header = len(stream) - sum(len(s) for s in strings)
+        rows.append({"side": side, "jpeg_bytes": jpeg_total, "jpeg_header": jpeg_header,
+                     "jpeg_header_bpp": 8 * jpeg_header / side ** 2, "model_bytes": len(stream),
+                     "model_header": ours_header, "model_header_bpp": 8 * ours_header / side ** 2})
+    return rows
+
+
+def leakage(evaluation: evaluate.Evaluation, codec: str, B: Budget, anchor: str = ANCHOR) -> dict:
+    """BD-rate of ``codec`` against ``anchor`` on the photos the zoo trained on (centre crops
+    of the same size as the evaluation's) beside the same on the evaluation images: how
+    much a test set that leaked into training flatters a learned codec."""
+    side = SIDE[B.name] or 512
+    train = {name: data.center_crop(x, min(side, *x.shape[-2:])) for name, x in data.sample_images("train").items()}
+    chosen = [evaluation.codecs[anchor], evaluation.codecs[codec]]
+    seen = evaluate.evaluate_codecs(chosen, train, progress=False)
+    return {"trained on": seen.bd_rate(anchor, codec, resamples=300),
+            "never seen": evaluation.bd_rate(anchor, codec, resamples=300), "images": list(train)}

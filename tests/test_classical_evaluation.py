@@ -1,0 +1,194 @@
+"""The classical codecs of ``baselines.CLASSICAL`` and the cached evaluation of many codecs
+on many images (``evaluate.evaluate_codecs``): real bytes that decode to the measured
+image, sweeps that span the usual rates, missing libraries reported, bad bytes refused,
+rows cached by content, and the curves, BD-rates and YCbCr PSNR built from them."""
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lic_teach import baselines, complexity, data, evaluate, metrics
+from lic_teach.experiments import evaluation
+from lic_teach.models import FactorizedPrior
+
+RUNNABLE, MISSING = baselines.available_codecs()
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return data.quantize_8bit(data.center_crop(data.sample_images("test")["astronaut"], 256))
+
+
+def test_every_codec_is_installed_here():
+    """pyproject.toml declares imagecodecs and pillow-heif: on the test machine nothing is missing."""
+    assert not MISSING, MISSING
+    assert len(RUNNABLE) == 8
+
+
+@pytest.mark.parametrize("key", list(baselines.CLASSICAL))
+def test_the_bytes_decode_to_the_measured_image(key, photo):
+    """The row's PSNR is that of what the library decodes from the bytes, decoded again in a
+    fresh call; an odd-sized image keeps its size."""
+    codec = evaluate.classical(RUNNABLE[key])
+    odd = photo[:, :67, :45]
+    for x in (photo, odd):
+        for setting in (codec.settings[0], codec.settings[-1]):
+            row = evaluate.run_point(codec, x, setting)
+            content = codec.compress(x, setting)
+            again = RUNNABLE[key].decompress(content)
+            assert again.shape == x.shape and row["bytes"] == len(content) > 0
+            assert row["psnr"] == pytest.approx(metrics.psnr(x, again), abs=1e-9)
+            assert row["bpp"] == pytest.approx(8 * len(content) / (x.shape[1] * x.shape[2]))
+
+
+@pytest.mark.parametrize("key", list(baselines.CLASSICAL))
+def test_each_sweep_spans_low_to_high_rates(key, photo):
+    codec = RUNNABLE[key]
+    rows = [evaluate.run_point(evaluate.classical(codec), photo, s) for s in (codec.settings[0], codec.settings[-1])]
+    assert rows[0]["bpp"] < 0.45 and rows[-1]["bpp"] > 1.3, [r["bpp"] for r in rows]
+    assert rows[0]["psnr"] < rows[-1]["psnr"]
+
+
+@pytest.mark.parametrize("key", list(baselines.CLASSICAL))
+def test_damaged_bytes_raise_a_clear_error(key, photo):
+    codec = RUNNABLE[key]
+    content = codec.compress(photo, codec.settings[2])
+    for bad in (b"", b"not an image at all", content[:20]):
+        with pytest.raises(ValueError, match=codec.name.split(" ")[0]):
+            codec.decompress(bad)
+
+
+def test_a_missing_library_is_reported_not_dropped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)       # import imagecodecs now raises ImportError
+    runnable, missing = baselines.available_codecs()
+    assert set(runnable) == {"jpeg", "heic"}
+    assert len(missing) == 6 and all("pip install imagecodecs" in why for why in missing.values())
+    codecs, missing_here = evaluation.classical_codecs()
+    assert [c.name for c in codecs] == ["JPEG (Pillow)", "HEIC (x265, HEVC intra)"] and missing_here == missing
+    with pytest.raises(KeyError, match="no classical codec 'bpg'"):
+        baselines.available_codecs(["bpg"])
+
+
+def test_grey_and_rgba_images_come_in_as_rgb(tmp_path, photo):
+    """Grey and RGBA files are loaded as RGB (data.load_image) before any codec sees them;
+    a codec given anything but [3, H, W] refuses it."""
+    grey, rgba = tmp_path / "grey.png", tmp_path / "rgba.png"
+    Image.fromarray((photo[0] * 255).round().byte().numpy()).save(grey)
+    Image.fromarray(np.dstack([(photo * 255).round().byte().permute(1, 2, 0).numpy(),
+                               np.full(photo.shape[1:], 128, np.uint8)])).save(rgba)
+    for path in (grey, rgba):
+        x = data.load_image(path)
+        assert x.shape == photo.shape
+        assert RUNNABLE["webp"].decompress(RUNNABLE["webp"].compress(x, 50)).shape == x.shape
+    with pytest.raises(ValueError, match=r"RGB image \[3, H, W\]"):
+        RUNNABLE["jpeg"].compress(photo[:1], 50)
+
+
+# ------------------------------------------------------------------ evaluate_codecs
+
+
+def _counting(name="counting JPEG"):
+    """Pillow's JPEG as a Codec that counts its encodes."""
+    calls = []
+    jpeg = baselines.CLASSICAL["jpeg"]
+
+    def compress(x, setting):
+        calls.append(setting)
+        return jpeg.compress(x, setting)
+    return evaluate.Codec(name, "classical", (20, 50, 80), compress, lambda data, _: jpeg.decompress(data),
+                          fingerprint="counting-jpeg-1"), calls
+
+
+def test_rows_are_cached_by_content(tmp_path, photo):
+    codec, calls = _counting()
+    images = {"a": photo[:, :96, :96], "b": photo[:, 96:192, :96]}
+    first = evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
+    assert len(first.rows) == 6 and len(calls) == 6
+    again = evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 6 and again.rows == first.rows                       # a rerun codes nothing
+    changed = {"a": images["a"], "b": images["b"].flip(-1)}
+    evaluate.evaluate_codecs([codec], changed, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 9                                                     # new pixels, new rows
+    for path in (tmp_path / "evaluations").glob("*.json"):
+        path.write_text("{damaged")
+    evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 15                                                    # damaged rows measured again
+    assert not list((tmp_path / "evaluations").glob("*.part"))
+
+
+def test_a_learned_codec_writes_real_bitstreams(tmp_path, photo):
+    torch.manual_seed(0)
+    models = {q: FactorizedPrior(8, 12) for q in (1, 2)}
+    codec = evaluate.learned("tiny", models)
+    result = evaluate.evaluate_codecs([codec], {"a": photo[:, :64, :80]}, cache_dir=False, progress=False)
+    for row, model in zip(result.rows, models.values()):
+        content = model.compress(photo[None, :, :64, :80])
+        assert row["bytes"] == len(content)
+        assert row["psnr"] == pytest.approx(metrics.psnr(photo[:, :64, :80], model.decompress(content)))
+    assert codec.decoder_macs_per_pixel == pytest.approx(
+        complexity.macs_per_pixel(models[1].g_s, (1, 12, 16, 16)), rel=1e-6)
+    with pytest.raises(ValueError, match="share a name"):
+        evaluate.evaluate_codecs([codec, codec], {"a": photo}, cache_dir=False, progress=False)
+
+
+def _synthetic(per_image):
+    """An Evaluation from ``{codec: [(rates, psnrs) per image]}``."""
+    rows, codecs = [], {}
+    for name, curves in per_image.items():
+        settings = tuple(range(len(curves[0][0])))
+        codecs[name] = evaluate.Codec(name, "classical", settings, None, None, name)
+        for index, (rates, psnrs) in enumerate(curves):
+            for setting, rate, value in zip(settings, rates, psnrs):
+                rows.append({"codec": name, "kind": "classical", "setting": str(setting), "image": f"i{index}",
+                             "pixels": 10**6, "bpp": rate, "psnr": value, "psnr_y": value, "psnr_ycbcr": value,
+                             "ms_ssim": None, "encode_s": 0.1, "decode_s": 0.01})
+    return evaluate.Evaluation(rows, codecs, [f"i{i}" for i in range(len(next(iter(per_image.values()))))])
+
+
+def test_curves_and_bd_rates_of_an_evaluation():
+    generator = np.random.default_rng(3)
+    anchor, test = [], []
+    for _ in range(12):
+        psnrs = np.array([26.0, 29.0, 32.0, 35.0]) + generator.normal(0, 2)
+        rates = 0.5 * 2 ** ((psnrs - 30) / 6) * math.exp(generator.normal(0, 0.2))
+        anchor.append((rates.tolist(), psnrs.tolist()))
+        test.append(((0.8 * rates * math.exp(generator.normal(0, 0.05))).tolist(), psnrs.tolist()))
+    result = _synthetic({"anchor": anchor, "test": test})
+    interval = result.bd_rate("anchor", "test", resamples=300)
+    assert interval["error"] is None and interval["low"] < -20 < interval["high"] and interval["high"] - interval["low"] < 10
+    by_mse = result.curve("anchor", average="mse")
+    assert all(m < p for m, p in zip(by_mse.psnr, result.curve("anchor").psnr))   # Jensen: mean PSNR >= PSNR of mean MSE
+    assert result.seconds_per_megapixel("test") == {"encode": pytest.approx(0.1), "decode": pytest.approx(0.01)}
+    far = _synthetic({"anchor": anchor, "test": [(r, [q + 30 for q in p]) for r, p in test]})
+    assert "share" in far.bd_rate("anchor", "test")["error"]
+    with pytest.raises(KeyError, match="was not evaluated"):
+        result.curve("WebP")
+    assert "no MS-SSIM" in result.bd_rate("anchor", "test", "ms_ssim_db")["error"]
+
+
+def test_the_table_names_missing_codecs():
+    generator = np.random.default_rng(0)
+    curves = [([0.2, 0.4, 0.8], (np.array([27.0, 30.0, 33.0]) + generator.normal(0, 1)).tolist()) for _ in range(4)]
+    result = _synthetic({evaluation.ANCHOR: curves, "other": [([r * 0.9 for r in c[0]], c[1]) for c in curves]})
+    rows = evaluation.bd_rows(result, resamples=50)
+    table = evaluation.bd_table(rows, {"HEIC (x265, HEVC intra)": "pillow-heif is not installed"}, "A table.", "tbl-x")
+    assert table.rows[-1][:2] == ["HEIC (x265, HEVC intra)", "missing: pillow-heif is not installed"]
+    assert table.rows[1][1].startswith("-10.0%")
+
+
+# ------------------------------------------------------------------------ YCbCr PSNR
+
+
+def test_psnr_ycbcr():
+    torch.manual_seed(0)
+    x = torch.rand(3, 32, 32)
+    white = metrics.to_ycbcr(torch.ones(3, 1, 1))[:, 0, 0]
+    assert torch.allclose(white, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-6)
+    grey_error = x + 0.01                                                       # the same error in R, G and B
+    planes = metrics.psnr_ycbcr(x, grey_error)
+    assert planes["y"] == pytest.approx(40.0) and planes["cb"] > 100 and planes["cr"] > 100
+    assert planes["ycbcr"] == pytest.approx((6 * planes["y"] + planes["cb"] + planes["cr"]) / 8)
+    assert metrics.psnr_ycbcr(x, x)["ycbcr"] == math.inf
