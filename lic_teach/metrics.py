@@ -229,6 +229,10 @@ def bd_rate_interval(anchor_per_image, test_per_image, confidence: float = 0.95,
                          f"{len(test_per_image)} curves")
     if not 0 < confidence < 1 or resamples < 1:
         raise ValueError("confidence must lie in (0, 1) and resamples be positive")
+    for name, curves in (("anchor", anchor_per_image), ("test", test_per_image)):
+        if not all(np.all(np.isfinite(np.asarray(c, dtype=np.float64))) for curve in curves for c in curve):
+            raise ValueError(f"the {name} has an infinite or undefined value (an image decoded exactly has an "
+                             "infinite PSNR): its curve cannot be integrated")
     everyone = range(len(anchor_per_image))
     rate_a, quality_a = _mean_curve(anchor_per_image, everyone)
     rate_t, quality_t = _mean_curve(test_per_image, everyone)

@@ -192,3 +192,30 @@ def test_psnr_ycbcr():
     assert planes["y"] == pytest.approx(40.0) and planes["cb"] > 100 and planes["cr"] > 100
     assert planes["ycbcr"] == pytest.approx((6 * planes["y"] + planes["cb"] + planes["cr"]) / 8)
     assert metrics.psnr_ycbcr(x, x)["ycbcr"] == math.inf
+
+
+def test_without_kodak_the_chapter_says_so_and_uses_the_bundled_images(tmp_path):
+    from lic_teach.budget import budget
+    images, where = evaluation.evaluation_images(budget("smoke"), tmp_path / "no-kodak")
+    assert where.startswith(f"Kodak is not in {tmp_path / 'no-kodak'}") and "192x192" in where
+    assert len(images) == evaluation.COUNT["smoke"] and all(x.shape == (3, 192, 192) for x in images.values())
+    assert not set(images) & set(data.sample_images("train"))               # nothing the zoo trained on
+    assert "grass" in where and not any(evaluation.is_grey(x) for x in images.values())
+    (tmp_path / "damaged").mkdir()
+    for name in data.kodak_checksums():
+        (tmp_path / "damaged" / name).write_bytes(b"not a PNG")
+    with pytest.raises(ValueError, match="does not match its SHA-256"):
+        evaluation.evaluation_images(budget("smoke"), tmp_path / "damaged")
+
+
+def test_with_kodak_the_chapter_uses_it(monkeypatch, tmp_path):
+    from lic_teach.budget import budget
+    fake = {f"kodim{i:02d}": torch.rand(3, 512, 768) for i in range(1, 25)}
+    monkeypatch.setattr(data, "kodak", lambda root, download: fake)
+    images, where = evaluation.evaluation_images(budget("cpu"), tmp_path)
+    assert where.startswith("the 24 Kodak images") and len(images) == 24
+    assert all(x.shape == (3, 384, 384) for x in images.values())
+    with pytest.warns(UserWarning, match="CUDA is not available"):
+        gpu = budget("gpu")
+    images, _ = evaluation.evaluation_images(gpu, tmp_path)
+    assert all(x.shape == (3, 512, 768) for x in images.values())

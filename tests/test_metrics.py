@@ -212,3 +212,10 @@ def test_bd_rate_interval_refuses_curves_that_barely_overlap():
     with pytest.raises(ValueError, match="same images"):
         metrics.bd_rate_interval(anchor, shifted + shifted)
     assert metrics.overlap_fraction([28, 34], [31, 40]) == pytest.approx(0.5)
+
+
+def test_bd_rate_interval_refuses_infinite_quality():
+    anchor = [([0.2, 0.4, 0.8], [28.0, 31.0, 34.0])] * 3
+    lossless = [([0.2, 0.4, 0.8], [28.0, 31.0, math.inf])] * 3
+    with pytest.raises(ValueError, match="infinite PSNR"):
+        metrics.bd_rate_interval(anchor, lossless)
