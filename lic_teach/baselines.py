@@ -208,8 +208,15 @@ class ClassicalCodec:
             return "not installed"
 
     def compress(self, x: torch.Tensor, setting) -> bytes:
-        """The file this codec writes for ``x`` (``[3, H, W]`` in [0, 1], taken to 8 bits)."""
-        return bytes(self.encode(_rgb8(x), setting))
+        """The file this codec writes for ``x`` (``[3, H, W]`` in [0, 1], taken to 8 bits);
+        ``ValueError`` with the library's reason for an image it cannot code (some cannot
+        code a single pixel)."""
+        pixels = _rgb8(x)
+        try:
+            return bytes(self.encode(pixels, setting))
+        except Exception as error:                  # each library raises its own kind
+            raise ValueError(f"{self.name} could not code a {pixels.shape[1]}x{pixels.shape[0]} image at "
+                             f"{self.parameter} {setting}: {error}") from error
 
     def decompress(self, data: bytes) -> torch.Tensor:
         """The image ``[3, H, W]`` the library decodes from ``data``; ``ValueError`` for bytes

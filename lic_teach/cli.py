@@ -207,8 +207,12 @@ def eval_command(args) -> int:
     classical, missing = _classical(args.classical)
     for name, why in missing.items():
         print(f"lic-teach eval: {name} left out: {why}", file=sys.stderr)
-    result = evaluate.evaluate_codecs([evaluate.learned(label, {args.quality: model})] + classical, images,
-                                      missing, cache_dir=False if args.no_cache else None)
+    try:
+        result = evaluate.evaluate_codecs([evaluate.learned(label, {args.quality: model})] + classical, images,
+                                          missing, cache_dir=False if args.no_cache else None,
+                                          progress=sys.stderr.isatty())     # a bar for a person, not for a log
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     rows = [{key: row[key] for key in CSV_FIELDS} for row in result.rows]
     if args.jpeg:
         rows += [jpeg_rows(images[row["image"]], row["image"], row["bytes"]) for row in result.rows

@@ -61,6 +61,12 @@ def test_damaged_bytes_raise_a_clear_error(key, photo):
             codec.decompress(bad)
 
 
+def test_an_image_a_library_cannot_code_is_a_clear_error():
+    for key in ("jpeg-444", "webp"):
+        with pytest.raises(ValueError, match=r"could not code a 1x1 image"):
+            RUNNABLE[key].compress(torch.rand(3, 1, 1), 50)
+
+
 def test_a_missing_library_is_reported_not_dropped(monkeypatch):
     monkeypatch.setitem(sys.modules, "imagecodecs", None)       # import imagecodecs now raises ImportError
     runnable, missing = baselines.available_codecs()

@@ -129,3 +129,10 @@ def test_coding_with_a_zoo_model_imports_neither_compressai_models_nor_scipy():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['compressai.ans']", result.stdout
+
+
+def test_eval_of_an_image_a_codec_cannot_code_is_one_line(run, tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    data.to_pil(torch.rand(3, 1, 1)).save(folder / "pixel.png")
+    assert "WebP (libwebp) could not code a 1x1 image" in _error(run, "eval", folder, "--classical", "webp", "--no-cache")
