@@ -196,7 +196,7 @@ class ClassicalCodec:
             return f"{self.library} is not installed ({error}); pip install {self.library}"
         if module_name == "PIL" and flag and not features.check(flag):
             return f"this Pillow was built without {flag}"
-        if module_name == "imagecodecs" and flag and not getattr(module, flag).available:
+        if module_name == "imagecodecs" and flag and not getattr(getattr(module, flag, None), "available", False):
             return f"this build of imagecodecs has no {flag} codec"
         return None
 
@@ -267,6 +267,14 @@ def _setting_option(function: str, setting) -> dict:
     return {"distance": float(setting)} if function == "jpegxl_encode" else {"level": setting}
 
 
+def _avif_encode(pixels: np.ndarray, quality) -> bytes:
+    """AV1 intra through libavif at 4:4:4 (the pixel format given as the library's own enum:
+    its string spellings changed between imagecodecs releases)."""
+    imagecodecs = importlib.import_module("imagecodecs")
+    return imagecodecs.avif_encode(pixels, level=int(quality), speed=6,
+                                   pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV444)
+
+
 def _heic_encode(pixels: np.ndarray, quality) -> bytes:
     import pillow_heif
     image = pillow_heif.from_bytes("RGB", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
@@ -298,7 +306,7 @@ CLASSICAL = {codec.key: codec for codec in [
                    _imagecodecs("webp_encode", lossless=False), _imagecodecs("webp_decode"), ("imagecodecs", "WEBP"),
                    "lossy, 4:2:0"),
     ClassicalCodec("avif", "AVIF (libavif, AV1 intra)", "imagecodecs", "quality", (10, 25, 40, 50, 60, 70, 80),
-                   _imagecodecs("avif_encode", speed=6, pixelformat="444"), _imagecodecs("avif_decode"),
+                   _avif_encode, _imagecodecs("avif_decode"),
                    ("imagecodecs", "AVIF"), "4:4:4, speed 6"),
     ClassicalCodec("heic", "HEIC (x265, HEVC intra)", "pillow-heif", "quality", (10, 20, 30, 40, 50, 60),
                    _heic_encode, _heic_decode, ("pillow_heif", None), "4:4:4 like the published BPG curve, x265's default preset"),

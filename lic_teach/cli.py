@@ -19,7 +19,6 @@ import argparse
 import csv
 import io
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -148,19 +147,12 @@ def info_command(args) -> int:
     return 0
 
 
-def jpeg_rows(x: torch.Tensor, image: str, size: int) -> dict:
+def jpeg_row(x: torch.Tensor, image: str, size: int) -> dict:
     """A row for Pillow's JPEG of ``x`` at the quality whose size comes closest to ``size``
     bytes (the model's file), decoded and measured like every other row."""
     quality = closest_jpeg_quality(x, size)
-    jpeg = baselines.CLASSICAL["jpeg"]
-    start = time.perf_counter()
-    content = jpeg.compress(x, quality)
-    encode_s = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = jpeg.decompress(content)
-    decode_s = time.perf_counter() - start
-    return {"image": image, "codec": "jpeg (closest size)", "setting": str(quality),
-            **evaluate.measure(x, content, decoded), "encode_s": encode_s, "decode_s": decode_s}
+    row = evaluate.run_point(evaluate.classical(baselines.CLASSICAL["jpeg"]), x, quality)
+    return {"image": image, "codec": "jpeg (closest size)", "setting": str(quality), **row}
 
 
 def closest_jpeg_quality(x: torch.Tensor, size: int) -> int:
@@ -201,6 +193,8 @@ def eval_command(args) -> int:
     paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise UsageError(f"{args.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if args.out:
+        _check_output(args.out, args.force)             # before the sweep, not after it
     model = _zoo_model(args)
     label = f"{args.model} q{args.quality}"
     images = {path.name: data.quantize_8bit(_read_image(path)) for path in paths}
@@ -215,7 +209,7 @@ def eval_command(args) -> int:
         raise UsageError(str(error)) from error
     rows = [{key: row[key] for key in CSV_FIELDS} for row in result.rows]
     if args.jpeg:
-        rows += [jpeg_rows(images[row["image"]], row["image"], row["bytes"]) for row in result.rows
+        rows += [jpeg_row(images[row["image"]], row["image"], row["bytes"]) for row in result.rows
                  if row["codec"] == label]
     text = io.StringIO()
     writer_ = csv.DictWriter(text, fieldnames=CSV_FIELDS)

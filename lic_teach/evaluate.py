@@ -22,6 +22,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,29 +121,36 @@ def _hash(*parts) -> str:
 
 
 def classical(codec: ClassicalCodec) -> Codec:
-    """A classical codec of ``baselines.CLASSICAL`` as a :class:`Codec`."""
+    """A classical codec of ``baselines.CLASSICAL`` as a :class:`Codec`. Its fingerprint has
+    the library's version and the source of ``baselines`` (where its options are set)."""
     return Codec(codec.name, "classical", codec.settings, codec.compress, lambda data, _: codec.decompress(data),
-                 _hash(codec.name, codec.library, codec.version(), codec.options, codec.settings),
+                 _hash(codec.name, codec.library, codec.version(), cache.source_fingerprint("lic_teach.baselines")),
                  f"{codec.library} {codec.version()}: {codec.parameter} {', '.join(map(str, codec.settings))}"
                  + (f"; {codec.options}" if codec.options else ""))
 
 
 def learned(name: str, models: dict, source: str = "", coder: str = "ans") -> Codec:
     """A family of image models ``{setting: model}`` (one per lambda or quality, lowest
-    rate first) as a :class:`Codec` that writes real bitstreams with ``coder``."""
+    rate first) as a :class:`Codec` that writes real bitstreams with ``coder``. Its
+    fingerprint has the weights, the source of the models' code (and of the entropy coder
+    and bitstream it imports) and the device."""
     models = dict(models)
+    if not models:
+        raise ValueError(f"the learned codec {name!r} has no models")
     for model in models.values():
         model.eval()
         model.update()
     first = next(iter(models.values()))
-    fingerprint = _hash(name, coder, *[(type(m).__name__, m.hyperparameters(), cache.tensors_fingerprint(m.state_dict()))
-                                       for m in models.values()])
+    device = next(first.parameters()).device
+    fingerprint = _hash(name, coder, device.type, *[
+        (type(m).__name__, m.hyperparameters(), cache.tensors_fingerprint(m.state_dict()),
+         cache.source_fingerprint(type(m).__module__)) for m in models.values()])
     return Codec(name, "learned", tuple(models), lambda x, s: models[s].compress(as_batch(x), coder=coder),
                  lambda data, s: models[s].decompress(data), fingerprint, source,
                  complexity.decoder_macs_per_pixel(first))
 
 
-EVALUATION_VERSION = 1      # bump when a row's fields or their meaning change
+ROW_FIELDS = ("bytes", "bpp", "psnr", "psnr_y", "psnr_ycbcr", "ms_ssim", "encode_s", "decode_s")
 
 
 def image_fingerprint(x: torch.Tensor) -> str:
@@ -169,29 +177,38 @@ def _timed(function, *arguments):
 
 
 def run_point(codec: Codec, x: torch.Tensor, setting) -> dict:
-    """Compress ``x`` at ``setting``, decompress the bytes, measure: one row (no names)."""
+    """Compress ``x`` at ``setting``, decompress the bytes, measure: one row (no names).
+    The decoded image is taken to 8 bits, what a decoder writes to a file (classical
+    codecs decode to 8 bits anyway); the decode time includes bringing it to the CPU."""
     data, encode_s = _timed(codec.compress, x, setting)
-    x_hat, decode_s = _timed(codec.decompress, data, setting)
-    return {**measure(x, data, x_hat.detach().cpu()), "encode_s": encode_s, "decode_s": decode_s}
+    x_hat, decode_s = _timed(lambda: codec.decompress(data, setting).detach().cpu())
+    return {**measure(x, data, quantize_8bit(x_hat)), "encode_s": encode_s, "decode_s": decode_s}
 
 
 def _write_json(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    """``record`` into ``path`` atomically; a cache that cannot be written is warned about,
+    not fatal (the row itself is measured)."""
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         with os.fdopen(handle, "w") as out:
             json.dump(record, out)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except OSError as error:
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)
+        warnings.warn(f"could not cache an evaluation row in {path.parent} ({error}); measuring without a cache",
+                      stacklevel=3)
 
 
 def _cached_row(path: Path) -> dict | None:
+    """The row in ``path``, or None if it is absent, damaged or of another shape."""
     try:
-        return json.loads(path.read_text())
+        row = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None                                 # absent or damaged: measured again
+        return None
+    return row if isinstance(row, dict) and set(row) == set(ROW_FIELDS) else None
 
 
 @dataclass
@@ -279,7 +296,8 @@ def evaluate_codecs(codecs, images: dict, missing: dict | None = None, cache_dir
     decoded and measured. Rows found in ``cache_dir`` (default: the book's cache, folder
     ``evaluations``; ``False``: none) under the same codec, setting and pixels are
     reused, timings included (they were measured when the row was first made). A learned
-    codec codes one image untimed before its first timed one (allocations, thread pools)."""
+    codec codes one image untimed before its first timed one (allocations, thread pools,
+    a library's first call)."""
     images = {name: quantize_8bit(as_batch(x)[0].cpu()) for name, x in images.items()}
     if not images:
         raise ValueError("evaluate_codecs needs at least one image")
@@ -287,14 +305,15 @@ def evaluate_codecs(codecs, images: dict, missing: dict | None = None, cache_dir
     if len(set(names)) != len(names):
         raise ValueError(f"two codecs share a name: {names}")
     folder = None if cache_dir is False else Path(cache_dir or cache.default_cache_dir()) / "evaluations"
+    version = cache.source_fingerprint("lic_teach.evaluate")       # how rows are measured
     keys = {name: image_fingerprint(x) for name, x in images.items()}
     rows, warm = [], set()
     jobs = [(codec, setting, name) for codec in codecs for setting in codec.settings for name in images]
     for codec, setting, name in tqdm(jobs, desc="evaluating", disable=not progress, leave=False):
-        path = folder / f"{_hash(EVALUATION_VERSION, codec.fingerprint, setting, keys[name])}.json" if folder else None
+        path = folder / f"{_hash(version, codec.fingerprint, setting, keys[name])}.json" if folder else None
         row = _cached_row(path) if path else None
         if row is None:
-            if codec.kind == "learned" and codec.name not in warm:
+            if codec.name not in warm:
                 run_point(codec, images[name], setting)
                 warm.add(codec.name)
             row = run_point(codec, images[name], setting)

@@ -69,11 +69,12 @@ def to_ycbcr(x: torch.Tensor) -> torch.Tensor:
 def psnr_ycbcr(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
     """PSNR of each of the Y, Cb and Cr planes (:func:`to_ycbcr`), and ``"ycbcr"``, their
     6:1:1 weighted mean ``(6 Y + Cb + Cr) / 8``, the average video coding reports (Ohm et al.,
-    IEEE TCSVT 22(12), 2012), which counts luma six times as much as each chroma plane. Codecs that subsample chroma look better by it than by PSNR in RGB."""
+    IEEE TCSVT 22(12), 2012), which counts luma six times as much as each chroma plane."""
     x, x_hat = _check_pair(x, x_hat)
+    squared = (to_ycbcr(x) - to_ycbcr(x_hat)) ** 2                           # [B, 3, H, W]
     planes = {}
     for index, name in enumerate(("y", "cb", "cr")):
-        error = float(((to_ycbcr(x)[:, index] - to_ycbcr(x_hat)[:, index]) ** 2).mean())
+        error = float(squared[:, index].mean())
         planes[name] = math.inf if error == 0 else 10.0 * math.log10(1.0 / error)
     planes["ycbcr"] = (6 * planes["y"] + planes["cb"] + planes["cr"]) / 8
     return planes

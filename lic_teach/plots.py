@@ -12,12 +12,14 @@ import io
 import sys
 from collections.abc import Mapping
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer, PlotlyRenderer
 from plotly.subplots import make_subplots
 
 from .data import to_pil
+from .metrics import bd_rate
 
 RENDERER = "lic_teach"
 
@@ -83,9 +85,9 @@ def bd_figure(anchor, test, quality: str = "PSNR (dB)", samples: int = 100) -> g
     """How a Bjøntegaard delta rate is computed (:func:`lic_teach.metrics.bd_rate`): each
     curve's points as log-rate against quality, its piecewise cubic (PCHIP) interpolant,
     and the gap between the two shaded over the quality range both cover, whose mean is
-    the log of the rate ratio."""
-    from scipy.interpolate import PchipInterpolator
-    import numpy as np
+    the log of the rate ratio. Curves that ``bd_rate`` refuses raise its ``ValueError``."""
+    from scipy.interpolate import PchipInterpolator    # scipy takes ~1 s to import
+    bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr)
     low, high = max(min(anchor.psnr), min(test.psnr)), min(max(anchor.psnr), max(test.psnr))
     grid = np.linspace(low, high, samples)
     figure = go.Figure()

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lic_teach import baselines, complexity, data, evaluate, metrics
+from lic_teach import baselines, complexity, data, evaluate, metrics, plots
 from lic_teach.experiments import evaluation
-from lic_teach.models import FactorizedPrior
+from lic_teach.models import FactorizedPrior, ScaleHyperprior
 
 RUNNABLE, MISSING = baselines.available_codecs()
 
@@ -112,16 +112,16 @@ def test_rows_are_cached_by_content(tmp_path, photo):
     codec, calls = _counting()
     images = {"a": photo[:, :96, :96], "b": photo[:, 96:192, :96]}
     first = evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
-    assert len(first.rows) == 6 and len(calls) == 6
+    assert len(first.rows) == 6 and len(calls) == 7                            # one untimed warm-up
     again = evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
-    assert len(calls) == 6 and again.rows == first.rows                       # a rerun codes nothing
+    assert len(calls) == 7 and again.rows == first.rows                       # a rerun codes nothing
     changed = {"a": images["a"], "b": images["b"].flip(-1)}
     evaluate.evaluate_codecs([codec], changed, cache_dir=tmp_path, progress=False)
-    assert len(calls) == 9                                                     # new pixels, new rows
-    for path in (tmp_path / "evaluations").glob("*.json"):
-        path.write_text("{damaged")
+    assert len(calls) == 11                                                    # new pixels, new rows
+    for index, path in enumerate(sorted((tmp_path / "evaluations").glob("*.json"))):
+        path.write_text(["{damaged", "[1, 2]", '{"bpp": 1}'][index % 3])
     evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
-    assert len(calls) == 15                                                    # damaged rows measured again
+    assert len(calls) == 18                                                    # damaged rows measured again
     assert not list((tmp_path / "evaluations").glob("*.part"))
 
 
@@ -133,11 +133,43 @@ def test_a_learned_codec_writes_real_bitstreams(tmp_path, photo):
     for row, model in zip(result.rows, models.values()):
         content = model.compress(photo[None, :, :64, :80])
         assert row["bytes"] == len(content)
-        assert row["psnr"] == pytest.approx(metrics.psnr(photo[:, :64, :80], model.decompress(content)))
+        decoded = data.quantize_8bit(model.decompress(content))                  # what a decoder writes to a file
+        assert row["psnr"] == pytest.approx(metrics.psnr(photo[:, :64, :80], decoded))
     assert codec.decoder_macs_per_pixel == pytest.approx(
         complexity.macs_per_pixel(models[1].g_s, (1, 12, 16, 16)), rel=1e-6)
     with pytest.raises(ValueError, match="share a name"):
         evaluate.evaluate_codecs([codec, codec], {"a": photo}, cache_dir=False, progress=False)
+    with pytest.raises(ValueError, match="has no models"):
+        evaluate.learned("empty", {})
+
+
+def test_new_weights_are_measured_again(tmp_path, photo):
+    torch.manual_seed(0)
+    model = FactorizedPrior(8, 12)
+    image = {"a": photo[:, :64, :64]}
+    before = evaluate.learned("m", {1: model})
+    evaluate.evaluate_codecs([before], image, cache_dir=tmp_path, progress=False)
+    with torch.no_grad():
+        model.g_s[0].weight.mul_(0.5)
+    after = evaluate.learned("m", {1: model})
+    evaluate.evaluate_codecs([after], image, cache_dir=tmp_path, progress=False)
+    assert after.fingerprint != before.fingerprint
+    assert len(list((tmp_path / "evaluations").glob("*.json"))) == 2
+
+
+def test_an_unwritable_cache_is_warned_about_not_fatal(tmp_path, photo):
+    codec, calls = _counting()
+    (tmp_path / "evaluations").write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="could not cache an evaluation row"):
+        result = evaluate.evaluate_codecs([codec], {"a": photo[:, :64, :64]}, cache_dir=tmp_path, progress=False)
+    assert len(result.rows) == 3
+
+
+def test_decoder_macs_count_the_hyper_synthesis():
+    model = ScaleHyperprior(8, 12)
+    expected = complexity.macs_per_pixel(model.g_s, (1, 12, 16, 16)) + \
+        complexity.macs_per_pixel(model.h_s, (1, 8, 4, 4), pixels=256 * 256)
+    assert complexity.decoder_macs_per_pixel(model) == pytest.approx(expected)
 
 
 def _synthetic(per_image):
@@ -183,6 +215,25 @@ def test_the_table_names_missing_codecs():
     table = evaluation.bd_table(rows, {"HEIC (x265, HEVC intra)": "pillow-heif is not installed"}, "A table.", "tbl-x")
     assert table.rows[-1][:2] == ["HEIC (x265, HEVC intra)", "missing: pillow-heif is not installed"]
     assert table.rows[1][1].startswith("-10.0%")
+
+
+def test_bd_figure_draws_the_gap_over_the_common_range():
+    anchor = baselines.RDCurve("a", [0.2, 0.4, 0.8, 1.6], [26.0, 29.0, 32.0, 35.0])
+    test = baselines.RDCurve("t", [0.18, 0.36, 0.72], [27.0, 30.0, 33.0])
+    figure = plots.bd_figure(anchor, test)
+    gap = [trace for trace in figure.data if trace.fill == "toself"][0]
+    assert min(gap.x) == pytest.approx(27.0) and max(gap.x) == pytest.approx(33.0)
+    with pytest.raises(ValueError, match="increase strictly"):
+        plots.bd_figure(anchor, baselines.RDCurve("flat", [0.2, 0.4, 0.8], [27.0, 27.0, 30.0]))
+
+
+def test_header_overhead_is_the_part_that_is_not_coded_data(photo):
+    torch.manual_seed(0)
+    model = FactorizedPrior(8, 12).eval()
+    rows = evaluation.header_overhead(photo, model, sides=(32, 128))
+    assert [r["jpeg_header"] for r in rows] == [baselines.jpeg_header_bytes(data.center_crop(photo, s), 50) for s in (32, 128)]
+    assert rows[0]["model_header"] == rows[1]["model_header"] < rows[1]["model_bytes"]     # a fixed-size header
+    assert rows[0]["jpeg_header_bpp"] == pytest.approx(16 * rows[1]["jpeg_header_bpp"])
 
 
 # ------------------------------------------------------------------------ YCbCr PSNR

@@ -60,6 +60,8 @@ def zoo_codecs(families=None) -> list[evaluate.Codec]:
     codecs = []
     for family in families or zoo.FAMILIES:
         found = [m for m in zoo.manifests() if m["family"] == family]
+        if not found:
+            raise ValueError(f"the zoo has no {family} models; train them with make zoo FAMILIES={family}")
         codecs.append(evaluate.learned(f"zoo {family}", {m["quality"]: zoo.load(family, m["quality"]) for m in found},
                                        f"the shipped zoo, {zoo.FAMILIES[family]} architecture, "
                                        f"trained {found[-1]['steps']} steps by make zoo"))
@@ -133,7 +135,7 @@ def bd_table(rows: list[dict], missing: dict, caption: str, name: str) -> tables
 # ------------------------------------------------------------------ evaluation pitfalls
 
 
-def header_overhead(x: torch.Tensor, model, sides=(32, 64, 128, 256), quality: int = 50) -> list[dict]:
+def header_overhead(x: torch.Tensor, model, sides=(32, 64, 128, 256, 512), quality: int = 50) -> list[dict]:
     """For centre crops of ``x`` of each side: the bytes of Pillow's JPEG at ``quality``
     that are headers (markers and tables, :func:`baselines.jpeg_header_bytes`) and those of
     ``model``'s bitstream that are not entropy-coded strings, each with its share of the
@@ -152,11 +154,11 @@ def header_overhead(x: torch.Tensor, model, sides=(32, 64, 128, 256), quality: i
     return rows
 
 
-def leakage(evaluation: evaluate.Evaluation, codec: str, B: Budget, anchor: str = ANCHOR) -> dict:
+def leakage(evaluation: evaluate.Evaluation, codec: str, side: int, anchor: str = ANCHOR) -> dict:
     """BD-rate of ``codec`` against ``anchor`` on the photos the zoo trained on (centre crops
-    of the same size as the evaluation's) beside the same on the evaluation images: how
-    much a test set that leaked into training flatters a learned codec."""
-    side = SIDE[B.name] or 512
+    of ``side``, at most the photo's size: give the evaluation images' side) beside the same
+    on the evaluation images: how much a test set that leaked into training flatters a
+    learned codec."""
     train = {name: data.center_crop(x, min(side, *x.shape[-2:])) for name, x in data.sample_images("train").items()}
     chosen = [evaluation.codecs[anchor], evaluation.codecs[codec]]
     seen = evaluate.evaluate_codecs(chosen, train, progress=False)
