@@ -64,16 +64,20 @@ def macs_per_pixel(module: nn.Module, latent_shape: tuple[int, ...], pixels: int
 
 def decoder_macs_per_pixel(model: nn.Module, side: int = 256) -> float:
     """MACs per pixel of what an image model's decoder runs on a ``side`` x ``side`` image:
-    the synthesis ``g_s``, and the hyper-synthesis ``h_s`` where the model has one. The
-    latents' shapes come from running the analysis transforms on a zero image. A context
-    model's autoregressive part is not counted here (it depends on the decoding order)."""
+    all that ``model(x)`` runs in eval mode but the analysis transforms ``g_a`` and ``h_a``.
+    That is the synthesis ``g_s``, the hyper-synthesis ``h_s`` and a context model's
+    context prediction and entropy parameters (the checkerboard's two passes), plus the
+    small networks of a factorized entropy model (under 1% here), which a real decoder
+    replaces by table lookups."""
     parameter = next(model.parameters())
     image = torch.zeros(1, 3, side, side, dtype=parameter.dtype, device=parameter.device)
-    with torch.no_grad():
-        y = model.g_a(image)
-    total = macs(model.g_s, y)
-    if hasattr(model, "h_s"):
-        with torch.no_grad():
-            z = model.h_a(y)
-        total += macs(model.h_s, z)
+    was_training = model.training
+    model.eval()
+    try:
+        total = macs(model, image) - macs(model.g_a, image)
+        if hasattr(model, "h_a"):
+            with torch.no_grad():
+                total -= macs(model.h_a, model.g_a(image))
+    finally:
+        model.train(was_training)
     return total / side ** 2

@@ -10,7 +10,7 @@ import torch
 
 from .. import baselines, bitstream, data, evaluate, metrics, tables, zoo
 from ..budget import Budget
-from ..models import MeanScaleHyperprior
+from ..models import CheckerboardContext, MeanScaleHyperprior
 from .architectures import train_architectures
 from .end_to_end import factorized_family
 
@@ -70,14 +70,18 @@ def zoo_codecs(families=None) -> list[evaluate.Codec]:
 
 def book_codecs(B: Budget) -> list[evaluate.Codec]:
     """The models trained live at budget ``B`` (from the cache when an earlier chapter
-    trained them): the end-to-end chapter's factorized family and the hyperprior
-    chapter's mean-scale hyperprior."""
+    trained them): the end-to-end chapter's factorized family, the hyperprior chapter's
+    mean-scale hyperprior and the context-model chapter's checkerboard model (the last two
+    on the first one's transforms, as those chapters train them)."""
     factorized, _, _ = factorized_family(B, progress=False)
-    hyperprior, _ = train_architectures({"mean-scale hyperprior": MeanScaleHyperprior}, B,
-                                        progress=False)["mean-scale hyperprior"]
+    families = train_architectures({"mean-scale hyperprior": MeanScaleHyperprior,
+                                    "checkerboard context": CheckerboardContext}, B, progress=False)
     where = f"trained live at the '{B.name}' budget"
     return [evaluate.learned("book factorized", factorized, f"the end-to-end chapter's models, {where}"),
-            evaluate.learned("book mean-scale", hyperprior, f"the hyperprior chapter's models, {where}")]
+            evaluate.learned("book mean-scale", families["mean-scale hyperprior"][0],
+                             f"the hyperprior chapter's models, {where}"),
+            evaluate.learned("book checkerboard", families["checkerboard context"][0],
+                             f"the context-model chapter's checkerboard models, {where}")]
 
 
 def classical_codecs() -> tuple[list[evaluate.Codec], dict[str, str]]:
