@@ -216,7 +216,10 @@ def test_the_table_names_missing_codecs():
     rows = evaluation.bd_rows(result, resamples=50)
     table = evaluation.bd_table(rows, {"HEIC (x265, HEVC intra)": "pillow-heif is not installed"}, "A table.", "tbl-x")
     assert table.rows[-1][:2] == ["HEIC (x265, HEVC intra)", "missing: pillow-heif is not installed"]
-    assert table.rows[1][1].startswith("-10.0%")
+    assert table.rows[1][1].startswith("-10.0%") and "unreliable" not in table.rows[1][3]
+    flat = _synthetic({evaluation.ANCHOR: curves, "flat": [(c[0], [c[1][0], c[1][1], c[1][1] + 0.2]) for c in curves]})
+    row = evaluation.bd_table(evaluation.bd_rows(flat, resamples=50), {}, "A table.", "tbl-x").rows[1]
+    assert "unreliable: the test gains 0.20 dB per doubling" in row[3]
 
 
 def test_bd_figure_draws_the_gap_over_the_common_range():

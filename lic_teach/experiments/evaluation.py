@@ -121,12 +121,14 @@ def bd_rows(evaluation: evaluate.Evaluation, anchor: str = ANCHOR, resamples: in
 
 
 def bd_table(rows: list[dict], missing: dict, caption: str, name: str) -> tables.Table:
-    """:func:`bd_rows` as a table; codecs that could not run get a row saying why."""
+    """:func:`bd_rows` as a table; a curve too flat at its top to trust is flagged, and codecs
+    that could not run get a row saying why."""
     body = []
     for row in rows:
         c = row["comparison"]
         body.append([row["codec"], _interval(row["psnr"]), _interval(row["ms_ssim"]),
-                     "not defined" if c["error"] else f"{c['bd_psnr']:+.2f} dB over {c['low']:.1f}-{c['high']:.1f} dB",
+                     "not defined" if c["error"] else f"{c['bd_psnr']:+.2f} dB over {c['low']:.1f}-{c['high']:.1f} dB"
+                     + (f" ({metrics.bd_caveat(c)})" if c["flat"] else ""),
                      f"{1000 * row['encode']:.0f}", f"{1000 * row['decode']:.0f}",
                      "" if row["macs"] is None else f"{row['macs']:,.0f}"])
     for codec, why in missing.items():
