@@ -1,4 +1,5 @@
-"""What a network costs to run: multiply-accumulates (MACs), counted by running it.
+"""What a network costs to run: multiply-accumulates (MACs), counted by running it, and
+wall-clock time, measured fairly (:func:`median_seconds`).
 
 PyTorch's ``torch.utils.flop_counter.FlopCounterMode`` records the floating-point
 operations of every matrix product and convolution (transposed ones included) as the
@@ -12,6 +13,9 @@ invisible to the counter.
 from __future__ import annotations
 
 import contextlib
+import statistics
+import time
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -81,3 +85,21 @@ def decoder_macs_per_pixel(model: nn.Module, side: int = 256) -> float:
     finally:
         model.train(was_training)
     return total / side ** 2
+
+
+def median_seconds(calls: Sequence[Callable[[], object]], repeats: int = 5) -> list[float]:
+    """The median wall-clock seconds of each zero-argument call in ``calls`` over ``repeats``
+    runs, after one untimed run of each (first calls pay for allocations, thread pools and
+    tables). The calls take turns within each repeat, so a change in the machine's speed
+    (another process, a clock that steps down) falls on all of them alike."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be positive, got {repeats}")
+    for call in calls:
+        call()
+    spent = [[] for _ in calls]
+    for _ in range(repeats):
+        for times, call in zip(spent, calls):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+    return [statistics.median(times) for times in spent]

@@ -86,6 +86,16 @@ def codec_point(model, images, coder: str = "ans", with_ms_ssim: bool = False,
     return {key: value / len(images) for key, value in totals.items()}
 
 
+@torch.no_grad()
+def decode_seconds(models, image: torch.Tensor, repeats: int = 5) -> list[float]:
+    """The median seconds each of ``models`` takes to decompress its own bitstream of
+    ``image``, entropy decoding included (:func:`complexity.median_seconds`: a warm-up, then
+    the models in turn)."""
+    streams = [model.compress(as_batch(image)) for model in models]
+    return complexity.median_seconds([functools.partial(model.decompress, data) for model, data in zip(models, streams)],
+                                     repeats)
+
+
 def rd_curve(models, images, name: str, params=None, coder: str = "ans") -> RDCurve:
     """An ``RDCurve`` with one real-bitstream point per model (e.g. one per lambda)."""
     points = [codec_point(model, images, coder) for model in models]

@@ -281,3 +281,15 @@ def test_with_kodak_the_chapter_uses_it(monkeypatch, tmp_path):
         gpu = budget("gpu")
     images, _ = evaluation.evaluation_images(gpu, tmp_path)
     assert all(x.shape == (3, 512, 768) for x in images.values())
+
+
+def test_median_seconds_takes_turns_after_a_warm_up():
+    order = []
+    seconds = complexity.median_seconds([lambda: order.append("a"), lambda: order.append("b")], repeats=3)
+    assert order == ["a", "b"] * 4 and len(seconds) == 2 and all(s >= 0 for s in seconds)
+    with pytest.raises(ValueError, match="repeats must be positive"):
+        complexity.median_seconds([lambda: None], repeats=0)
+    torch.manual_seed(0)
+    model = FactorizedPrior(8, 12).eval()
+    (spent,) = evaluate.decode_seconds([model], torch.rand(3, 32, 32), repeats=2)
+    assert spent > 0

@@ -32,7 +32,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from .. import coding, data, lattices, metrics, toy_sources, train, zoo
+from .. import coding, complexity, data, lattices, metrics, toy_sources, train, zoo
 from .end_to_end import training_crops as end_to_end_crops
 from ..seeding import seeded
 
@@ -404,13 +404,7 @@ def nearest_codeword(y: torch.Tensor, codebook: torch.Tensor, chunk: int = 4096)
 
 
 def _seconds_per_vector(function, y: torch.Tensor, repeats: int) -> float:
-    function(y)                                           # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function(y)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times)) / y.shape[0]
+    return complexity.median_seconds([lambda: function(y)], repeats)[0] / y.shape[0]
 
 
 def encode_times(count: int = 100_000, vq_count: int = 5_000, bits_per_dimension=(1.0, 2.0),
