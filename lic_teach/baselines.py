@@ -309,7 +309,7 @@ CLASSICAL = {codec.key: codec for codec in [
                    _avif_encode, _imagecodecs("avif_decode"),
                    ("imagecodecs", "AVIF"), "4:4:4, speed 6"),
     ClassicalCodec("heic", "HEIC (x265, HEVC intra)", "pillow-heif", "quality", (10, 20, 30, 40, 50, 60),
-                   _heic_encode, _heic_decode, ("pillow_heif", None), "4:4:4 like the published BPG curve, x265's default preset"),
+                   _heic_encode, _heic_decode, ("pillow_heif", None), "4:4:4 as in CompressAI's BPG curve, x265's default preset"),
     ClassicalCodec("jpegxl", "JPEG XL (libjxl)", "imagecodecs", "distance (lower is better)", (15, 10, 6, 4, 2.5, 1.5, 1),
                    _imagecodecs("jpegxl_encode"), _imagecodecs("jpegxl_decode"), ("imagecodecs", "JPEGXL"),
                    "libjxl's default effort"),
