@@ -252,19 +252,17 @@ def _pillow_decode(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def _imagecodecs(function: str, **options):
-    """``imagecodecs.<function>`` with ``options``, imported when first called."""
-    def call(argument, setting=None):
-        module = importlib.import_module("imagecodecs")
-        if setting is None:
-            return getattr(module, function)(argument, **options)
-        return getattr(module, function)(argument, **{**options, **_setting_option(function, setting)})
-    return call
+def _imagecodecs_encoder(function: str, setting_keyword: str = "level", **options):
+    """``imagecodecs.<function>(pixels, setting_keyword=setting, **options)``; imagecodecs is
+    imported when first called, so a machine without it can still list the codec as missing."""
+    def encode(pixels: np.ndarray, setting) -> bytes:
+        return getattr(importlib.import_module("imagecodecs"), function)(pixels, **options, **{setting_keyword: setting})
+    return encode
 
 
-def _setting_option(function: str, setting) -> dict:
-    """The keyword an imagecodecs encoder takes its swept setting as."""
-    return {"distance": float(setting)} if function == "jpegxl_encode" else {"level": setting}
+def _imagecodecs_decoder(function: str):
+    """``imagecodecs.<function>(data)``, imported when first called."""
+    return lambda data: getattr(importlib.import_module("imagecodecs"), function)(data)
 
 
 def _avif_encode(pixels: np.ndarray, quality) -> bytes:
@@ -294,24 +292,24 @@ CLASSICAL = {codec.key: codec for codec in [
     ClassicalCodec("jpeg", "JPEG (Pillow)", "pillow", "quality", JPEG_SETTINGS, _pillow_encode("JPEG"),
                    _pillow_decode, ("PIL", "jpg"), "libjpeg defaults: 4:2:0, Huffman tables of the standard"),
     ClassicalCodec("jpeg-444", "JPEG 4:4:4 (libjpeg-turbo)", "imagecodecs", "quality", JPEG_SETTINGS,
-                   _imagecodecs("jpeg8_encode", subsampling="444", optimize=True), _imagecodecs("jpeg8_decode"),
+                   _imagecodecs_encoder("jpeg8_encode", subsampling="444", optimize=True), _imagecodecs_decoder("jpeg8_decode"),
                    ("imagecodecs", "JPEG8"), "no chroma subsampling, optimized Huffman tables"),
     ClassicalCodec("jpeg-420", "JPEG 4:2:0 (libjpeg-turbo)", "imagecodecs", "quality", JPEG_SETTINGS,
-                   _imagecodecs("jpeg8_encode", subsampling="420", optimize=True), _imagecodecs("jpeg8_decode"),
+                   _imagecodecs_encoder("jpeg8_encode", subsampling="420", optimize=True), _imagecodecs_decoder("jpeg8_decode"),
                    ("imagecodecs", "JPEG8"), "chroma subsampled 2x2, optimized Huffman tables"),
     ClassicalCodec("jpeg2000", "JPEG 2000 (OpenJPEG)", "imagecodecs", "target PSNR (dB)", (24, 27, 30, 33, 36, 39),
-                   _imagecodecs("jpeg2k_encode"), _imagecodecs("jpeg2k_decode"), ("imagecodecs", "JPEG2K"),
+                   _imagecodecs_encoder("jpeg2k_encode"), _imagecodecs_decoder("jpeg2k_decode"), ("imagecodecs", "JPEG2K"),
                    "one quality layer at the target PSNR"),
     ClassicalCodec("webp", "WebP (libwebp)", "imagecodecs", "quality", (0, 10, 30, 50, 70, 85),
-                   _imagecodecs("webp_encode", lossless=False), _imagecodecs("webp_decode"), ("imagecodecs", "WEBP"),
+                   _imagecodecs_encoder("webp_encode", lossless=False), _imagecodecs_decoder("webp_decode"), ("imagecodecs", "WEBP"),
                    "lossy, 4:2:0"),
     ClassicalCodec("avif", "AVIF (libavif, AV1 intra)", "imagecodecs", "quality", (10, 25, 40, 50, 60, 70, 80),
-                   _avif_encode, _imagecodecs("avif_decode"),
+                   _avif_encode, _imagecodecs_decoder("avif_decode"),
                    ("imagecodecs", "AVIF"), "4:4:4, speed 6"),
     ClassicalCodec("heic", "HEIC (x265, HEVC intra)", "pillow-heif", "quality", (10, 20, 30, 40, 50, 60),
                    _heic_encode, _heic_decode, ("pillow_heif", None), "4:4:4 as in CompressAI's BPG curve, x265's default preset"),
-    ClassicalCodec("jpegxl", "JPEG XL (libjxl)", "imagecodecs", "distance (lower is better)", (15, 10, 6, 4, 2.5, 1.5, 1),
-                   _imagecodecs("jpegxl_encode"), _imagecodecs("jpegxl_decode"), ("imagecodecs", "JPEGXL"),
+    ClassicalCodec("jpegxl", "JPEG XL (libjxl)", "imagecodecs", "distance (lower is better)", (15.0, 10.0, 6.0, 4.0, 2.5, 1.5, 1.0),
+                   _imagecodecs_encoder("jpegxl_encode", "distance"), _imagecodecs_decoder("jpegxl_decode"), ("imagecodecs", "JPEGXL"),
                    "libjxl's default effort"),
 ]}
 

@@ -305,9 +305,9 @@ def evaluate_codecs(codecs, images: dict, missing: dict | None = None, cache_dir
     image of ``images`` (``{name: [3, H, W]}``, taken to 8 bits first): real bytes,
     decoded and measured. Rows found in ``cache_dir`` (default: the book's cache, folder
     ``evaluations``; ``False``: none) under the same codec, setting and pixels are
-    reused, timings included (they were measured when the row was first made). A learned
-    codec codes one image untimed before its first timed one (allocations, thread pools,
-    a library's first call)."""
+    reused, timings included (they were measured when the row was first made). Each codec
+    codes one image untimed before its first timed one (allocations, thread pools, a
+    library's first call)."""
     images = {name: quantize_8bit(as_batch(x)[0].cpu()) for name, x in images.items()}
     if not images:
         raise ValueError("evaluate_codecs needs at least one image")

@@ -43,7 +43,7 @@ def evaluation_images(B: Budget, kodak_root: Path = KODAK_ROOT) -> tuple[dict, s
     count = COUNT[B.name]
     if side:
         images = {name: data.center_crop(x, min(side, *x.shape[-2:])) for name, x in images.items()}
-        where += f", centre crops of {side}x{side}"
+        where += f", centre crops of up to {side}x{side}"
     chosen = dict(list(images.items())[:count])
     if len(chosen) < len(images):
         where += f", the first {len(chosen)}"
