@@ -209,8 +209,8 @@ class ClassicalCodec:
 
     def compress(self, x: torch.Tensor, setting) -> bytes:
         """The file this codec writes for ``x`` (``[3, H, W]`` in [0, 1], taken to 8 bits);
-        ``ValueError`` with the library's reason for an image it cannot code (some cannot
-        code a single pixel)."""
+        ``ValueError`` with the library's reason for an image it cannot code (WebP's sides
+        stop at 16383 pixels)."""
         pixels = _rgb8(x)
         try:
             return bytes(self.encode(pixels, setting))
@@ -232,11 +232,12 @@ class ClassicalCodec:
 
 
 def _rgb8(x: torch.Tensor) -> np.ndarray:
-    """``[3, H, W]`` in [0, 1] as contiguous ``[H, W, 3]`` uint8 pixels."""
+    """``[3, H, W]`` in [0, 1] as a fresh ``[H, W, 3]`` uint8 array, rounded as ``data.to_pil``
+    rounds. (A permuted tensor's array keeps odd strides on sides of 1 pixel, which numpy
+    still calls contiguous and imagecodecs refuses: a 1x1 image failed that way.)"""
     if x.dim() != 3 or x.shape[0] != 3:
         raise ValueError(f"expected an RGB image [3, H, W], got {tuple(x.shape)}")
-    pixels = (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-    return np.ascontiguousarray(pixels.numpy())
+    return np.array(to_pil(x))
 
 
 def _pillow_encode(format: str, **options):

@@ -132,7 +132,8 @@ def test_coding_with_a_zoo_model_imports_neither_compressai_models_nor_scipy():
 
 
 def test_eval_of_an_image_a_codec_cannot_code_is_one_line(run, tmp_path):
-    folder = tmp_path / "tiny"
+    folder = tmp_path / "wide"
     folder.mkdir()
-    data.to_pil(torch.rand(3, 1, 1)).save(folder / "pixel.png")
-    assert "WebP (libwebp) could not code a 1x1 image" in _error(run, "eval", folder, "--classical", "webp", "--no-cache")
+    data.to_pil(torch.rand(3, 2, 16400)).save(folder / "strip.png")
+    assert "WebP (libwebp) could not code a 16400x2 image" in _error(run, "eval", folder, "--classical", "webp",
+                                                                      "--no-cache")
