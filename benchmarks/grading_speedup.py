@@ -1,14 +1,16 @@
-"""Parallel grading: one folder of submissions graded with 1, 2 and 4 kernels at once, in one run.
+"""Parallel grading: one folder of submissions graded with 1, 2 and 4 kernels at once,
+in one run.
 
-The folder holds ``--submissions`` notebooks of one exercise, alternately its solution and
-the untouched student notebook (a finished and an unfinished student). Each job count
-grades the same folder with :func:`lic_teach.grading.grade_folder`; the script prints the
-wall time of each, the speed-up over one kernel at a time as a ratio, and checks that
-every job count gives the same grades.
+The folder holds ``--submissions`` notebooks of one exercise, alternately its solution
+and the untouched student notebook (a finished and an unfinished student). Each job
+count grades the same folder with :func:`lic_teach.grading.grade_folder`; the script
+prints the wall time of each, the speed-up over one kernel at a time as a ratio, and
+checks that every job count gives the same grades.
 
-    python benchmarks/grading_speedup.py                     # 24 submissions of ch01; jobs 1, 2, 4
-    python benchmarks/grading_speedup.py --exercise ch05 --jobs 1 2
+    python benchmarks/grading_speedup.py                     # 24 submissions of ch01;
+    jobs 1, 2, 4 python benchmarks/grading_speedup.py --exercise ch05 --jobs 1 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def submissions(folder: Path, exercise: str, count: int) -> None:
-    """``count`` notebooks of ``exercise`` in ``folder``: solutions and untouched, alternately."""
+    """``count`` notebooks of ``exercise`` in ``folder``: solutions and untouched,
+    alternately."""
     solution = REPO / "exercises" / "autograder" / exercise / "solution.ipynb"
     (student,) = (REPO / "exercises" / "student").glob(f"{exercise}_*.ipynb")
     for index in range(count):
-        shutil.copy(solution if index % 2 == 0 else student, folder / f"{exercise}_student{index:03d}.ipynb")
+        shutil.copy(
+            solution if index % 2 == 0 else student,
+            folder / f"{exercise}_student{index:03d}.ipynb",
+        )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,17 +55,25 @@ def main(argv=None) -> dict[int, float]:
         submissions(folder, args.exercise, args.submissions)
         for jobs in jobs_list:
             start = time.perf_counter()
-            graded = grading.grade_folder(folder, jobs=jobs)
+            graded = grading.grade_folder(
+                folder, jobs=jobs, autograder=REPO / "exercises" / "autograder"
+            )
             seconds[jobs] = time.perf_counter() - start
             grades[jobs] = [(g.submission, g.scores) for g in graded]
     if any(grades[jobs] != grades[1] for jobs in jobs_list):
         raise AssertionError("the grades depend on the number of jobs")
-    print(f"{args.submissions} submissions of {args.exercise} on {os.cpu_count()} CPU cores "
-          f"(each kernel may use {grading.MEMORY_GIB:g} GiB):")
+    print(
+        f"{args.submissions} submissions of {args.exercise} "
+        f"on {os.cpu_count()} CPU cores "
+        f"(each kernel may use {grading.MEMORY_GIB:g} GiB):"
+    )
     print(f"{'jobs':>5} {'seconds':>9} {'s / notebook':>13} {'speed-up':>9}")
     for jobs in jobs_list:
-        print(f"{jobs:>5} {seconds[jobs]:>9.1f} {seconds[jobs] / args.submissions:>13.2f} "
-              f"{seconds[1] / seconds[jobs]:>8.2f}x")
+        print(
+            f"{jobs:>5} {seconds[jobs]:>9.1f} "
+            f"{seconds[jobs] / args.submissions:>13.2f} "
+            f"{seconds[1] / seconds[jobs]:>8.2f}x"
+        )
     for jobs in jobs_list[1:]:
         print(f"ratio 1 job / {jobs} jobs: {seconds[1] / seconds[jobs]:.2f}")
     print("same grades at every job count")

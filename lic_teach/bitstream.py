@@ -14,6 +14,7 @@ against bytes written on purpose, so a header must also describe an image of at 
 one and at most :data:`MAX_IMAGE_PIXELS` pixels (like Pillow's decompression-bomb
 check); the coders check the strings themselves (``lic_teach.native_rans``).
 """
+
 from __future__ import annotations
 
 import struct
@@ -26,8 +27,8 @@ MAGIC = b"LICT"
 FORMAT_VERSION = 1
 CODER_IDS = {name: coder.bitstream_id for name, coder in CODERS.items()}
 
-# The largest image a bitstream may describe; set to None to lift the limit (at your own risk:
-# a header of a few bytes could then ask a decoder for gigabytes).
+# The largest image a bitstream may describe; set to None to lift the limit (at your own
+# risk: a header of a few bytes could then ask a decoder for gigabytes).
 MAX_IMAGE_PIXELS = 8192 * 8192
 
 
@@ -36,6 +37,7 @@ class Header:
     """What a decoder must know before the strings: the writing model's class name (plus
     a layout suffix), its hyper-parameters, its tables' fingerprint, the image size and
     the coder's name."""
+
     model: str
     params: tuple[int, ...]
     fingerprint: int
@@ -47,11 +49,22 @@ class Header:
 def pack(header: Header, strings: list[bytes]) -> bytes:
     """``header`` and ``strings`` in the layout above, closed by a CRC-32."""
     name = header.model.encode("ascii")
-    parts = [MAGIC, struct.pack(">BB", FORMAT_VERSION, len(name)), name,
-             struct.pack(f">B{len(header.params)}I", len(header.params), *header.params),
-             struct.pack(">IIIBB", header.fingerprint, header.height, header.width,
-                         CODER_IDS[header.coder], len(strings)),
-             struct.pack(f">{len(strings)}I", *(len(s) for s in strings)), *strings]
+    parts = [
+        MAGIC,
+        struct.pack(">BB", FORMAT_VERSION, len(name)),
+        name,
+        struct.pack(f">B{len(header.params)}I", len(header.params), *header.params),
+        struct.pack(
+            ">IIIBB",
+            header.fingerprint,
+            header.height,
+            header.width,
+            CODER_IDS[header.coder],
+            len(strings),
+        ),
+        struct.pack(f">{len(strings)}I", *(len(s) for s in strings)),
+        *strings,
+    ]
     body = b"".join(parts)
     return body + struct.pack(">I", zlib.crc32(body))
 
@@ -62,9 +75,11 @@ class _Reader:
 
     def take(self, size: int) -> bytes:
         if self.position + size > len(self.data):
-            raise ValueError(f"truncated bitstream: {len(self.data)} bytes, needs more than "
-                             f"{self.position + size}")
-        chunk = self.data[self.position:self.position + size]
+            raise ValueError(
+                f"truncated bitstream: {len(self.data)} bytes, needs more than "
+                f"{self.position + size}"
+            )
+        chunk = self.data[self.position : self.position + size]
         self.position += size
         return chunk
 
@@ -73,8 +88,8 @@ class _Reader:
 
 
 def unpack(data) -> tuple[Header, list[bytes]]:
-    """Parse and verify a bitstream; ``ValueError`` with a clear message if it is not one
-    this version wrote, or if it is truncated or corrupted."""
+    """Parse and verify a bitstream; ``ValueError`` with a clear message if it is not
+    one this version wrote, or if it is truncated or corrupted."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ValueError(f"expected bytes from compress(), got {type(data).__name__}")
     data = bytes(data)
@@ -84,7 +99,9 @@ def unpack(data) -> tuple[Header, list[bytes]]:
     reader.take(4)
     version, name_length = reader.unpack(">BB")
     if version != FORMAT_VERSION:
-        raise ValueError(f"bitstream format version {version}; this lic_teach reads {FORMAT_VERSION}")
+        raise ValueError(
+            f"bitstream format version {version}; this lic_teach reads {FORMAT_VERSION}"
+        )
     model = reader.take(name_length).decode("ascii", errors="replace")
     (count,) = reader.unpack(">B")
     params = reader.unpack(f">{count}I")
@@ -93,20 +110,26 @@ def unpack(data) -> tuple[Header, list[bytes]]:
     strings = [reader.take(length) for length in lengths]
     (checksum,) = reader.unpack(">I")
     if reader.position != len(data):
-        raise ValueError(f"{len(data) - reader.position} unexpected bytes after the bitstream")
+        raise ValueError(
+            f"{len(data) - reader.position} unexpected bytes after the bitstream"
+        )
     if zlib.crc32(data[:-4]) != checksum:
         raise ValueError("corrupted bitstream: its CRC-32 checksum does not match")
     _check_size(height, width)
     coders = {v: k for k, v in CODER_IDS.items()}
     if coder_id not in coders:
         raise ValueError(f"unknown coder id {coder_id} in bitstream")
-    return Header(model, tuple(params), fingerprint, height, width, coders[coder_id]), strings
+    return Header(
+        model, tuple(params), fingerprint, height, width, coders[coder_id]
+    ), strings
 
 
 def _check_size(height: int, width: int) -> None:
     if height < 1 or width < 1:
         raise ValueError(f"the header describes a {height} x {width} image: corrupted")
     if MAX_IMAGE_PIXELS is not None and height * width > MAX_IMAGE_PIXELS:
-        raise ValueError(f"the header describes a {height} x {width} image, more than "
-                         f"lic_teach.bitstream.MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS} pixels; raise "
-                         f"that limit only for bitstreams you trust")
+        raise ValueError(
+            f"the header describes a {height} x {width} image, more than "
+            f"lic_teach.bitstream.MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS} pixels; raise "
+            f"that limit only for bitstreams you trust"
+        )

@@ -6,6 +6,7 @@ real results on a laptop (``cpu``, at most 5 min) and fuller ones on a Colab GPU
 (``gpu``, at most 15 min). The budget comes from the environment variable
 ``LIC_BUDGET``; without it, ``gpu`` is chosen when CUDA is available, else ``cpu``.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,18 +22,14 @@ ENV_VAR = "LIC_BUDGET"
 class Budget:
     """Sizes of the experiments a chapter runs.
 
-    Attributes:
-        name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
-        train_steps: optimizer steps for a model trained live.
-        batch_size: patches per training step.
-        patch_size: side of the square training crops, in pixels.
-        N: channels of the hidden layers of a learned transform.
-        M: channels of the latent ``y``.
-        eval_images: how many held-out images an evaluation uses (at most).
-        eval_size: side of the centre crop an evaluation codes, in pixels (``None``: whole image).
-        rd_points: how many points a cheap rate-distortion curve has (classical codecs).
-        rd_models: how many models (one per lambda) a chapter trains for a learned curve.
-        device: ``"cuda"`` or ``"cpu"``.
+    Attributes: name: ``"smoke"``, ``"cpu"`` or ``"gpu"``. train_steps: optimizer steps
+    for a model trained live. batch_size: patches per training step. patch_size: side of
+    the square training crops, in pixels. N: channels of the hidden layers of a learned
+    transform. M: channels of the latent ``y``. eval_images: how many held-out images an
+    evaluation uses (at most). eval_size: side of the centre crop an evaluation codes,
+    in pixels (``None``: whole image). rd_points: how many points a cheap
+    rate-distortion curve has (classical codecs). rd_models: how many models (one per
+    lambda) a chapter trains for a learned curve. device: ``"cuda"`` or ``"cpu"``.
     """
 
     name: str
@@ -49,7 +46,8 @@ class Budget:
 
     def __str__(self) -> str:
         return (
-            f"budget '{self.name}' on {self.device}: {self.train_steps} training steps, "
+            f"budget '{self.name}' on {self.device}: "
+            f"{self.train_steps} training steps, "
             f"batch {self.batch_size} of {self.patch_size}x{self.patch_size} patches, "
             f"N={self.N}, M={self.M}, {self.eval_images} evaluation image(s), "
             f"{self.rd_points} R-D points, {self.rd_models} trained models per curve"
@@ -59,24 +57,26 @@ class Budget:
         return asdict(self)
 
 
+# One row a budget, one column a field of Budget (after name; device comes from CUDA).
+# smoke: proves the code runs (every chapter <= 60 s in CI).
+# cpu: N=32, M=48 converged fastest per second of the sizes tried; the end-to-end
+# chapter's 2400 + 3 x 480 steps leave room in its 5 minutes on a 2-core CPU for the
+# rest of it.
+# gpu: sized for a Colab T4 (not measured by CI, which has no GPU).
+_FIELDS = ("train_steps", "batch_size", "patch_size", "N", "M", "eval_images",
+           "eval_size", "rd_points", "rd_models")  # fmt: skip
 _SIZES = {
-    # smoke: proves the code runs (every chapter <= 60 s in CI)
-    "smoke": dict(train_steps=20, batch_size=4, patch_size=64, N=16, M=24,
-                  eval_images=1, eval_size=128, rd_points=3, rd_models=2),
-    # cpu: N=32, M=48 converged fastest per second of the sizes tried. Measured on this
-    # project's 2-core machine (torch 2.14): about 60 ms a step, so the end-to-end
-    # chapter's 2400 + 3 x 480 steps take ~4 min, leaving room for the rest of it
-    "cpu": dict(train_steps=2400, batch_size=8, patch_size=64, N=32, M=48,
-                eval_images=2, eval_size=None, rd_points=6, rd_models=3),
-    # gpu: sized for a Colab T4 (not measured by CI, which has no GPU)
-    "gpu": dict(train_steps=4000, batch_size=8, patch_size=256, N=128, M=192,
-                eval_images=2, eval_size=None, rd_points=8, rd_models=3),
-}
+    #         steps batch patch    N    M images   size points models
+    "smoke": (   20,    4,   64,  16,  24,     1,   128,     3,     2),
+    "cpu":   ( 2400,    8,   64,  32,  48,     2,  None,     6,     3),
+    "gpu":   ( 4000,    8,  256, 128, 192,     2,  None,     8,     3),
+}  # fmt: skip
 NAMES = tuple(_SIZES)
 
 
 def default_name() -> str:
-    """``gpu`` when CUDA is available, else ``cpu`` (``smoke`` is only ever asked for)."""
+    """``gpu`` when CUDA is available, else ``cpu`` (``smoke`` is only ever asked
+    for)."""
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
@@ -86,7 +86,11 @@ def budget(name: str | None = None) -> Budget:
     Raises:
         ValueError: for a name that is not one of ``smoke``, ``cpu``, ``gpu``.
     """
-    chosen = name if name is not None else os.environ.get(ENV_VAR, "").strip() or default_name()
+    chosen = (
+        name
+        if name is not None
+        else os.environ.get(ENV_VAR, "").strip() or default_name()
+    )
     key = chosen.lower()
     if key not in _SIZES:
         raise ValueError(
@@ -95,6 +99,10 @@ def budget(name: str | None = None) -> Budget:
         )
     cuda = torch.cuda.is_available()
     if key == "gpu" and not cuda:
-        warnings.warn("budget 'gpu' asked for but CUDA is not available: it will run on the "
-                      "CPU and take far longer than 15 minutes a chapter", stacklevel=2)
-    return Budget(name=key, device="cuda" if cuda else "cpu", **_SIZES[key])
+        warnings.warn(
+            "budget 'gpu' asked for but CUDA is not available: it will run on the "
+            "CPU and take far longer than 15 minutes a chapter",
+            stacklevel=2,
+        )
+    sizes = dict(zip(_FIELDS, _SIZES[key], strict=True))
+    return Budget(name=key, device="cuda" if cuda else "cpu", **sizes)

@@ -3,10 +3,10 @@
 An entropy coder needs each distribution as integer frequencies that sum to
 ``2^precision`` and that are all at least 1, so that every symbol stays codable. This is
 the *quantized CDF*. ``pmf_to_quantized_cdf`` builds it the way CompressAI does, and its
-tables are equal to CompressAI's. The tables are then coded with range asymmetric numeral
-systems (rANS, Duda 2013, "Asymmetric numeral systems", sec. 4), written here for
-reading rather than speed: a 31-bit state and byte-wise renormalization, as in
-F. Giesen's public-domain ryg_rans.
+tables are equal to CompressAI's. The tables are then coded with range asymmetric
+numeral systems (rANS, Duda 2013, "Asymmetric numeral systems", sec. 4), written here
+for reading rather than speed: a 31-bit state and byte-wise renormalization, as in F.
+Giesen's public-domain ryg_rans.
 
 Symbols outside a table's range are coded as *escapes*: first the table's last symbol,
 then the excess value, sign-folded, in 4-bit pieces of uniform probability (the same
@@ -14,6 +14,7 @@ idea as CompressAI's bypass coding). ``ReadableRansCoder`` has the interface of
 CompressAI's ``ans.RansEncoder`` / ``RansDecoder`` (``encode_with_indexes`` /
 ``decode_with_indexes``), so either can code a model's latents.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -23,11 +24,13 @@ import numpy as np
 
 from . import native_rans
 
-PRECISION = 16              # frequencies sum to 2^16
-STATE_LOWER = 1 << 23       # the coder state stays in [2^23, 2^31)
-ESCAPE_BITS = 4             # escaped values are sent 4 bits at a time
+PRECISION = 16  # frequencies sum to 2^16
+STATE_LOWER = 1 << 23  # the coder state stays in [2^23, 2^31)
+ESCAPE_BITS = 4  # escaped values are sent 4 bits at a time
 ESCAPE_MAX = (1 << ESCAPE_BITS) - 1
-MAX_ESCAPE_PIECES = 32 // ESCAPE_BITS + 1   # pieces of the largest excess an int32 value gives
+MAX_ESCAPE_PIECES = (
+    32 // ESCAPE_BITS + 1
+)  # pieces of the largest excess an int32 value gives
 
 
 # ------------------------------------------------------------------- quantized CDFs
@@ -44,7 +47,9 @@ def pmf_to_quantized_cdf(pmf, precision: int = PRECISION) -> list[int]:
     """
     pmf = [float(p) for p in pmf]
     if not pmf or any(not math.isfinite(p) or p < 0 for p in pmf):
-        raise ValueError("a pmf must be a non-empty list of finite, non-negative numbers")
+        raise ValueError(
+            "a pmf must be a non-empty list of finite, non-negative numbers"
+        )
     total = 1 << precision
     counts = [math.floor(p * total + 0.5) for p in pmf]
     count_sum = sum(counts)
@@ -55,14 +60,16 @@ def pmf_to_quantized_cdf(pmf, precision: int = PRECISION) -> list[int]:
         cdf.append(cdf[-1] + total * count // count_sum)
     cdf[-1] = total
     frequencies = np.diff(np.asarray(cdf, dtype=np.int64))
-    for empty in np.flatnonzero(frequencies == 0):   # a steal never empties another symbol
+    for empty in np.flatnonzero(
+        frequencies == 0
+    ):  # a steal never empties another symbol
         _steal_one(frequencies, int(empty))
     return [0] + np.cumsum(frequencies).tolist()
 
 
 def _steal_one(frequencies: np.ndarray, empty: int) -> None:
-    """Give symbol ``empty`` one unit from the symbol with the smallest frequency > 1 (the
-    first of them on a tie), shifting the CDF entries between the two."""
+    """Give symbol ``empty`` one unit from the symbol with the smallest frequency > 1
+    (the first of them on a tie), shifting the CDF entries between the two."""
     spare = np.where(frequencies > 1, frequencies, np.iinfo(np.int64).max)
     donor = int(np.argmin(spare))
     if frequencies[donor] <= 1:
@@ -78,8 +85,10 @@ def build_cdf_tables(pmfs, tail_masses, precision: int = PRECISION):
     quantized CDF. Returns ``(cdfs, cdf_lengths)``: ``cdfs`` is a list of integer lists
     padded with zeros to one length, and ``cdf_lengths[i] = len(pmfs[i]) + 2``.
     """
-    cdfs = [pmf_to_quantized_cdf(list(pmf) + [tail], precision)
-            for pmf, tail in zip(pmfs, tail_masses)]
+    cdfs = [
+        pmf_to_quantized_cdf(list(pmf) + [tail], precision)
+        for pmf, tail in zip(pmfs, tail_masses)
+    ]
     width = max(len(cdf) for cdf in cdfs)
     return [cdf + [0] * (width - len(cdf)) for cdf in cdfs], [len(cdf) for cdf in cdfs]
 
@@ -102,7 +111,7 @@ def rans_encode(intervals, precision: int = PRECISION) -> bytes:
             state >>= 8
         state = (state // frequency << precision) + start + state % frequency
     pushed += state.to_bytes(4, "little")
-    return bytes(reversed(pushed))            # the decoder reads front to back
+    return bytes(reversed(pushed))  # the decoder reads front to back
 
 
 class RansDecoder:
@@ -114,7 +123,9 @@ class RansDecoder:
         self.data, self.position, self.precision = data, 4, precision
         self.state = int.from_bytes(data[:4], "big")
         if not STATE_LOWER <= self.state < STATE_LOWER << 8:
-            raise ValueError("rANS data starts in a state no encoder ends in: corrupted")
+            raise ValueError(
+                "rANS data starts in a state no encoder ends in: corrupted"
+            )
 
     def slot(self) -> int:
         """The low ``precision`` bits of the state: where in [0, 2^precision) we are."""
@@ -132,7 +143,9 @@ class RansDecoder:
     def check_finished(self) -> None:
         """A stream that decoded correctly ends exactly at the initial state."""
         if self.state != STATE_LOWER or self.position != len(self.data):
-            raise ValueError("rANS data did not decode cleanly: corrupted or wrong tables")
+            raise ValueError(
+                "rANS data did not decode cleanly: corrupted or wrong tables"
+            )
 
 
 def _uniform(value: int, precision: int) -> tuple[int, int]:
@@ -142,11 +155,11 @@ def _uniform(value: int, precision: int) -> tuple[int, int]:
 
 def _symbol_intervals(value: int, cdf, cdf_length: int, offset: int, precision: int):
     """Intervals coding one value: its table entry, or an escape and its excess."""
-    escape = cdf_length - 2                       # index of the tail-mass symbol
+    escape = cdf_length - 2  # index of the tail-mass symbol
     index = value - offset
     if 0 <= index < escape:
         return [(cdf[index], cdf[index + 1] - cdf[index])]
-    excess = -2 * index - 1 if index < 0 else 2 * (index - escape)   # sign folded, >= 0
+    excess = -2 * index - 1 if index < 0 else 2 * (index - escape)  # sign folded, >= 0
     pieces = []
     while True:
         pieces.append(excess & ESCAPE_MAX)
@@ -155,7 +168,7 @@ def _symbol_intervals(value: int, cdf, cdf_length: int, offset: int, precision: 
             break
     intervals = [(cdf[escape], cdf[escape + 1] - cdf[escape])]
     count = len(pieces) - 1
-    while count >= ESCAPE_MAX:                   # the number of pieces, 15 at a time
+    while count >= ESCAPE_MAX:  # the number of pieces, 15 at a time
         intervals.append(_uniform(ESCAPE_MAX, precision))
         count -= ESCAPE_MAX
     intervals.append(_uniform(count, precision))
@@ -177,8 +190,10 @@ def _decode_symbol(decoder: RansDecoder, cdf, cdf_length: int, offset: int) -> i
         count += piece
         if piece < ESCAPE_MAX:
             break
-    if count >= MAX_ESCAPE_PIECES:              # more than an int32's pieces: not ours
-        raise ValueError("rANS data escapes a value too large for any latent: corrupted")
+    if count >= MAX_ESCAPE_PIECES:  # more than an int32's pieces: not ours
+        raise ValueError(
+            "rANS data escapes a value too large for any latent: corrupted"
+        )
     excess = 0
     for shift in range(count + 1):
         piece = decoder.slot() // width
@@ -195,27 +210,32 @@ class ReadableRansCoder:
     ``cdf_lengths[k]``, whose first entry stands for the value ``offsets[k]``.
     """
 
-    bitstream_id = 1        # its number in a bitstream's header (``lic_teach.bitstream``)
+    bitstream_id = 1  # its number in a bitstream's header (``lic_teach.bitstream``)
 
     def __init__(self, precision: int = PRECISION):
         self.precision = precision
 
-    def encode_with_indexes(self, symbols, indexes, cdfs, cdf_lengths, offsets) -> bytes:
+    def encode_with_indexes(
+        self, symbols, indexes, cdfs, cdf_lengths, offsets
+    ) -> bytes:
         if len(symbols) != len(indexes):
             raise ValueError("symbols and indexes must have the same length")
         intervals = []
         for value, k in zip(symbols, indexes):
-            intervals += _symbol_intervals(int(value), cdfs[k], cdf_lengths[k], offsets[k],
-                                           self.precision)
+            intervals += _symbol_intervals(
+                int(value), cdfs[k], cdf_lengths[k], offsets[k], self.precision
+            )
         return rans_encode(intervals, self.precision)
 
-    def decode_with_indexes(self, data: bytes, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
+    def decode_with_indexes(
+        self, data: bytes, indexes, cdfs, cdf_lengths, offsets
+    ) -> list[int]:
         stream = self.stream_decoder(data)
         values = stream.decode(indexes, cdfs, cdf_lengths, offsets)
         stream.finish()
         return values
 
-    def stream_decoder(self, data: bytes) -> "ReadableStreamDecoder":
+    def stream_decoder(self, data: bytes) -> ReadableStreamDecoder:
         return ReadableStreamDecoder(data, self.precision)
 
 
@@ -227,35 +247,47 @@ class ReadableStreamDecoder:
         self.decoder = RansDecoder(bytes(data), precision)
 
     def decode(self, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
-        return [_decode_symbol(self.decoder, cdfs[k], cdf_lengths[k], offsets[k]) for k in indexes]
+        return [
+            _decode_symbol(self.decoder, cdfs[k], cdf_lengths[k], offsets[k])
+            for k in indexes
+        ]
 
     def finish(self) -> None:
         self.decoder.check_finished()
 
 
 class CompressAIRansCoder:
-    """CompressAI's C++ rANS (``compressai.ans``) behind the same methods, guarded so that
-    no string makes it read or write outside its buffers (:mod:`lic_teach.native_rans`)."""
+    """CompressAI's C++ rANS (``compressai.ans``) behind the same methods, guarded so
+    that no string makes it read or write outside its buffers
+    (:mod:`lic_teach.native_rans`)."""
 
-    bitstream_id = 0        # its number in a bitstream's header (``lic_teach.bitstream``)
+    bitstream_id = 0  # its number in a bitstream's header (``lic_teach.bitstream``)
 
-    def encode_with_indexes(self, symbols, indexes, cdfs, cdf_lengths, offsets) -> bytes:
+    def encode_with_indexes(
+        self, symbols, indexes, cdfs, cdf_lengths, offsets
+    ) -> bytes:
         if len(symbols) != len(indexes):
             raise ValueError("symbols and indexes must have the same length")
         return native_rans.encode(symbols, indexes, cdfs, cdf_lengths, offsets)
 
-    def decode_with_indexes(self, data: bytes, indexes, cdfs, cdf_lengths, offsets) -> list[int]:
+    def decode_with_indexes(
+        self, data: bytes, indexes, cdfs, cdf_lengths, offsets
+    ) -> list[int]:
         return native_rans.decode(data, indexes, cdfs, cdf_lengths, offsets)
 
     def stream_decoder(self, data: bytes) -> native_rans.GuardedStreamDecoder:
         return native_rans.GuardedStreamDecoder(data)
 
 
-CODERS = {"ans": CompressAIRansCoder, "readable": ReadableRansCoder}   # the one table of coders
+CODERS = {
+    "ans": CompressAIRansCoder,
+    "readable": ReadableRansCoder,
+}  # the one table of coders
 
 
 def get_coder(name: str = "ans"):
-    """``"ans"``: CompressAI's C++ rANS (fast); ``"readable"``: the Python rANS above."""
+    """``"ans"``: CompressAI's C++ rANS (fast); ``"readable"``: the Python rANS
+    above."""
     if name not in CODERS:
         raise ValueError(f"unknown coder {name!r}; choose one of {', '.join(CODERS)}")
     return CODERS[name]()

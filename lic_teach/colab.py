@@ -1,4 +1,5 @@
-"""Installing lic_teach into a running Python, such as a Colab runtime, without a restart.
+"""Installing lic_teach into a running Python, such as a Colab runtime, without a
+restart.
 
 Colab preloads numpy 2, torch, ipywidgets 7 and much more. CompressAI 1.2.8, whose C++
 rANS coder and models ``lic_teach`` uses and checks itself against, declares
@@ -9,8 +10,8 @@ runtime would need a restart before anything could use it.
 
 :func:`install` does this instead, in two pip commands:
 
-1. ``pip install --no-deps compressai==1.2.8``: a wheel up to Python 3.12, built from its
-   source distribution on 3.13 (Colab has a compiler);
+1. ``pip install --no-deps compressai==1.2.8``: a wheel up to Python 3.12, built from
+   its source distribution on 3.13 (Colab has a compiler);
 2. ``pip install`` every other requirement of ``lic_teach`` and of CompressAI as they
    are declared, less CompressAI's numpy ceiling, with numpy, torch and torchvision held
    at the versions installed now by a constraints file. pip adds what is missing and
@@ -26,6 +27,7 @@ place (``pip install --no-deps lic_teach @ git+...``) and then calls :func:`inst
 This module imports only the standard library, because it runs before anything else is
 installed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,7 +44,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     from pip._vendor.packaging.requirements import Requirement
     from pip._vendor.packaging.specifiers import SpecifierSet
 
-HELD = ("numpy", "torch", "torchvision")   # loaded by the runtime: never replaced
+HELD = ("numpy", "torch", "torchvision")  # loaded by the runtime: never replaced
 ISSUES = "https://github.com/lic-teach/lic-teach/issues"
 
 
@@ -64,7 +66,10 @@ def _without_numpy_ceiling(requirement: Requirement) -> Requirement:
     only (its extension does not use numpy's C API)."""
     if requirement.name == "numpy":
         requirement.specifier = SpecifierSet(
-            ",".join(str(s) for s in requirement.specifier if s.operator not in ("<", "<=")))
+            ",".join(
+                str(s) for s in requirement.specifier if s.operator not in ("<", "<=")
+            )
+        )
     return requirement
 
 
@@ -74,7 +79,9 @@ def compressai_requirement() -> str:
         requirement = Requirement(text)
         if requirement.name == "compressai":
             return str(_without_marker(requirement))
-    raise RuntimeError("lic_teach's metadata names no CompressAI release; reinstall lic_teach")
+    raise RuntimeError(
+        "lic_teach's metadata names no CompressAI release; reinstall lic_teach"
+    )
 
 
 def requirements(extras=()) -> list[str]:
@@ -96,8 +103,11 @@ def requirements(extras=()) -> list[str]:
 def installed_versions() -> dict[str, str]:
     """``{normalized distribution name: version}`` of everything installed."""
     importlib.invalidate_caches()
-    return {_normalized(d.metadata["Name"]): d.version for d in metadata.distributions()
-            if d.metadata["Name"]}
+    return {
+        _normalized(d.metadata["Name"]): d.version
+        for d in metadata.distributions()
+        if d.metadata["Name"]
+    }
 
 
 def _normalized(name: str) -> str:
@@ -105,30 +115,43 @@ def _normalized(name: str) -> str:
 
 
 def _pip(*arguments: str) -> None:
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--progress-bar", "off",
-               *arguments]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--progress-bar",
+        "off",
+        *arguments,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise InstallError(" ".join(command[2:]), result.stdout + result.stderr)
 
 
 class InstallError(RuntimeError):
-    """A pip command failed; the message says which, what it printed, and what to do."""
+    """A pip command failed; the message says which, what it printed, and what to
+    do."""
 
     def __init__(self, command: str, output: str):
         super().__init__(
             f"`{command}` failed. Its last lines:\n{output[-2500:]}\n"
             "What to do: check that the runtime is online; then choose Runtime > "
-            "Disconnect and delete runtime, and run all cells again. If it fails again, "
-            f"open an issue at {ISSUES} with the lines above and the output of "
-            "`!python --version; pip list`.")
+            "Disconnect and delete runtime, and run all cells again. If it fails "
+            f"again, open an issue at {ISSUES} with the lines above and the output of "
+            "`!python --version; pip list`."
+        )
 
 
 def changes(before: dict, after: dict) -> tuple[dict, dict]:
     """``(added, changed)``: ``{name: version}`` and ``{name: (old, new)}``."""
     added = {name: v for name, v in after.items() if name not in before}
-    changed = {name: (before[name], v) for name, v in after.items()
-               if name in before and before[name] != v}
+    changed = {
+        name: (before[name], v)
+        for name, v in after.items()
+        if name in before and before[name] != v
+    }
     return added, changed
 
 
@@ -136,8 +159,12 @@ def loaded_but_changed(changed: dict) -> list[str]:
     """Distributions whose version changed although this process imported them already:
     the only case in which the new version needs a restart to take effect."""
     modules = metadata.packages_distributions()
-    loaded = {_normalized(dist) for module, dists in modules.items() if module in sys.modules
-              for dist in dists}
+    loaded = {
+        _normalized(dist)
+        for module, dists in modules.items()
+        if module in sys.modules
+        for dist in dists
+    }
     return sorted(name for name in changed if name in loaded)
 
 
@@ -148,6 +175,7 @@ def _enable_colab_widgets() -> bool:
     if int(metadata.version("ipywidgets").split(".")[0]) < 8:
         return False
     from google.colab import output
+
     output.enable_custom_widget_manager()
     return True
 
@@ -164,8 +192,11 @@ def install(*extras: str) -> dict:
     held = [f"{name}=={before[name]}" for name in HELD if name in before]
     compressai = compressai_requirement()
     print(f"Python {sys.version.split()[0]}; keeping " + ", ".join(held) + ".")
-    print(f"1/2 {compressai} (without its numpy<2 pin; on Python 3.13 it compiles, "
-          "about a minute)...", flush=True)
+    print(
+        f"1/2 {compressai} (without its numpy<2 pin; on Python 3.13 it compiles, "
+        "about a minute)...",
+        flush=True,
+    )
     _pip("--no-deps", compressai)
     wanted = requirements(extras)
     print(f"2/2 the other requirements: {', '.join(wanted)}...", flush=True)
@@ -173,23 +204,32 @@ def install(*extras: str) -> dict:
         constraints.write("\n".join(held) + "\n")
     _pip("--constraint", constraints.name, *wanted)
     added, changed = changes(before, installed_versions())
-    report = {"seconds": time.perf_counter() - start, "added": added, "changed": changed,
-              "held": held, "restart_needed_for": loaded_but_changed(changed),
-              "colab_widgets": _enable_colab_widgets()}
+    report = {
+        "seconds": time.perf_counter() - start,
+        "added": added,
+        "changed": changed,
+        "held": held,
+        "restart_needed_for": loaded_but_changed(changed),
+        "colab_widgets": _enable_colab_widgets(),
+    }
     _print_report(report)
     return report
 
 
 def _print_report(report: dict) -> None:
     added = ", ".join(f"{name} {v}" for name, v in sorted(report["added"].items()))
-    changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new)
-                        in sorted(report["changed"].items()))
+    changed = ", ".join(
+        f"{name} {old} -> {new}"
+        for name, (old, new) in sorted(report["changed"].items())
+    )
     print(f"Installed in {report['seconds']:.0f} s: {added or 'nothing new'}.")
     if changed:
         print(f"Upgraded: {changed}.")
     if report["restart_needed_for"]:
-        print("These were imported before they changed, so they take effect after "
-              f"Runtime > Restart session: {', '.join(report['restart_needed_for'])}.")
+        print(
+            "These were imported before they changed, so they take effect after "
+            f"Runtime > Restart session: {', '.join(report['restart_needed_for'])}."
+        )
     else:
         print("No restart needed: " + ", ".join(report["held"]) + " are unchanged.")
     if report["colab_widgets"]:

@@ -3,11 +3,12 @@
 Everything returns float32 RGB tensors of shape ``[3, H, W]`` with values in [0, 1],
 whatever the file held (8- or 16-bit, grayscale, palette, with or without alpha).
 """
+
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from importlib import resources
@@ -18,6 +19,8 @@ import png
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
+
+from .cache import atomic_write
 
 # ----------------------------------------------------------------------------- loading
 
@@ -50,10 +53,16 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def _is_16_bit_color_png(path: Path) -> bool:
-    """True for a PNG with 16 bits per sample and colour (RGB or RGBA), from its header."""
+    """True for a PNG with 16 bits per sample and colour (RGB or RGBA), from its
+    header."""
     with open(path, "rb") as handle:
         header = handle.read(26)
-    return header[:8] == b"\x89PNG\r\n\x1a\n" and header[24] == 16 and header[25] in (2, 6)
+    return (
+        len(header) == 26  # a shorter file is no PNG Pillow can read either
+        and header[:8] == b"\x89PNG\r\n\x1a\n"
+        and header[24] == 16
+        and header[25] in (2, 6)
+    )
 
 
 def _load_16_bit_png(path: Path) -> torch.Tensor:
@@ -84,26 +93,41 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as error:  # Pillow's guard against huge files
+        raise ValueError(f"{path} is too large an image to read: {error}") from error
     except (UnidentifiedImageError, OSError, SyntaxError, png.Error) as error:
-        raise ValueError(f"{path} is not an image that Pillow can read: {error}") from error
+        raise ValueError(
+            f"{path} is not an image that Pillow can read: {error}"
+        ) from error
     return pil_to_tensor(image)
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:
-    """A ``[3, H, W]`` (or ``[1, 3, H, W]``) tensor in [0, 1] as an 8-bit RGB Pillow image.
+    """A ``[3, H, W]`` (or ``[1, 3, H, W]``) tensor in [0, 1] as an 8-bit RGB Pillow
+    image.
 
     Values are clamped to [0, 1] and rounded to the nearest 8-bit level.
     """
     if x.dim() == 4 and x.shape[0] == 1:
         x = x[0]
     if x.dim() != 3 or x.shape[0] != 3:
-        raise ValueError(f"expected an RGB image tensor [3, H, W], got shape {tuple(x.shape)}")
-    array = (x.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        raise ValueError(
+            f"expected an RGB image tensor [3, H, W], got shape {tuple(x.shape)}"
+        )
+    array = (
+        (x.detach().float().clamp(0, 1) * 255)
+        .round()
+        .byte()
+        .permute(1, 2, 0)
+        .cpu()
+        .numpy()
+    )
     return Image.fromarray(array, mode="RGB")
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Round an image to the 8-bit levels a PNG of it would hold (values stay in [0, 1])."""
+    """Round an image to the 8-bit levels a PNG of it would hold (values stay in [0,
+    1])."""
     return (x.clamp(0, 1) * 255).round() / 255
 
 
@@ -137,22 +161,41 @@ _SAMPLES = {
 SPLITS = tuple(_SAMPLES)
 
 
+def package_folder(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (importing
+    scikit-learn takes seconds); ``None`` if it is not installed."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def package_file(package: str, relative: str) -> Path:
+    """The file ``relative`` inside the installed ``package`` (found without importing
+    it); ``RuntimeError`` saying what to do when the package or the file is missing."""
+    folder = package_folder(package)
+    if folder is None:
+        raise RuntimeError(
+            f"{relative} ships with the package {package!r}, which is not installed: "
+            "pip install -e ."
+        )
+    path = folder / relative
+    if not path.is_file():
+        raise RuntimeError(
+            f"{relative} is missing from {package} ({path}); reinstall {package}"
+        )
+    return path
+
+
 def sample_image_paths(split: str = "train") -> dict[str, Path]:
-    """File paths of the bundled images of ``split`` (``"train"``, ``"test"`` or ``"transfer"``)."""
+    """File paths of the bundled images of ``split`` (``"train"``, ``"test"`` or
+    ``"transfer"``)."""
     if split not in _SAMPLES:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    paths = {}
-    for name, package, relative in _SAMPLES[split]:
-        try:
-            path = Path(str(resources.files(package).joinpath(relative)))
-        except ModuleNotFoundError as error:
-            raise RuntimeError(f"sample image {name!r} ships with the package {package!r}, "
-                               f"which is not installed: pip install -e .") from error
-        if not path.is_file():
-            raise RuntimeError(f"sample image {name!r} is missing from {package} ({path}); "
-                               f"reinstall {package}")
-        paths[name] = path
-    return paths
+    return {
+        name: package_file(package, relative)
+        for name, package, relative in _SAMPLES[split]
+    }
 
 
 def sample_images(split: str = "train") -> dict[str, torch.Tensor]:
@@ -166,9 +209,12 @@ def sample_images(split: str = "train") -> dict[str, torch.Tensor]:
     return {name: load_image(path) for name, path in sample_image_paths(split).items()}
 
 
-def held_out(size: int | None = None, count: int | None = None) -> dict[str, torch.Tensor]:
-    """The test photos, which nothing in the book trains on: their central ``size`` square
-    if ``size`` is given, and the first ``count`` of them if ``count`` is given."""
+def held_out(
+    size: int | None = None, count: int | None = None
+) -> dict[str, torch.Tensor]:
+    """The test photos, which nothing in the book trains on: their central ``size``
+    square if ``size`` is given, and the first ``count`` of them if ``count`` is given.
+    """
     images = sample_images("test")
     if size:
         images = {name: center_crop(x, size) for name, x in images.items()}
@@ -176,25 +222,29 @@ def held_out(size: int | None = None, count: int | None = None) -> dict[str, tor
 
 
 def downscaled(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """``x`` (``[3, H, W]``) resized by ``scale`` <= 1, bicubic with antialiasing, in [0, 1].
-    A photo shrunk this way has more detail per pixel: a cheap way to widen a small
-    training set (large ones such as CLIC are often downscaled for the same reason)."""
+    """``x`` (``[3, H, W]``) resized by ``scale`` <= 1, bicubic with antialiasing, in
+    [0, 1]. A photo shrunk this way has more detail per pixel: a cheap way to widen a
+    small training set (large ones such as CLIC are often downscaled for the same
+    reason)."""
     if not 0 < scale <= 1:
         raise ValueError(f"scale must be in (0, 1], got {scale}")
     if scale == 1:
         return x
     size = [max(1, round(n * scale)) for n in x.shape[-2:]]
-    return torch.nn.functional.interpolate(x[None], size=size, mode="bicubic", antialias=True,
-                                           align_corners=False)[0].clamp(0, 1)
+    return torch.nn.functional.interpolate(
+        x[None], size=size, mode="bicubic", antialias=True, align_corners=False
+    )[0].clamp(0, 1)
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """The central ``size`` x ``size`` window of an image ``[..., H, W]``."""
     height, width = x.shape[-2:]
     if size > min(height, width):
-        raise ValueError(f"crop size {size} is larger than the image ({height}x{width})")
+        raise ValueError(
+            f"crop size {size} is larger than the image ({height}x{width})"
+        )
     top, left = (height - size) // 2, (width - size) // 2
-    return x[..., top:top + size, left:left + size]
+    return x[..., top : top + size, left : left + size]
 
 
 class RandomCropDataset(Dataset):
@@ -214,10 +264,14 @@ class RandomCropDataset(Dataset):
             raise ValueError("patch_size and length must be positive")
         for index, image in enumerate(self.images):
             if image.dim() != 3 or image.shape[0] != 3:
-                raise ValueError(f"image {index} has shape {tuple(image.shape)}; expected [3, H, W]")
+                raise ValueError(
+                    f"image {index} has shape {tuple(image.shape)}; expected [3, H, W]"
+                )
             if min(image.shape[-2:]) < patch_size:
-                raise ValueError(f"image {index} ({image.shape[1]}x{image.shape[2]}) is smaller "
-                                 f"than the patch size {patch_size}")
+                raise ValueError(
+                    f"image {index} ({image.shape[1]}x{image.shape[2]}) is smaller "
+                    f"than the patch size {patch_size}"
+                )
         self.patch_size, self.length, self.flip = patch_size, length, flip
 
     def __len__(self) -> int:
@@ -228,29 +282,34 @@ class RandomCropDataset(Dataset):
         height, width = image.shape[-2:]
         top = int(torch.randint(0, height - self.patch_size + 1, ()))
         left = int(torch.randint(0, width - self.patch_size + 1, ()))
-        patch = image[:, top:top + self.patch_size, left:left + self.patch_size]
+        patch = image[:, top : top + self.patch_size, left : left + self.patch_size]
         if self.flip and bool(torch.rand(()) < 0.5):
             patch = patch.flip(-1)
         return patch.contiguous()
 
 
-# ----------------------------------------------------------------- images as model input
+# ----------------------------------------------------------------- images as model
+# input
 
 
 def image_list(images) -> list[torch.Tensor]:
-    """The images of ``images``, given as ``{name: image}`` or as any sequence of images."""
+    """The images of ``images``, given as ``{name: image}`` or as any sequence of
+    images."""
     return list(images.values()) if isinstance(images, dict) else list(images)
 
 
 def as_batch(x: torch.Tensor) -> torch.Tensor:
-    """A single RGB image ``[3, H, W]`` or ``[1, 3, H, W]`` in [0, 1] as ``[1, 3, H, W]``."""
+    """A single RGB image ``[3, H, W]`` or ``[1, 3, H, W]`` in [0, 1] as ``[1, 3, H,
+    W]``."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"expected an image tensor, got {type(x).__name__}")
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if x.dim() != 4 or x.shape[:2] != (1, 3):
-        raise ValueError(f"expected one RGB image [3, H, W] or [1, 3, H, W], got {tuple(x.shape)}; "
-                         "load files with lic_teach.data.load_image, which makes any image RGB")
+        raise ValueError(
+            f"expected one RGB image [3, H, W] or [1, 3, H, W], got {tuple(x.shape)}; "
+            "load files with lic_teach.data.load_image, which makes any image RGB"
+        )
     if x.shape[-1] < 1 or x.shape[-2] < 1:
         raise ValueError("the image is empty")
     if not torch.isfinite(x).all():
@@ -277,7 +336,10 @@ KODAK_URL = "https://r0k.us/graphics/kodak/kodak/"
 def kodak_checksums() -> dict[str, str]:
     """``{file name: SHA-256}`` of the 24 Kodak PNGs, from the package data."""
     text = resources.files("lic_teach").joinpath("reference/kodak.sha256").read_text()
-    return {name: digest for digest, name in (line.split() for line in text.splitlines() if line)}
+    return {
+        name: digest
+        for digest, name in (line.split() for line in text.splitlines() if line)
+    }
 
 
 def sha256(path: Path) -> str:
@@ -290,31 +352,29 @@ def sha256(path: Path) -> str:
 
 
 def _download(url: str, target: Path, expected_sha256: str, timeout: float) -> None:
-    """Fetch ``url`` into ``target`` atomically: a temporary file, checked, then renamed."""
+    """Fetch ``url`` into ``target``, written (``cache.atomic_write``) only once its
+    SHA-256 matched."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             payload = response.read()
     except (urllib.error.URLError, OSError) as error:
         raise ConnectionError(
-            f"could not download {url}: {getattr(error, 'reason', error)}. Are you offline? "
-            f"Put the 24 Kodak PNGs into {target.parent} by hand, or retry with network."
+            f"could not download {url}: {getattr(error, 'reason', error)}. "
+            f"Are you offline? Put the 24 Kodak PNGs into {target.parent} by hand, "
+            "or retry with network."
         ) from error
     actual = hashlib.sha256(payload).hexdigest()
     if actual != expected_sha256:
-        raise ValueError(f"{url} has SHA-256 {actual}, expected {expected_sha256}: "
-                         f"the download is corrupted or the file changed; nothing was saved")
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        raise ValueError(
+            f"{url} has SHA-256 {actual}, expected {expected_sha256}: "
+            f"the download is corrupted or the file changed; nothing was saved"
+        )
+    atomic_write(target, payload)
 
 
-def kodak(root: str | os.PathLike = "data/kodak", download: bool = True,
-          timeout: float = 30.0) -> dict[str, torch.Tensor]:
+def kodak(
+    root: str | os.PathLike = "data/kodak", download: bool = True, timeout: float = 30.0
+) -> dict[str, torch.Tensor]:
     """The 24 Kodak images (768x512 or 512x768) as ``{"kodim01": tensor, ...}``.
 
     Files already in ``root`` are checked against their SHA-256 and reused; missing ones
@@ -330,14 +390,18 @@ def kodak(root: str | os.PathLike = "data/kodak", download: bool = True,
     checksums = kodak_checksums()
     missing = [name for name in checksums if not (root / name).is_file()]
     if missing and not download:
-        raise FileNotFoundError(f"{len(missing)} Kodak file(s) missing from {root} "
-                                f"(first: {missing[0]}); call kodak(root, download=True)")
+        raise FileNotFoundError(
+            f"{len(missing)} Kodak file(s) missing from {root} "
+            f"(first: {missing[0]}); call kodak(root, download=True)"
+        )
     if missing:
         root.mkdir(parents=True, exist_ok=True)
         for name in missing:
             _download(KODAK_URL + name, root / name, checksums[name], timeout)
     for name, expected in checksums.items():
         if sha256(root / name) != expected:
-            raise ValueError(f"{root / name} does not match its SHA-256 checksum; "
-                             f"delete it and call kodak() again to re-download")
+            raise ValueError(
+                f"{root / name} does not match its SHA-256 checksum; "
+                f"delete it and call kodak() again to re-download"
+            )
     return {Path(name).stem: load_image(root / name) for name in checksums}

@@ -4,8 +4,8 @@ Hinton, Vinyals and Dean ("Distilling the knowledge in a neural network", 2015) 
 small *student* network on what a large *teacher* outputs. A learned image is encoded
 once and decoded many times, often on weak devices, so the decoder is where a small
 network pays. Here the student is a synthesis transform ``g_s`` that reads the latents
-the teacher's encoder and entropy model produce: the teacher's bitstream does not change,
-byte for byte (:func:`with_student`).
+the teacher's encoder and entropy model produce: the teacher's bitstream does not
+change, byte for byte (:func:`with_student`).
 
 Fu et al. ("Fast and high-performance learned image compression with improved
 checkerboard context model, deformable residual module, and knowledge distillation",
@@ -13,50 +13,68 @@ IEEE TIP 2024, sec. III-D) transfer the teacher's final *and intermediate* outpu
 student decoder; :func:`distillation_loss` weighs the three terms, with the intermediate
 features matched through 1x1 adapters (:class:`FeatureAdapters`).
 """
+
 from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import metrics
+from . import metrics, train
 from .layers import GDN, lower_bound
 from .models.base import ImageCodec
 from .models.factorized import conv, deconv
 from .models.hyperprior import ScaleHyperprior
 from .seeding import seeded
-from .train import batches, train_steps
 
 
-def student_synthesis(M: int, channels: Sequence[int], strides: Sequence[int]) -> nn.Sequential:
+def student_synthesis(
+    M: int, channels: Sequence[int], strides: Sequence[int]
+) -> nn.Sequential:
     """A synthesis transform ``[B, M, h, w] -> [B, 3, 16h, 16w]``: one transposed
     convolution per entry of ``strides`` (their product must be 16), inverse GDN between
-    them. Layer ``i`` upsamples by ``strides[i]`` with a kernel of ``2 * stride + 1`` (5 at
-    stride 2, as the teacher's) and has ``channels[i]`` outputs; the last has 3.
+    them. Layer ``i`` upsamples by ``strides[i]`` with a kernel of ``2 * stride + 1`` (5
+    at stride 2, as the teacher's) and has ``channels[i]`` outputs; the last has 3.
 
     ``channels=(N, N, N), strides=(2, 2, 2, 2)`` is the teacher's own architecture at
     width ``N``; ``strides=(4, 2, 2)`` has one layer fewer; ``strides=(8, 2)`` is a
     two-layer decoder like Yang and Mandt's (ICCV 2023)."""
     channels, strides = [int(c) for c in channels], [int(s) for s in strides]
     if len(channels) != len(strides) - 1:
-        raise ValueError(f"{len(strides)} layers need {len(strides) - 1} hidden widths, got {len(channels)}")
+        raise ValueError(
+            f"{len(strides)} layers need {len(strides) - 1} hidden widths, "
+            f"got {len(channels)}"
+        )
     if math.prod(strides) != 16 or min(strides) < 1 or min(channels, default=1) < 1:
-        raise ValueError(f"the strides must multiply to 16 and every width be positive: {strides}, {channels}")
+        raise ValueError(
+            f"the strides must multiply to 16 and every width be positive: "
+            f"{strides}, {channels}"
+        )
     widths = [int(M), *channels, 3]
     layers = []
     for i, stride in enumerate(strides):
-        layers.append(nn.ConvTranspose2d(widths[i], widths[i + 1], 2 * stride + 1, stride=stride,
-                                         padding=stride, output_padding=stride - 1))
+        layers.append(
+            nn.ConvTranspose2d(
+                widths[i],
+                widths[i + 1],
+                2 * stride + 1,
+                stride=stride,
+                padding=stride,
+                output_padding=stride - 1,
+            )
+        )
         if i < len(strides) - 1:
             layers.append(GDN(widths[i + 1], inverse=True))
     return nn.Sequential(*layers)
 
 
-def synthesis_features(g_s: nn.Sequential, y_hat: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def synthesis_features(
+    g_s: nn.Sequential, y_hat: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``(x_hat, features)``: the output of ``g_s`` and its intermediate features, the
     output of every inverse GDN (one per upsampling stage but the last)."""
     features, x = [], y_hat
@@ -69,8 +87,8 @@ def synthesis_features(g_s: nn.Sequential, y_hat: torch.Tensor) -> tuple[torch.T
 
 class FeatureAdapters(nn.Module):
     """1x1 convolutions that map each student feature to the teacher feature of the same
-    resolution, so features of different widths can be compared (Fu et al. 2024,
-    sec. III-D). A student stage with no teacher stage at its resolution is not matched."""
+    resolution, so features of different widths can be compared (Fu et al. 2024, sec.
+    III-D). A student stage with no teacher stage at its resolution is not matched."""
 
     def __init__(self, student_g_s: nn.Sequential, teacher_g_s: nn.Sequential, M: int):
         super().__init__()
@@ -79,29 +97,55 @@ class FeatureAdapters(nn.Module):
             _, student = synthesis_features(student_g_s, probe)
             _, teacher = synthesis_features(teacher_g_s, probe)
         by_size = {f.shape[-1]: j for j, f in enumerate(teacher)}
-        self.pairs = [(i, by_size[f.shape[-1]]) for i, f in enumerate(student) if f.shape[-1] in by_size]
-        self.adapters = nn.ModuleList(nn.Conv2d(student[i].shape[1], teacher[j].shape[1], 1)
-                                      for i, j in self.pairs).to(probe.device)
+        self.pairs = [
+            (i, by_size[f.shape[-1]])
+            for i, f in enumerate(student)
+            if f.shape[-1] in by_size
+        ]
+        self.adapters = nn.ModuleList(
+            nn.Conv2d(student[i].shape[1], teacher[j].shape[1], 1)
+            for i, j in self.pairs
+        ).to(probe.device)
 
-    def forward(self, student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
-        """Mean over the matched stages of the MSE between adapted student and teacher features."""
+    def forward(
+        self, student: list[torch.Tensor], teacher: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Mean over the matched stages of the MSE between adapted student and teacher
+        features."""
         if not self.pairs:
             return student[0].new_zeros(()) if student else torch.zeros(())
-        losses = [F.mse_loss(adapter(student[i]), teacher[j]) for adapter, (i, j) in zip(self.adapters, self.pairs)]
+        losses = [
+            F.mse_loss(adapter(student[i]), teacher[j])
+            for adapter, (i, j) in zip(self.adapters, self.pairs)
+        ]
         return torch.stack(losses).mean()
 
 
-def distillation_loss(x_hat_student: torch.Tensor, x_hat_teacher: torch.Tensor, x: torch.Tensor | None = None,
-                      *, teacher_weight: float = 1.0, truth_weight: float = 0.0,
-                      feature_loss: torch.Tensor | None = None, feature_weight: float = 0.0) -> torch.Tensor:
-    """``teacher_weight * D(x_hat_student, x_hat_teacher) + truth_weight * D(x_hat_student, x)
-    + feature_weight * feature_loss``, with ``D`` the mean squared error: the output
-    matching of Hinton et al. (2015) for a regression, the ground-truth term, and the
-    intermediate-feature term of Fu et al. (2024). Distilling "from the teacher only"
-    is ``truth_weight=0``, which needs no ground truth: any images serve as transfer set."""
-    weights = {"teacher_weight": teacher_weight, "truth_weight": truth_weight, "feature_weight": feature_weight}
+def distillation_loss(
+    x_hat_student: torch.Tensor,
+    x_hat_teacher: torch.Tensor,
+    x: torch.Tensor | None = None,
+    *,
+    teacher_weight: float = 1.0,
+    truth_weight: float = 0.0,
+    feature_loss: torch.Tensor | None = None,
+    feature_weight: float = 0.0,
+) -> torch.Tensor:
+    """``teacher_weight * D(x_hat_student, x_hat_teacher) + truth_weight *
+    D(x_hat_student, x) + feature_weight * feature_loss``, with ``D`` the mean squared
+    error: the output matching of Hinton et al. (2015) for a regression, the
+    ground-truth term, and the intermediate-feature term of Fu et al. (2024). Distilling
+    "from the teacher only" is ``truth_weight=0``, which needs no ground truth: any
+    images serve as transfer set."""
+    weights = {
+        "teacher_weight": teacher_weight,
+        "truth_weight": truth_weight,
+        "feature_weight": feature_weight,
+    }
     if min(weights.values()) < 0 or not any(weights.values()):
-        raise ValueError(f"the weights must be non-negative and not all zero: {weights}")
+        raise ValueError(
+            f"the weights must be non-negative and not all zero: {weights}"
+        )
     if truth_weight and x is None:
         raise ValueError("truth_weight > 0 needs the ground-truth images x")
     if feature_weight and feature_loss is None:
@@ -115,36 +159,44 @@ def distillation_loss(x_hat_student: torch.Tensor, x_hat_teacher: torch.Tensor, 
 
 
 def check_student(teacher: ImageCodec, g_s: nn.Module) -> None:
-    """``ValueError`` unless ``g_s`` reads the teacher's ``M`` latent channels and returns
-    an image 16 times the latent's size."""
+    """``ValueError`` unless ``g_s`` reads the teacher's ``M`` latent channels and
+    returns an image 16 times the latent's size."""
     M = teacher.M
     probe = torch.zeros(1, M, 2, 3, device=next(teacher.parameters()).device)
     try:
         with torch.no_grad():
             out = g_s.to(probe.device)(probe)
     except RuntimeError as error:
-        raise ValueError(f"the student decoder does not read the teacher's {M} latent channels: {error}") from None
+        raise ValueError(
+            f"the student decoder does not read the teacher's {M} latent channels: "
+            f"{error}"
+        ) from None
     if tuple(out.shape) != (1, 3, 32, 48):
-        raise ValueError(f"the student decoder turns a [1, {M}, 2, 3] latent into {list(out.shape)}, "
-                         f"not an image [1, 3, 32, 48]")
+        raise ValueError(
+            f"the student decoder turns a [1, {M}, 2, 3] latent into "
+            f"{list(out.shape)}, not an image [1, 3, 32, 48]"
+        )
 
 
 def with_student(teacher: ImageCodec, g_s: nn.Module) -> ImageCodec:
     """A codec whose ``compress`` is the teacher's, byte for byte, and whose
     ``decompress`` runs the student ``g_s``: a copy of the teacher with its synthesis
     transform replaced. Its bitstream header names the teacher's class, hyper-parameters
-    and coding tables, so it reads the teacher's bitstreams and no other (the fingerprint
-    check of ``ImageCodec.read_bitstream`` refuses bytes written with other tables)."""
+    and coding tables, so it reads the teacher's bitstreams and no other (the
+    fingerprint check of ``ImageCodec.read_bitstream`` refuses bytes written with other
+    tables)."""
     check_student(teacher, g_s)
     codec = copy.deepcopy(teacher)
     codec.g_s = g_s
     return codec.eval()
 
 
-def teacher_targets(teacher: ImageCodec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """``(y_hat, x_hat, features)`` of the teacher on images ``x``: the latents its decoder
-    really receives (eval mode: the coder's rounding, as ``decompress`` sees them), its
-    reconstruction and its intermediate features. No gradients."""
+def teacher_targets(
+    teacher: ImageCodec, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """``(y_hat, x_hat, features)`` of the teacher on images ``x``: the latents its
+    decoder really receives (eval mode: the coder's rounding, as ``decompress`` sees
+    them), its reconstruction and its intermediate features. No gradients."""
     teacher.eval()
     with torch.no_grad():
         y_hat, _ = teacher.entropy(teacher.g_a(x))
@@ -154,81 +206,124 @@ def teacher_targets(teacher: ImageCodec, x: torch.Tensor) -> tuple[torch.Tensor,
 
 def _per_batch(compute):
     """``compute(x)`` remembered for each batch object: a list of batches cycled by
-    ``train.batches`` repeats the same tensors, so the frozen teacher runs once per batch.
-    A ``Dataset``'s batches are cycled as first drawn, so the memory stays bounded."""
+    ``train.batches`` repeats the same tensors, so the frozen teacher runs once per
+    batch. A ``Dataset``'s batches are cycled as first drawn, so the memory stays
+    bounded."""
     memo = {}
 
     def cached(x):
         if id(x) not in memo or memo[id(x)][0] is not x:
             memo[id(x)] = (x, compute(x))
         return memo[id(x)][1]
+
     return cached
 
 
-def distill(teacher: ImageCodec, g_s: nn.Sequential, data, *, steps: int, teacher_weight: float = 1.0,
-            truth_weight: float = 0.0, feature_weight: float = 0.0, lr: float = 1e-3, batch_size: int = 8,
-            seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
-            description: str = "distilling") -> tuple[ImageCodec, list[dict]]:
-    """Train the student synthesis ``g_s`` for ``steps`` Adam steps on the teacher's hard
-    latents of the images in ``data``, with :func:`distillation_loss`; the teacher
+def distill(
+    teacher: ImageCodec,
+    g_s: nn.Sequential,
+    data,
+    *,
+    steps: int,
+    teacher_weight: float = 1.0,
+    truth_weight: float = 0.0,
+    feature_weight: float = 0.0,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    description: str = "distilling",
+) -> tuple[ImageCodec, list[dict]]:
+    """Train the student synthesis ``g_s`` for ``steps`` Adam steps on the teacher's
+    hard latents of the images in ``data``, with :func:`distillation_loss`; the teacher
     (encoder, entropy model, decoder) stays frozen. The learning rate drops tenfold for
-    the last tenth of the steps. ``data`` is a ``Dataset`` of images or a list of batches;
-    a batch that repeats (one image to fit, as in microdosing) costs the teacher once. Returns ``(with_student(teacher, g_s), history)``; the
-    history's ``psnr`` is the student's against the images."""
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    the last tenth of the steps (``train.DECAY_AT``). ``data`` is a ``Dataset`` of
+    images or a list of batches; a batch that repeats (one image to fit, as in
+    microdosing) costs the teacher once. The adapters of ``feature_weight`` are drawn
+    from ``seed`` apart from the data, so a run with features sees the crops of the run
+    without. ``train.fit_decoder`` trains the student in the teacher's codec; returns
+    ``(with_student(teacher, g_s), history)``, the history's ``psnr`` the student's
+    against the images."""
     teacher.to(device).eval()
-    check_student(teacher, g_s)
-    g_s.to(device).train()
+    codec = with_student(teacher, g_s)
     with seeded(seed):
-        adapters = FeatureAdapters(g_s, teacher.g_s, teacher.M) if feature_weight else None
-        stream = batches(data, batch_size, seed)
-        targets = _per_batch(lambda x: teacher_targets(teacher, x))
+        adapters = (
+            FeatureAdapters(g_s, teacher.g_s, teacher.M) if feature_weight else None
+        )
+    targets = _per_batch(lambda x: teacher_targets(teacher, x))
 
-        def step_loss():
-            x = next(stream).to(device)
-            y_hat, x_teacher, teacher_features = targets(x)
-            x_student, student_features = synthesis_features(g_s, y_hat)
-            features = adapters(student_features, teacher_features) if adapters else None
-            loss = distillation_loss(x_student, x_teacher, x, teacher_weight=teacher_weight,
-                                     truth_weight=truth_weight, feature_loss=features,
-                                     feature_weight=feature_weight)
-            mse = F.mse_loss(x_student.detach(), x).item()
-            return loss, {"mse": mse, "psnr": metrics.psnr_from_mse(mse)}
+    def batch_loss(x):
+        y_hat, x_teacher, teacher_features = targets(x)
+        x_student, student_features = synthesis_features(g_s, y_hat)
+        features = adapters(student_features, teacher_features) if adapters else None
+        loss = distillation_loss(
+            x_student,
+            x_teacher,
+            x,
+            teacher_weight=teacher_weight,
+            truth_weight=truth_weight,
+            feature_loss=features,
+            feature_weight=feature_weight,
+        )
+        mse = F.mse_loss(x_student.detach(), x).item()
+        return loss, {"mse": mse, "psnr": metrics.psnr_from_mse(mse)}
 
-        parameters = list(g_s.parameters()) + (list(adapters.parameters()) if adapters else [])
-        history = train_steps(step_loss, parameters, steps=steps, lr=lr, decay_at=0.9,
-                              progress=progress, description=description)
-    g_s.eval()
-    return with_student(teacher, g_s), history
+    history = train.fit_decoder(
+        codec,
+        data,
+        steps=steps,
+        batch_loss=batch_loss,
+        trained=[*g_s.parameters(), *(adapters.parameters() if adapters else ())],
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        decay_at=train.DECAY_AT,
+        progress=progress,
+        description=description,
+    )
+    return codec, history
 
 
-# --- Soft targets: an entropy model distilled through its predicted distributions ---------
+# --- Soft targets: an entropy model distilled through its predicted distributions
+# ---------
+
 
 def symbol_pmf(scales: torch.Tensor, reach: int) -> torch.Tensor:
-    """``[..., 2 * reach + 1]``: the probability of each symbol ``k = -reach .. reach`` of a
-    latent coded as ``round(y - mean)`` under ``N(0, sigma^2)`` convolved with a unit
-    uniform (Ballé et al. 2018, eq. 10), scales bounded below by 0.11 as the coder bounds
-    them. The tails beyond ``+-(reach + 1/2)`` are folded into the end bins, so each row
-    sums to 1."""
-    sigma = lower_bound(scales, 0.11)[..., None]        # the coder's bound; gradients still pull up
+    """``[..., 2 * reach + 1]``: the probability of each symbol ``k = -reach .. reach``
+    of a latent coded as ``round(y - mean)`` under ``N(0, sigma^2)`` convolved with a
+    unit uniform (Ballé et al. 2018, eq. 10), scales bounded below by 0.11 as the coder
+    bounds them. The tails beyond ``+-(reach + 1/2)`` are folded into the end bins, so
+    each row sums to 1."""
+    sigma = lower_bound(scales, 0.11)[
+        ..., None
+    ]  # the coder's bound; gradients still pull up
     k = torch.arange(-reach, reach + 1, dtype=sigma.dtype, device=sigma.device)
-    upper, lower = torch.special.ndtr((k + 0.5) / sigma), torch.special.ndtr((k - 0.5) / sigma)
+    upper, lower = (
+        torch.special.ndtr((k + 0.5) / sigma),
+        torch.special.ndtr((k - 0.5) / sigma),
+    )
     upper = torch.cat([upper[..., :-1], torch.ones_like(upper[..., -1:])], dim=-1)
     lower = torch.cat([torch.zeros_like(lower[..., :1]), lower[..., 1:]], dim=-1)
     return (upper - lower).clamp_min(1e-12)
 
 
-def soft_target_kl(teacher_scales: torch.Tensor, student_scales: torch.Tensor, reach: int | None = None) -> torch.Tensor:
-    """Mean over latents of ``KL(P_teacher || P_student)`` in bits, the two symbol pmfs of
-    :func:`symbol_pmf`: Hinton et al.'s soft targets for an entropy model. It is the
+def soft_target_kl(
+    teacher_scales: torch.Tensor, student_scales: torch.Tensor, reach: int | None = None
+) -> torch.Tensor:
+    """Mean over latents of ``KL(P_teacher || P_student)`` in bits, the two symbol pmfs
+    of :func:`symbol_pmf`: Hinton et al.'s soft targets for an entropy model. It is the
     expected number of extra bits a latent costs when the coder uses the student's pmf
     for symbols distributed as the teacher predicts. ``reach`` defaults to eight of the
     teacher's largest scales, at most 64: the mass beyond is folded into the end bins,
     which can only lower the divergence (a coarser partition), and at most by the little
     mass that scales above 8 leave out there."""
     if teacher_scales.shape != student_scales.shape:
-        raise ValueError(f"scales of shapes {list(teacher_scales.shape)} and {list(student_scales.shape)}")
+        raise ValueError(
+            f"scales of shapes {list(teacher_scales.shape)} and "
+            f"{list(student_scales.shape)}"
+        )
     if reach is None:
         reach = min(64, max(2, math.ceil(8 * float(teacher_scales.detach().max()))))
     p, q = symbol_pmf(teacher_scales, reach), symbol_pmf(student_scales, reach)
@@ -237,106 +332,155 @@ def soft_target_kl(teacher_scales: torch.Tensor, student_scales: torch.Tensor, r
 
 class StudentHyperprior(ScaleHyperprior):
     """A scale hyperprior (Ballé et al. 2018) whose hyper-synthesis ``h_s`` is a student
-    of ``width`` channels instead of ``N``. It predicts other scales than its teacher, so
-    it writes other bytes: its bitstream names its own class and ``(N, M, width)``, and a
-    teacher refuses it (and it a teacher's)."""
+    of ``width`` channels instead of ``N``. It predicts other scales than its teacher,
+    so it writes other bytes: its bitstream names its own class and ``(N, M, width)``,
+    and a teacher refuses it (and it a teacher's)."""
 
     def __init__(self, N: int = 128, M: int = 192, width: int = 64):
         super().__init__(N, M)
         self.width = int(width)
         if self.width < 1:
             raise ValueError(f"the student's width must be positive, got {width}")
-        self.h_s = nn.Sequential(deconv(self.N, self.width), nn.ReLU(inplace=True),
-                                 deconv(self.width, self.width), nn.ReLU(inplace=True),
-                                 conv(self.width, self.M, 3, 1), nn.ReLU(inplace=True))
+        self.h_s = nn.Sequential(
+            deconv(self.N, self.width),
+            nn.ReLU(inplace=True),
+            deconv(self.width, self.width),
+            nn.ReLU(inplace=True),
+            conv(self.width, self.M, 3, 1),
+            nn.ReLU(inplace=True),
+        )
 
     def hyperparameters(self) -> tuple[int, ...]:
         return (self.N, self.M, self.width)
 
     @classmethod
-    def from_teacher(cls, teacher: ScaleHyperprior, width: int) -> "StudentHyperprior":
+    def from_teacher(cls, teacher: ScaleHyperprior, width: int) -> StudentHyperprior:
         """Everything but ``h_s`` copied from ``teacher`` (a ``ScaleHyperprior``, not a
-        mean-scale one: its symbols ``round(y)`` do not depend on ``h_s``), and the bias of
-        ``h_s``'s last layer too, so the student starts at the teacher's typical scales
-        rather than behind a ReLU that passes no gradient."""
+        mean-scale one: its symbols ``round(y)`` do not depend on ``h_s``), and the bias
+        of ``h_s``'s last layer too, so the student starts at the teacher's typical
+        scales rather than behind a ReLU that passes no gradient."""
         if type(teacher) is not ScaleHyperprior:
-            raise ValueError(f"the teacher must be a ScaleHyperprior, not {type(teacher).__name__}")
+            raise ValueError(
+                f"the teacher must be a ScaleHyperprior, not {type(teacher).__name__}"
+            )
         student = cls(teacher.N, teacher.M, width).to(next(teacher.parameters()).device)
-        state = {k: v for k, v in teacher.state_dict().items() if not k.startswith("h_s.")}
+        state = {
+            k: v for k, v in teacher.state_dict().items() if not k.startswith("h_s.")
+        }
         missing, unexpected = student.load_state_dict(state, strict=False)
-        assert not unexpected and all(k.startswith("h_s.") for k in missing), (missing, unexpected)
+        if unexpected or not all(k.startswith("h_s.") for k in missing):
+            raise RuntimeError(f"weights missing {missing}, unexpected {unexpected}")
         with torch.no_grad():
             student.h_s[-2].bias.copy_(teacher.h_s[-2].bias)
         return student.eval()
 
 
-def teacher_scales(teacher: ScaleHyperprior, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(z_hat, scales)``: the hyper-latent the decoder receives (rounded) and the scales
-    the teacher's ``h_s`` predicts from it. No gradients."""
+def teacher_scales(
+    teacher: ScaleHyperprior, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(z_hat, scales)``: the hyper-latent the decoder receives (rounded) and the
+    scales the teacher's ``h_s`` predicts from it. No gradients."""
     teacher.eval()
     with torch.no_grad():
         z_hat, _ = teacher.hyperprior(teacher.hyper_analysis(teacher.g_a(x)))
         return z_hat, teacher.h_s(z_hat)
 
 
-def distill_hyper_synthesis(teacher: ScaleHyperprior, student: StudentHyperprior, data, *, steps: int,
-                            lr: float = 1e-3, batch_size: int = 8, sample: int | None = 4096, seed: int = 0,
-                            device: str | torch.device = "cpu", progress: bool = True,
-                            description: str = "distilling h_s") -> list[dict]:
+def distill_hyper_synthesis(
+    teacher: ScaleHyperprior,
+    student: StudentHyperprior,
+    data,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    sample: int | None = 4096,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    description: str = "distilling h_s",
+) -> list[dict]:
     """Train the student's ``h_s`` to predict the teacher's symbol pmfs from the same
     ``z_hat``, minimizing :func:`soft_target_kl`; the rest of both models is frozen. The
-    history's ``loss`` is that KL in bits per latent. ``data`` is a ``Dataset`` of images
-    or a list of batches; the teacher's scales of a listed batch are computed once. Train
-    on crops large enough for ``z`` to have an interior (256 pixels: 4x4): on 64-pixel
-    crops ``z`` is 1x1 and ``h_s`` sees mostly its zero padding. The student ends in eval
-    mode with coding tables built. Each step's KL is averaged over ``sample`` latents drawn
-    at random from the batch (all of them with ``sample=None``): the divergence of one
-    latent is a sum over up to 129 symbols, and a batch of 256-pixel crops has 100,000
-    latents."""
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    history's ``loss`` is that KL in bits per latent. ``data`` is a ``Dataset`` of
+    images or a list of batches; the teacher's scales of a listed batch are computed
+    once. Train on crops large enough for ``z`` to have an interior (256 pixels: 4x4):
+    on 64-pixel crops ``z`` is 1x1 and ``h_s`` sees mostly its zero padding. The student
+    ends in eval mode with coding tables built. Each step's KL is averaged over
+    ``sample`` latents drawn at random from the batch (all of them with
+    ``sample=None``): the divergence of one latent is a sum over up to 129 symbols, and
+    a batch of 256-pixel crops has 100,000 latents."""
     teacher.to(device).eval()
-    student.to(device).eval()
-    with seeded(seed):
-        stream = batches(data, batch_size, seed)
-        scales = _per_batch(lambda x: teacher_scales(teacher, x))
-        generator = torch.Generator(device=device).manual_seed(seed)
+    scales = _per_batch(lambda x: teacher_scales(teacher, x))
+    generator = torch.Generator(device=device).manual_seed(seed)
 
-        def step_loss():
-            z_hat, target = scales(next(stream).to(device))
-            target, predicted = target.flatten(), student.h_s(z_hat).flatten()
-            if sample and target.numel() > sample:         # an unbiased estimate of the mean KL
-                index = torch.randint(target.numel(), (sample,), generator=generator, device=target.device)
-                target, predicted = target[index], predicted[index]
-            return soft_target_kl(target, predicted), {}
+    def batch_loss(x):
+        z_hat, target = scales(x)
+        target, predicted = target.flatten(), student.h_s(z_hat).flatten()
+        if sample and target.numel() > sample:  # an unbiased estimate of the mean KL
+            index = torch.randint(
+                target.numel(), (sample,), generator=generator, device=target.device
+            )
+            target, predicted = target[index], predicted[index]
+        return soft_target_kl(target, predicted), {}
 
-        history = train_steps(step_loss, student.h_s.parameters(), steps=steps, lr=lr, decay_at=0.9,
-                              progress=progress, description=description)
-    student.update(force=True)
-    return history
+    return train.fit_decoder(
+        student,
+        data,
+        batch_loss=batch_loss,
+        trained=student.h_s.parameters(),
+        steps=steps,
+        lr=lr,
+        decay_at=train.DECAY_AT,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        progress=progress,
+        description=description,
+    )
 
 
-def rate_excess(teacher: ScaleHyperprior, student: StudentHyperprior, x: torch.Tensor) -> dict:
-    """What the student's ``h_s`` costs on images ``x`` (``[B, 3, H, W]``, padded), in bits:
-    ``predicted``, the summed :func:`soft_target_kl` (the excess expected if the symbols
-    followed the teacher's pmfs); ``ideal``, the excess of ``-log2`` probability of the
-    symbols really coded; ``real``, the excess of the ``y`` strings the coder writes."""
+def rate_excess(
+    teacher: ScaleHyperprior, student: StudentHyperprior, x: torch.Tensor
+) -> dict:
+    """What the student's ``h_s`` costs on images ``x`` (``[B, 3, H, W]``, padded), in
+    bits: ``predicted``, the summed :func:`soft_target_kl` (the excess expected if the
+    symbols followed the teacher's pmfs); ``ideal``, the excess of ``-log2`` probability
+    of the symbols really coded; ``real``, the excess of the ``y`` strings the coder
+    writes."""
     z_hat, scales = teacher_scales(teacher, x)
     with torch.no_grad():
         student_scales = student.h_s(z_hat)
         y_hat = teacher.conditional.quantize(teacher.g_a(x)).float()
         count = y_hat.numel()
         predicted = float(soft_target_kl(scales, student_scales)) * count
-        bits = [float(-torch.log2(teacher.conditional.likelihood(y_hat, s)).sum()) for s in (scales, student_scales)]
-        real = [8 * sum(len(model.image_to_strings(x[i:i + 1], "ans")[0]) for i in range(len(x)))
-                for model in (teacher, student)]
-    return {"predicted": predicted, "ideal": bits[1] - bits[0], "real": real[1] - real[0], "latents": count}
+        bits = [
+            float(-torch.log2(teacher.conditional.likelihood(y_hat, s)).sum())
+            for s in (scales, student_scales)
+        ]
+        real = [
+            8
+            * sum(
+                len(model.image_to_strings(x[i : i + 1], "ans")[0])
+                for i in range(len(x))
+            )
+            for model in (teacher, student)
+        ]
+    return {
+        "predicted": predicted,
+        "ideal": bits[1] - bits[0],
+        "real": real[1] - real[0],
+        "latents": count,
+    }
 
 
-# --- Prune and retrain (Fu et al. 2024), and microdosing (Helminger et al. 2021) -----------
+# --- Prune and retrain (Fu et al. 2024), and microdosing (Helminger et al. 2021)
+# -----------
+
 
 def hidden_stages(g_s: nn.Sequential) -> list[int]:
-    """Indices of the layers whose output channels are hidden (each followed by a GDN)."""
+    """Indices of the layers whose output channels are hidden (each followed by a
+    GDN)."""
     return [i for i in range(len(g_s) - 1) if isinstance(g_s[i + 1], GDN)]
 
 
@@ -349,7 +493,9 @@ def _with_masks(g_s: nn.Sequential, y_hat: torch.Tensor, masks: dict) -> torch.T
     return x
 
 
-def channel_importance(g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Tensor) -> dict[int, torch.Tensor]:
+def channel_importance(
+    g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Tensor
+) -> dict[int, torch.Tensor]:
     """``{layer index: importance of each of its output channels}``: how much the MSE
     against ``target`` grows when that one channel is zeroed. Zeroing a channel before
     its GDN is exactly removing it (it adds nothing to the other channels' norms)."""
@@ -362,18 +508,21 @@ def channel_importance(g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Te
             for c in range(channels):
                 mask = torch.ones(channels, device=y_hat.device)
                 mask[c] = 0
-                growth.append(F.mse_loss(_with_masks(g_s, y_hat, {i: mask}), target) - base)
+                growth.append(
+                    F.mse_loss(_with_masks(g_s, y_hat, {i: mask}), target) - base
+                )
             importance[i] = torch.stack(growth)
     return importance
 
 
-def prune_channels(g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Tensor,
-                   keep: float) -> tuple[nn.Sequential, dict]:
+def prune_channels(
+    g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Tensor, keep: float
+) -> tuple[nn.Sequential, dict]:
     """A copy of ``g_s`` that keeps the ``keep`` fraction (at least one) of each hidden
     stage's channels, those whose removal costs most (:func:`channel_importance`), their
-    weights unchanged. Fu et al. (2024, sec. III-D) prune the least useful residual blocks
-    of their student and retrain it; a plain decoder's unit is the channel, so this
-    prunes channels. Returns ``(pruned, {layer index: kept channel indices})``."""
+    weights unchanged. Fu et al. (2024, sec. III-D) prune the least useful residual
+    blocks of their student and retrain it; a plain decoder's unit is the channel, so
+    this prunes channels. Returns ``(pruned, {layer index: kept channel indices})``."""
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
     pruned = copy.deepcopy(g_s)
@@ -384,7 +533,9 @@ def prune_channels(g_s: nn.Sequential, y_hat: torch.Tensor, target: torch.Tensor
         kept[i] = index.tolist()
         layer, gdn, after = pruned[i], pruned[i + 1], pruned[i + 2]
         with torch.no_grad():
-            layer.weight = nn.Parameter(layer.weight[:, index].clone())          # [in, out, k, k]
+            layer.weight = nn.Parameter(
+                layer.weight[:, index].clone()
+            )  # [in, out, k, k]
             layer.bias = nn.Parameter(layer.bias[index].clone())
             layer.out_channels = count
             gdn.beta = nn.Parameter(gdn.beta[index].clone())
@@ -398,8 +549,8 @@ def quantize_weights(module: nn.Module, bits: int = 8) -> tuple[nn.Module, int]:
     """A copy of ``module`` with every parameter tensor rounded to ``bits``-bit integers
     times one scale per tensor (``max |w| / (2^(bits-1) - 1)``), and the bytes it takes
     to send: ``bits / 8`` per weight plus a 4-byte scale per tensor. Microdosing
-    (Helminger et al., BMVC 2021) sends a decoder fitted to the content with the content;
-    its weights count in the rate."""
+    (Helminger et al., BMVC 2021) sends a decoder fitted to the content with the
+    content; its weights count in the rate."""
     if not 2 <= bits <= 16:
         raise ValueError(f"bits must be between 2 and 16, got {bits}")
     quantized = copy.deepcopy(module)

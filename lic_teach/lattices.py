@@ -7,11 +7,12 @@ means finding the closest lattice point; the set of points closer to a lattice p
 than to any other is its Voronoi cell, of volume ``|det B|``.
 
 - Exact closest points for the classical lattices follow Conway and Sloane, "Fast
-  quantizing and decoding algorithms for lattice quantizers and codes" (IEEE Trans. Inf.
-  Theory 28(2), 1982): ``Z^n`` (round each coordinate, sec. II), ``D_n`` (round, or round
-  the worst coordinate the other way, whichever sum is even, sec. III), ``A_n`` (round,
-  then repair the coordinate sum, sec. IV; ``A2`` is the hexagonal lattice) and ``E8``
-  (the nearer of the answers in ``D8`` and in ``D8 + 1/2``, sec. V).
+  quantizing and decoding algorithms for lattice quantizers and codes" (IEEE Trans.
+  Inf. Theory 28(2), 1982): ``Z^n`` (round each coordinate, sec. II), ``D_n`` (round,
+  or round the worst coordinate the other way, whichever sum is even, sec. III),
+  ``A_n`` (round, then repair the coordinate sum, sec. IV; ``A2`` is the hexagonal
+  lattice) and ``E8`` (the nearer of the answers in ``D8`` and in ``D8 + 1/2``, sec.
+  V).
 - For any basis, Babai's rounding ``round(y B^-1) B`` (Babai, "On Lovász' lattice
   reduction and the nearest lattice point problem", Combinatorica 1986) is one matrix
   product and a rounding, but it returns the closest point only when ``y`` falls in the
@@ -24,8 +25,8 @@ than to any other is its Voronoi cell, of volume ``|det B|``.
   Trans. Inf. Theory 2002, sec. III-B): slow, but exact, for checking the fast ones.
 - The normalized second moment ``G = E||u||^2 / (n V^(2/n))`` of a quantizer's cell
   (``u`` uniform over the cell, ``V`` its volume) is its mean squared error at unit
-  volume; Conway and Sloane (1982, table I; SPLAG ch. 2, table 2.3) list the known values
-  in :data:`KNOWN_G`.
+  volume; Conway and Sloane (1982, table I; SPLAG ch. 2, table 2.3) list the known
+  values in :data:`KNOWN_G`.
 - A point ``u = r B - Q(r B)`` with ``r`` uniform in the unit cube is uniform over the
   cell of the quantizer ``Q`` (its Voronoi cell when ``Q`` is exact, the parallelepiped
   ``[-1/2, 1/2)^n B`` for Babai's rounding). Adding such ``u`` to ``y`` is the lattice
@@ -34,7 +35,11 @@ than to any other is its Voronoi cell, of volume ``|det B|``.
   sec. 3.3): ``P(cell of q) = V E_u[p(q + u)]``. For ``D_n`` and a density that is a
   product over coordinates, :func:`dn_cell_log_mass` gives the mass exactly (up to
   quadrature), which measures the Monte Carlo estimate's own error.
+
+These are lattices alone; :mod:`lic_teach.lattice_quantized` puts them into an image
+model.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -42,26 +47,30 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-from .train import RateDistortionLoss
 
 # G of the best known lattice quantizers (Conway and Sloane 1982, table I)
 KNOWN_G = {"Z": 1 / 12, "A2": 5 / (36 * math.sqrt(3)), "D4": 0.076603, "E8": 0.071682}
 
 
 def check_basis(basis) -> torch.Tensor:
-    """``basis`` as a float64 ``[n, n]`` tensor, or a ``ValueError`` saying what is wrong
-    with it: not square, not finite, or singular (its rows do not span ``R^n``)."""
+    """``basis`` as a float64 ``[n, n]`` tensor, or a ``ValueError`` saying what is
+    wrong with it: not square, not finite, or singular (its rows do not span ``R^n``).
+    """
     basis = torch.as_tensor(basis, dtype=torch.float64)
     if basis.dim() != 2 or basis.shape[0] != basis.shape[1] or basis.shape[0] == 0:
-        raise ValueError(f"a lattice basis must be a square n x n matrix, got shape {tuple(basis.shape)}")
+        raise ValueError(
+            "a lattice basis must be a square n x n matrix, "
+            f"got shape {tuple(basis.shape)}"
+        )
     if not torch.isfinite(basis).all():
         raise ValueError("a lattice basis must be finite")
     singular = torch.linalg.svdvals(basis)
     if singular[-1] <= 1e-9 * singular[0]:
-        raise ValueError("the lattice basis is singular: its rows do not span R^n, so its cells have no volume")
+        raise ValueError(
+            "the lattice basis is singular: its rows do not span R^n, "
+            "so its cells have no volume"
+        )
     return basis
 
 
@@ -69,32 +78,34 @@ def check_basis(basis) -> torch.Tensor:
 
 
 def closest_integer(y: torch.Tensor) -> torch.Tensor:
-    """The closest point of ``Z^n``: each coordinate rounded (Conway and Sloane 1982, sec. II)."""
+    """The closest point of ``Z^n``: each coordinate rounded (Conway and Sloane 1982,
+    sec. II)."""
     return torch.round(y)
 
 
 def closest_dn(y: torch.Tensor) -> torch.Tensor:
     """The closest point of ``D_n`` (integer vectors with an even sum) to each row of
     ``y`` ``[..., n]``: ``f(y)`` rounds every coordinate; ``g(y)`` rounds the coordinate
-    furthest from an integer the wrong way; one of the two has an even sum (1982, sec. III)."""
+    furthest from an integer the wrong way; one of the two has an even sum (1982, sec.
+    III)."""
     f = torch.round(y)
     error = y - f
-    worst = error.abs().argmax(dim=-1, keepdim=True)                         # [..., 1]
+    worst = error.abs().argmax(dim=-1, keepdim=True)  # [..., 1]
     away = torch.where(error.gather(-1, worst) >= 0, 1.0, -1.0).to(y)
     g = f.scatter_add(-1, worst, away)
-    even = (f.sum(dim=-1, keepdim=True) % 2 == 0)
+    even = f.sum(dim=-1, keepdim=True) % 2 == 0
     return torch.where(even, f, g)
 
 
 def closest_an(x: torch.Tensor) -> torch.Tensor:
-    """The closest point of ``A_n`` (integer vectors of ``R^(n+1)`` with zero sum) to each
-    row of ``x`` ``[..., n+1]`` (1982, sec. IV): project onto the zero-sum plane, round,
-    and if the rounded sum is ``s != 0``, move the ``|s|`` coordinates that rounding
-    pushed furthest (up if ``s > 0``, down if ``s < 0``) back by one."""
+    """The closest point of ``A_n`` (integer vectors of ``R^(n+1)`` with zero sum) to
+    each row of ``x`` ``[..., n+1]`` (1982, sec. IV): project onto the zero-sum plane,
+    round, and if the rounded sum is ``s != 0``, move the ``|s|`` coordinates that
+    rounding pushed furthest (up if ``s > 0``, down if ``s < 0``) back by one."""
     x = x - x.mean(dim=-1, keepdim=True)
     f = torch.round(x)
-    excess = f.sum(dim=-1, keepdim=True)                                     # [..., 1]
-    rank = torch.argsort(torch.argsort(x - f, dim=-1), dim=-1)               # 0: rounded up the most
+    excess = f.sum(dim=-1, keepdim=True)  # [..., 1]
+    rank = torch.argsort(torch.argsort(x - f, dim=-1), dim=-1)  # 0: rounded up the most
     size = x.shape[-1]
     lower = (excess > 0) & (rank < excess)
     raise_ = (excess < 0) & (rank >= size + excess)
@@ -103,8 +114,9 @@ def closest_an(x: torch.Tensor) -> torch.Tensor:
 
 # A2 in the plane: (1, 0) and (1/2, sqrt(3)/2) times sqrt(2) are the roots (1, -1, 0)
 # and (1, 0, -1) of A2 in R^3 seen in the orthonormal frame below
-_A2_FRAME = torch.tensor([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]], dtype=torch.float64) / \
-    torch.tensor([[math.sqrt(2)], [math.sqrt(6)]], dtype=torch.float64)
+_A2_FRAME = torch.tensor(
+    [[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]], dtype=torch.float64
+) / torch.tensor([[math.sqrt(2)], [math.sqrt(6)]], dtype=torch.float64)
 
 
 def closest_a2(y: torch.Tensor) -> torch.Tensor:
@@ -120,19 +132,22 @@ def closest_e8(y: torch.Tensor) -> torch.Tensor:
     the nearer of the closest points in the two cosets (1982, sec. V)."""
     even = closest_dn(y)
     odd = closest_dn(y - 0.5) + 0.5
-    nearer = ((y - even) ** 2).sum(-1, keepdim=True) <= ((y - odd) ** 2).sum(-1, keepdim=True)
+    nearer = ((y - even) ** 2).sum(-1, keepdim=True) <= ((y - odd) ** 2).sum(
+        -1, keepdim=True
+    )
     return torch.where(nearer, even, odd)
 
 
 def coefficients(y: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """``round(y B^-1)``: the integer ``k`` of each row of ``y`` ``[..., n]`` (for a lattice
-    point ``y = k B``, its coefficients; for any other point, Babai's choice)."""
+    """``round(y B^-1)``: the integer ``k`` of each row of ``y`` ``[..., n]`` (for a
+    lattice point ``y = k B``, its coefficients; for any other point, Babai's choice).
+    """
     return torch.round(y @ torch.linalg.inv(basis.to(y)))
 
 
 def babai(y: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """Babai's rounding ``round(y B^-1) B`` for each row of ``y`` ``[..., n]``: exact for
-    ``Z^n``, an approximation of the closest point for any other basis."""
+    """Babai's rounding ``round(y B^-1) B`` for each row of ``y`` ``[..., n]``: exact
+    for ``Z^n``, an approximation of the closest point for any other basis."""
     return coefficients(y, basis) @ basis.to(y)
 
 
@@ -141,7 +156,8 @@ def closest_point_search(y, basis) -> torch.Tensor:
     sphere decoding (Agrell et al. 2002, sec. III-B). With ``B^T = Q R`` (``R`` upper
     triangular), ``||y - k B|| = ||Q^T y - R k||``; the coefficients are chosen from the
     last to the first, each in zig-zag order around its best real value, and a branch is
-    left as soon as its partial distance exceeds the best found. Plain Python: for checks."""
+    left as soon as its partial distance exceeds the best found. Plain Python: for
+    checks."""
     basis = check_basis(basis)
     y = torch.as_tensor(y)
     q, r = (m.numpy() for m in torch.linalg.qr(basis.T))
@@ -158,15 +174,17 @@ def _sphere_decode(z: np.ndarray, r: np.ndarray) -> np.ndarray:
 
     def descend(level: int, distance: float) -> None:
         nonlocal best, best_distance
-        residual = z[level] - r[level, level + 1:] @ k[level + 1:]
+        residual = z[level] - r[level, level + 1 :] @ k[level + 1 :]
         centre = residual / r[level, level]
         start = round(centre)
         side = 1 if centre >= start else -1
-        for step in itertools.count():          # start, start + side, start - side, ...: ever further
+        for (
+            step
+        ) in itertools.count():  # start, start + side, start - side, ...: ever further
             value = start + side * ((step + 1) // 2) * (1 if step % 2 else -1)
             gap = (residual - r[level, level] * value) ** 2
             if distance + gap >= best_distance:
-                return                           # every later value is further still
+                return  # every later value is further still
             k[level] = value
             if level == 0:
                 best, best_distance = k.copy(), distance + gap
@@ -192,7 +210,7 @@ class Lattice:
 
     def __init__(self, name: str, basis, closest=None, scale: float = 1.0):
         self.name, self.basis, self.closest = name, check_basis(basis), closest
-        self.scale = float(scale)               # of the points, against the lattice's standard form
+        self.scale = float(scale)  # of the points, against the lattice's standard form
 
     @property
     def n(self) -> int:
@@ -209,13 +227,13 @@ class Lattice:
     def babai(self, y: torch.Tensor) -> torch.Tensor:
         return babai(y, self.basis)
 
-    def scaled(self, factor: float) -> "Lattice":
+    def scaled(self, factor: float) -> Lattice:
         """The same lattice with every point multiplied by ``factor``."""
         closest = self.closest
         exact = None if closest is None else (lambda y: factor * closest(y / factor))
         return Lattice(self.name, factor * self.basis, exact, self.scale * factor)
 
-    def with_volume(self, volume: float = 1.0) -> "Lattice":
+    def with_volume(self, volume: float = 1.0) -> Lattice:
         """Scaled to cells of the given volume (unit volume: the density of ``Z^n``)."""
         return self.scaled((volume / self.volume) ** (1 / self.n))
 
@@ -254,51 +272,84 @@ def gosset() -> Lattice:
     return Lattice("E8", basis, closest_e8)
 
 
-CLASSICAL = {"Z": lambda: integer_lattice(1), "A2": hexagonal, "D4": lambda: checkerboard(4), "E8": gosset}
+CLASSICAL = {
+    "Z": lambda: integer_lattice(1),
+    "A2": hexagonal,
+    "D4": lambda: checkerboard(4),
+    "E8": gosset,
+}
 
 
 # ---------------------------------------------------------------- cells
 
 
 def _into_cell(r: torch.Tensor, basis: torch.Tensor, quantize) -> torch.Tensor:
-    """``r B - Q(r B)`` for ``r`` ``[..., n]`` in the unit cube, written ``(r - k) B`` with the
-    integer ``k`` of the chosen point, so that gradients reach the basis."""
+    """``r B - Q(r B)`` for ``r`` ``[..., n]`` in the unit cube, written ``(r - k) B``
+    with the integer ``k`` of the chosen point, so that gradients reach the basis."""
     with torch.no_grad():
         k = coefficients(quantize(r @ basis), basis)
     return (r - k) @ basis
 
 
-def cell_noise(shape, basis: torch.Tensor, quantize, generator: torch.Generator | None = None,
-               dtype=torch.float32) -> torch.Tensor:
+def cell_noise(
+    shape,
+    basis: torch.Tensor,
+    quantize,
+    generator: torch.Generator | None = None,
+    dtype=torch.float32,
+) -> torch.Tensor:
     """Points ``[*shape, n]`` uniform over the cell of ``quantize`` around the origin:
     ``u = r B - Q(r B)`` with ``r`` uniform in ``[0, 1)^n`` (the cell of an exact
-    quantizer is the Voronoi cell; of Babai's rounding, the parallelepiped ``[-1/2, 1/2)^n B``)."""
-    r = torch.rand(*shape, basis.shape[0], generator=generator, dtype=dtype).to(basis.device)
+    quantizer is the Voronoi cell; of Babai's rounding, the parallelepiped ``[-1/2,
+    1/2)^n B``)."""
+    r = torch.rand(*shape, basis.shape[0], generator=generator, dtype=dtype).to(
+        basis.device
+    )
     return _into_cell(r, basis.to(dtype), quantize)
 
 
-def cell_points(samples: int, basis: torch.Tensor, quantize, generator: torch.Generator | None = None,
-                dtype=torch.float32) -> torch.Tensor:
+def cell_points(
+    samples: int,
+    basis: torch.Tensor,
+    quantize,
+    generator: torch.Generator | None = None,
+    dtype=torch.float32,
+) -> torch.Tensor:
     """``[samples, n]`` points spread evenly over the cell of ``quantize``: ``r`` from a
-    scrambled Sobol sequence (randomized quasi-Monte Carlo, Owen 1997), each point uniform
-    over the cell and the set far more even than independent draws; measured on the zoo's
-    latents, the bias of ``log`` of the mean it gives is about a third of theirs."""
-    seed = int(torch.randint(0, 2 ** 31 - 1, (), generator=generator))
-    r = torch.quasirandom.SobolEngine(basis.shape[0], scramble=True, seed=seed).draw(samples).to(dtype)
+    scrambled Sobol sequence (randomized quasi-Monte Carlo, Owen 1997), each point
+    uniform over the cell and the set far more even than independent draws; measured on
+    the zoo's latents, the bias of ``log`` of the mean it gives is about a third of
+    theirs."""
+    seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+    r = (
+        torch.quasirandom.SobolEngine(basis.shape[0], scramble=True, seed=seed)
+        .draw(samples)
+        .to(dtype)
+    )
     return _into_cell(r.to(basis.device), basis.to(dtype), quantize)
 
 
 def second_moment(basis, quantize, count: int = 200_000, seed: int = 0) -> dict:
-    """The normalized second moment ``G`` of ``quantize``'s cell by Monte Carlo, with its
-    standard error: ``{"G", "error", "count"}`` (``E||u||^2 / (n V^(2/n))`` over ``count``
-    points uniform in the cell, Conway and Sloane 1982, eq. 2)."""
+    """The normalized second moment ``G`` of ``quantize``'s cell by Monte Carlo, with
+    its standard error: ``{"G", "error", "count"}`` (``E||u||^2 / (n V^(2/n))`` over
+    ``count`` points uniform in the cell, Conway and Sloane 1982, eq. 2)."""
     basis = check_basis(basis)
     if count < 2:
         raise ValueError(f"count must be at least 2, got {count}")
     n, volume = basis.shape[0], float(torch.linalg.det(basis).abs())
-    u = cell_noise((count,), basis, quantize, torch.Generator().manual_seed(seed), dtype=torch.float64)
-    energy = (u ** 2).sum(dim=-1) / (n * volume ** (2 / n))
-    return {"G": float(energy.mean()), "error": float(energy.std() / math.sqrt(count)), "count": count}
+    u = cell_noise(
+        (count,),
+        basis,
+        quantize,
+        torch.Generator().manual_seed(seed),
+        dtype=torch.float64,
+    )
+    energy = (u**2).sum(dim=-1) / (n * volume ** (2 / n))
+    return {
+        "G": float(energy.mean()),
+        "error": float(energy.std() / math.sqrt(count)),
+        "count": count,
+    }
 
 
 def babai_miss_rate(basis, count: int = 2000, seed: int = 0) -> dict:
@@ -306,28 +357,43 @@ def babai_miss_rate(basis, count: int = 2000, seed: int = 0) -> dict:
     fundamental region: ``{"rate", "error", "count", "excess"}`` (``excess``: the mean
     squared error of Babai's rounding over that of the exact quantizer, minus one)."""
     basis = check_basis(basis)
-    r = torch.rand(count, basis.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    r = torch.rand(
+        count,
+        basis.shape[0],
+        generator=torch.Generator().manual_seed(seed),
+        dtype=torch.float64,
+    )
     y = r @ basis
     fast, exact = babai(y, basis), closest_point_search(y, basis)
     fast_error, exact_error = ((y - fast) ** 2).sum(-1), ((y - exact) ** 2).sum(-1)
     missed = (fast_error > exact_error + 1e-9).double()
     rate = float(missed.mean())
-    return {"rate": rate, "error": math.sqrt(max(rate * (1 - rate), 1e-12) / count), "count": count,
-            "excess": float(fast_error.mean() / exact_error.mean() - 1)}
+    return {
+        "rate": rate,
+        "error": math.sqrt(max(rate * (1 - rate), 1e-12) / count),
+        "count": count,
+        "excess": float(fast_error.mean() / exact_error.mean() - 1),
+    }
 
 
-def cell_log_mass(log_density, points: torch.Tensor, basis: torch.Tensor, quantize, samples: int = 16,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """``log P(cell of q)`` for each lattice point ``q`` (rows of ``points`` ``[..., n]``)
-    under a density given by ``log_density(v) -> [...]`` (``v``: ``[..., n]``), by Monte
-    Carlo: ``log V + log mean_s p(q + u_s)`` with ``samples`` points ``u_s`` uniform over
-    the cell (Zhang and Wu, sec. 3.3), shared by all points and spread evenly over it
-    (:func:`cell_points`). Differentiable in the points, the density and the basis.
-    ``log`` of a mean underestimates on average (Jensen): the rate is overestimated, by
-    less with more samples."""
-    u = cell_points(samples, basis, quantize, generator, dtype=points.dtype)       # [S, n]
-    shifted = points.unsqueeze(-2) + u                                          # [..., S, n]
-    log_p = log_density(shifted)                                                # [..., S]
+def cell_log_mass(
+    log_density,
+    points: torch.Tensor,
+    basis: torch.Tensor,
+    quantize,
+    samples: int = 16,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``log P(cell of q)`` for each lattice point ``q`` (rows of ``points`` ``[...,
+    n]``) under a density given by ``log_density(v) -> [...]`` (``v``: ``[..., n]``), by
+    Monte Carlo: ``log V + log mean_s p(q + u_s)`` with ``samples`` points ``u_s``
+    uniform over the cell (Zhang and Wu, sec. 3.3), shared by all points and spread
+    evenly over it (:func:`cell_points`). Differentiable in the points, the density and
+    the basis. ``log`` of a mean underestimates on average (Jensen): the rate is
+    overestimated, by less with more samples."""
+    u = cell_points(samples, basis, quantize, generator, dtype=points.dtype)  # [S, n]
+    shifted = points.unsqueeze(-2) + u  # [..., S, n]
+    log_p = log_density(shifted)  # [..., S]
     volume = torch.linalg.det(basis.to(points.dtype)).abs()
     return torch.log(volume) + torch.logsumexp(log_p, dim=-1) - math.log(samples)
 
@@ -336,8 +402,8 @@ def cell_log_mass(log_density, points: torch.Tensor, basis: torch.Tensor, quanti
 
 
 class LearnedLattice(nn.Module):
-    """A lattice whose basis is a parameter, quantized by Babai's rounding (Zhang and Wu,
-    sec. 3.2). :meth:`orthogonality` is their regularizer: the squared off-diagonal
+    """A lattice whose basis is a parameter, quantized by Babai's rounding (Zhang and
+    Wu, sec. 3.2). :meth:`orthogonality` is their regularizer: the squared off-diagonal
     cosines of the basis, ``||N N^T - I||_F^2`` for the rows ``N`` of ``B`` normalized,
     zero for an orthogonal basis, for which Babai's rounding is exact.
 
@@ -365,187 +431,41 @@ class LearnedLattice(nn.Module):
         return ((gram - torch.eye(self.n, device=gram.device)) ** 2).sum()
 
     def frozen(self) -> Lattice:
-        """This basis as a fixed :class:`Lattice`, quantized by Babai's rounding as in training."""
+        """This basis as a fixed :class:`Lattice`, quantized by Babai's rounding as in
+        training."""
         return Lattice(self.name, self.basis.detach())
 
 
-# ---------------------------------------------------------------- an image model's latents
+# ------------------------------------------------------- the exact mass of a D_n cell
 
 
-def factorized_log_density(prior, values: torch.Tensor) -> torch.Tensor:
-    """``log p_c(v)`` of each channel's continuous density under a factorized prior
-    (``lic_teach.entropy_models.FactorizedDensity``), for ``values`` ``[C, ...]`` (channel
-    first): with ``F = sigmoid(c)``, ``p = F (1 - F) c'``, and ``c'`` by automatic
-    differentiation (``c`` acts on each value alone, so the gradient of the sum is it)."""
-    flat = values.reshape(prior.channels, 1, -1)
-    with torch.enable_grad():
-        if not flat.requires_grad:
-            flat = flat.detach().requires_grad_(True)
-        logits = prior.cumulative_logits(flat)
-        slope, = torch.autograd.grad(logits.sum(), flat, create_graph=torch.is_grad_enabled() and prior.training)
-    log_p = F.logsigmoid(logits) + F.logsigmoid(-logits) + torch.log(slope.clamp_min(1e-12))
-    return log_p.reshape(values.shape)
+def dn_cell_log_mass(
+    log_bin, log_density, q: torch.Tensor, nodes: int = 24
+) -> torch.Tensor:
+    """``log P(Q_Dn(y) = q)`` exactly (up to quadrature) for a product density, for
+    points ``q`` ``[..., n]`` of ``D_n`` (standard scale). :func:`closest_dn` returns
+    ``q`` when (A) every coordinate rounds to ``q``, or (B) all but one coordinate ``j``
+    round to ``q``, ``y_j`` rounds to ``q_j +- 1`` from the half of that bin next to
+    ``q_j``, and ``y_j`` is the furthest of all from its rounding, at distance ``d``:
 
-
-def _channel_logits(prior, values: torch.Tensor) -> torch.Tensor:
-    """``c(v)`` of each channel for ``values`` ``[C, ...]`` (channel first)."""
-    return prior.cumulative_logits(values.reshape(prior.channels, 1, -1)).reshape(values.shape)
-
-
-def box_log_mass(prior, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """``log P(low < v <= high)`` of each channel's density for boxes ``[C, ...]``. In the
-    upper tail, ``F(high) - F(low)`` would lose its digits to those of ``F``: there the
-    survival function ``1 - F = sigmoid(-c)`` is used instead, as CompressAI does."""
-    lower, upper = _channel_logits(prior, low), _channel_logits(prior, high)
-    side = -torch.sign(lower + upper).detach()
-    side = torch.where(side == 0, torch.ones_like(side), side)
-    mass = (torch.sigmoid(side * upper) - torch.sigmoid(side * lower)).abs()
-    return torch.log(mass.clamp_min(1e-30))
-
-
-def dn_cell_log_mass(log_bin, log_density, q: torch.Tensor, nodes: int = 24) -> torch.Tensor:
-    """``log P(Q_Dn(y) = q)`` exactly (up to quadrature) for a product density, for points
-    ``q`` ``[..., n]`` of ``D_n`` (standard scale). :func:`closest_dn` returns ``q`` when
-    (A) every coordinate rounds to ``q``, or (B) all but one coordinate ``j`` round to ``q``,
-    ``y_j`` rounds to ``q_j +- 1`` from the half of that bin next to ``q_j``, and ``y_j`` is
-    the furthest of all from its rounding, at distance ``d``:
-
-    ``P = prod_i P_i(|y_i - q_i| < 1/2) + sum_j int_0^(1/2) [p_j(q_j + 1 - d) + p_j(q_j - 1 + d)]
+    ``P = prod_i P_i(|y_i - q_i| < 1/2)
+    + sum_j int_0^(1/2) [p_j(q_j + 1 - d) + p_j(q_j - 1 + d)]
     prod_(i != j) P_i(|y_i - q_i| < d) dd``,
 
     the integral by Gauss-Legendre quadrature. ``log_bin(q, half) -> [..., n]`` gives
-    ``log P_i(|y_i - q_i| < half)`` and ``log_density(t) -> [..., n]`` each ``log p_i(t_i)``."""
+    ``log P_i(|y_i - q_i| < half)`` and ``log_density(t) -> [..., n]`` each ``log
+    p_i(t_i)``."""
     x, w = np.polynomial.legendre.leggauss(nodes)
-    d = torch.as_tensor((x + 1) / 4, dtype=q.dtype)                                  # nodes on [0, 1/2]
+    d = torch.as_tensor((x + 1) / 4, dtype=q.dtype)  # nodes on [0, 1/2]
     weights = torch.as_tensor(w / 4, dtype=q.dtype)
-    inner = torch.stack([log_bin(q, dk.expand_as(q)) for dk in d])                  # [K, ..., n]
-    ends = torch.stack([torch.logaddexp(log_density(q + 1 - dk), log_density(q - 1 + dk)) for dk in d])
-    others = inner.sum(dim=-1, keepdim=True) - inner                                # prod over i != j
-    integrand = torch.logsumexp(ends + others, dim=-1)                               # sum over j: [K, ...]
-    part_b = torch.logsumexp(integrand + torch.log(weights).reshape(-1, *[1] * (integrand.dim() - 1)), dim=0)
+    inner = torch.stack([log_bin(q, dk.expand_as(q)) for dk in d])  # [K, ..., n]
+    ends = torch.stack(
+        [torch.logaddexp(log_density(q + 1 - dk), log_density(q - 1 + dk)) for dk in d]
+    )
+    others = inner.sum(dim=-1, keepdim=True) - inner  # prod over i != j
+    integrand = torch.logsumexp(ends + others, dim=-1)  # sum over j: [K, ...]
+    part_b = torch.logsumexp(
+        integrand + torch.log(weights).reshape(-1, *[1] * (integrand.dim() - 1)), dim=0
+    )
     part_a = log_bin(q, torch.full_like(q, 0.5)).sum(dim=-1)
     return torch.logaddexp(part_a, part_b)
-
-
-class LatticeQuantized(nn.Module):
-    """An image model with a factorized prior whose latents are quantized to a lattice,
-    ``n`` channels at a time (Zhang and Wu, sec. 3): ``y - median`` is cut into vectors of
-    ``n`` consecutive channels at each position; training adds noise uniform over the
-    lattice's cell, evaluation quantizes; the likelihood of a vector is its cell's mass
-    under the product of the channels' densities (:func:`cell_log_mass`, ``samples``
-    points). The output is the model contract's ``{"x_hat", "likelihoods": {"y"}}``, with
-    one likelihood per vector, so the book's training loop trains it as it is.
-
-    Args:
-        model: a model with ``g_a``, ``g_s`` and a ``FactorizedDensity`` ``prior``.
-        lattice: a :class:`Lattice` or a :class:`LearnedLattice` (trained with the model).
-        samples: Monte Carlo points per cell.
-    """
-
-    def __init__(self, model, lattice, samples: int = 8):
-        super().__init__()
-        if model.M % lattice.n:
-            raise ValueError(f"{model.M} latent channels do not split into vectors of {lattice.n}")
-        self.model, self.lattice, self.samples = model, lattice, int(samples)
-        self.g_a, self.g_s, self.prior = model.g_a, model.g_s, model.prior
-
-    @property
-    def basis(self) -> torch.Tensor:
-        return self.lattice.basis
-
-    def group(self, y: torch.Tensor) -> torch.Tensor:
-        """``[B, M, h, w]`` -> ``[B, M/n, h, w, n]``: vectors of ``n`` consecutive channels."""
-        b, m, h, w = y.shape
-        return y.reshape(b, m // self.lattice.n, self.lattice.n, h, w).permute(0, 1, 3, 4, 2)
-
-    def ungroup(self, v: torch.Tensor) -> torch.Tensor:
-        b, g, h, w, n = v.shape
-        return v.permute(0, 1, 4, 2, 3).reshape(b, g * n, h, w)
-
-    def log_density(self, v: torch.Tensor, medians: torch.Tensor) -> torch.Tensor:
-        """``log p(v)`` of vectors ``[B, G, h, w, S, n]`` (around the medians ``[G, n]``)."""
-        channels_first = (v + medians[None, :, None, None, None, :]).permute(1, 5, 0, 2, 3, 4)
-        log_p = factorized_log_density(self.prior, channels_first.reshape(self.model.M, *v.shape[:1], *v.shape[2:5]))
-        groups = log_p.reshape(v.shape[1], v.shape[5], v.shape[0], *v.shape[2:5])
-        return groups.sum(dim=1).permute(1, 0, 2, 3, 4)
-
-    def quantize(self, v: torch.Tensor) -> torch.Tensor:
-        return self.lattice.quantize(v)
-
-    def latent_vectors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(v, medians)``: ``g_a(x) - median`` as vectors, and the medians ``[G, n]``."""
-        medians = self.prior.medians().detach().reshape(-1, self.lattice.n)
-        y = self.g_a(x)
-        return self.group(y) - medians[None, :, None, None, :], medians
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
-        v, medians = self.latent_vectors(x)
-        basis = self.lattice.basis
-        if self.training:
-            v_hat = v + cell_noise(v.shape[:-1], basis, self.quantize, generator, v.dtype)
-        else:
-            v_hat = self.quantize(v)
-        log_mass = cell_log_mass(lambda w: self.log_density(w, medians), v_hat, basis, self.quantize,
-                                 self.samples, generator)
-        y_hat = self.ungroup(v_hat + medians[None, :, None, None, :])
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": torch.exp(log_mass.double())}}
-
-    def dn_log_mass(self, v_hat: torch.Tensor, medians: torch.Tensor) -> torch.Tensor:
-        """``log P(cell)`` of points ``v_hat`` ``[B, G, h, w, n]`` of ``D_n`` scaled by ``a``,
-        exactly (:func:`dn_cell_log_mass` on ``y / a``)."""
-        a = self.lattice.scale
-        centre = lambda t: (a * t + medians[None, :, None, None, :])
-        channels_first = lambda t: t.permute(1, 4, 0, 2, 3).reshape(self.model.M, *t.shape[:1], *t.shape[2:4])
-        back = lambda t, like: t.reshape(like.shape[1], like.shape[4], like.shape[0], *like.shape[2:4]).permute(2, 0, 3, 4, 1)
-
-        def log_bin(q, half):
-            return back(box_log_mass(self.prior, channels_first(centre(q - half)), channels_first(centre(q + half))), q)
-
-        def log_density(t):
-            return math.log(a) + back(factorized_log_density(self.prior, channels_first(centre(t))), t)
-
-        return dn_cell_log_mass(log_bin, log_density, v_hat / a)
-
-    @torch.no_grad()
-    def measured_bits(self, x: torch.Tensor, samples: int = 256, generator: torch.Generator | None = None,
-                      exact: bool = True):
-        """``(bits, x_hat)`` of an image batch: the ideal code length of its quantized latents
-        (for ``D_n`` and ``exact``, exact by :meth:`dn_log_mass`; otherwise by
-        :func:`cell_log_mass` with ``samples`` points a cell), and the decoded image."""
-        v, medians = self.latent_vectors(x)
-        v_hat = self.quantize(v)
-        if exact and self.exact_mass:
-            log_mass = self.dn_log_mass(v_hat, medians)
-        else:
-            log_mass = cell_log_mass(lambda w: self.log_density(w, medians), v_hat, self.lattice.basis, self.quantize,
-                                     samples, generator)
-        x_hat = self.g_s(self.ungroup(v_hat + medians[None, :, None, None, :]))
-        return float(-log_mass.sum() / math.log(2)), x_hat
-
-    @property
-    def exact_mass(self) -> bool:
-        """Whether the cells' masses are known exactly: a (scaled) ``D_n`` with its exact quantizer."""
-        return isinstance(self.lattice, Lattice) and self.lattice.name == f"D{self.lattice.n}" and \
-            self.lattice.closest is not None
-
-    def aux_loss(self) -> torch.Tensor:
-        return self.model.aux_loss()
-
-    def update(self, force: bool = False) -> bool:
-        return self.model.update(force=force)
-
-
-class LatticeLoss(nn.Module):
-    """The rate-distortion loss plus ``beta`` times the learned basis's orthogonality
-    penalty (Zhang and Wu, sec. 3.2); for a fixed lattice, the loss alone."""
-
-    def __init__(self, codec: LatticeQuantized, lmbda: float, beta: float = 1.0):
-        super().__init__()
-        self.codec, self.beta, self.rate_distortion = codec, float(beta), RateDistortionLoss(lmbda)
-
-    def forward(self, output: dict, target: torch.Tensor) -> dict:
-        result = self.rate_distortion(output, target)
-        if isinstance(self.codec.lattice, LearnedLattice):
-            result["orthogonality"] = self.codec.lattice.orthogonality()
-            result["loss"] = result["loss"] + self.beta * result["orthogonality"]
-        return result

@@ -1,4 +1,5 @@
-"""Quantization and its differentiable stand-ins for training (the quantization chapter).
+"""Quantization and its differentiable stand-ins for training (the quantization
+chapter).
 
 Rounding has zero gradient almost everywhere, so training replaces it. Every quantizer
 here has the same form: ``f(y, means=None, ...) -> Tensor``, quantizing ``y`` on the
@@ -24,6 +25,7 @@ its decoder: a pair ``(for the rate, for the decoder)``.
   inference for neural image compression", NeurIPS 2020, sec. 3.3);
   :func:`sga_temperature` is the paper's schedule.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,12 +46,16 @@ def hard_round(y: torch.Tensor, means=None) -> torch.Tensor:
     return _unshift(torch.round(_shift(y, means)), means)
 
 
-def uniform_noise(y: torch.Tensor, means=None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``y + u`` with ``u ~ U(-1/2, 1/2)``: the training proxy for rounding (Ballé, Laparra
-    and Simoncelli 2017, sec. 2). With one seed it draws what CompressAI's entropy models
-    draw. The grid offset ``means`` does not change the noise; it is accepted so that
-    every function here is called alike."""
-    noise = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
+def uniform_noise(
+    y: torch.Tensor, means=None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``y + u`` with ``u ~ U(-1/2, 1/2)``: the training proxy for rounding (Ballé,
+    Laparra and Simoncelli 2017, sec. 2). With one seed it draws what CompressAI's
+    entropy models draw. The grid offset ``means`` does not change the noise; it is
+    accepted so that every function here is called alike."""
+    noise = (
+        torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
+    )
     return y + noise
 
 
@@ -59,10 +65,16 @@ def straight_through(y: torch.Tensor, means=None) -> torch.Tensor:
 
 
 def dither(shape, seed: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """The shared dither ``u ~ U(-1/2, 1/2)`` of universal quantization: the same
-    ``seed`` gives the same ``u`` to the encoder and the decoder."""
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    return (torch.rand(tuple(shape), generator=generator, dtype=dtype) - 0.5).to(device)
+    """The shared dither ``u ~ U(-1/2, 1/2)`` of universal quantization, drawn on
+    ``device`` (default: the CPU): the same ``seed`` gives the same ``u`` to an encoder
+    and a decoder on the same kind of device."""
+    generator = torch.Generator(device=device or "cpu").manual_seed(int(seed))
+    return (
+        torch.rand(
+            tuple(shape), generator=generator, dtype=dtype, device=generator.device
+        )
+        - 0.5
+    )
 
 
 def universal(y: torch.Tensor, seed: int, means=None) -> torch.Tensor:
@@ -85,14 +97,19 @@ def soft_round(y: torch.Tensor, alpha: float, means=None) -> torch.Tensor:
     v = _shift(y, means)
     floor = torch.floor(v)
     r = v - floor - 0.5
-    return _unshift(floor + 0.5 + torch.tanh(alpha * r) / (2 * math.tanh(alpha / 2)), means)
+    return _unshift(
+        floor + 0.5 + torch.tanh(alpha * r) / (2 * math.tanh(alpha / 2)), means
+    )
 
 
-SOFT_ROUND_ALPHA = 16.0        # the sharpness soft rounding is annealed to, and every default
+SOFT_ROUND_ALPHA = 16.0  # the sharpness soft rounding is annealed to, and every default
 
 
-def soft_round_alpha(step: int, steps: int, start: float = 1.0, end: float = SOFT_ROUND_ALPHA) -> float:
-    """Sharpness annealed from ``start`` to ``end``, evenly in log, over ``steps`` steps."""
+def soft_round_alpha(
+    step: int, steps: int, start: float = 1.0, end: float = SOFT_ROUND_ALPHA
+) -> float:
+    """Sharpness annealed from ``start`` to ``end``, evenly in log, over ``steps``
+    steps."""
     fraction = min(max(step / max(steps, 1), 0.0), 1.0)
     return start * (end / start) ** fraction
 
@@ -100,9 +117,16 @@ def soft_round_alpha(step: int, steps: int, start: float = 1.0, end: float = SOF
 RELAXATIONS = ("noise", "straight_through", "mixed", "universal", "soft_round")
 
 
-def relax(y: torch.Tensor, relaxation: str, means=None, alpha: float = SOFT_ROUND_ALPHA, seed: int = 0):
+def relax(
+    y: torch.Tensor,
+    relaxation: str,
+    means=None,
+    alpha: float = SOFT_ROUND_ALPHA,
+    seed: int = 0,
+):
     """``(for the rate, for the decoder)``: what a model trained with ``relaxation``
-    gives its entropy model and its synthesis transform in place of ``round(y - mu) + mu``.
+    gives its entropy model and its synthesis transform in place of ``round(y - mu) +
+    mu``.
 
     - ``"noise"``: ``y + u`` for both.
     - ``"straight_through"``: straight-through rounding for both.
@@ -110,7 +134,8 @@ def relax(y: torch.Tensor, relaxation: str, means=None, alpha: float = SOFT_ROUN
       (Minnen & Singh, "Channel-wise autoregressive entropy models for learned image
       compression", ICIP 2020, sec. 2.2).
     - ``"universal"``: :func:`universal` with the dither of ``seed`` for both.
-    - ``"soft_round"``: ``y + u`` for the rate, ``soft_round(y, alpha)`` for the decoder.
+    - ``"soft_round"``: ``y + u`` for the rate, ``soft_round(y, alpha)`` for the
+      decoder.
     """
     if relaxation == "noise":
         noisy = uniform_noise(y)
@@ -125,11 +150,18 @@ def relax(y: torch.Tensor, relaxation: str, means=None, alpha: float = SOFT_ROUN
         return dithered, dithered
     if relaxation == "soft_round":
         return uniform_noise(y), soft_round(y, alpha, means)
-    raise ValueError(f"unknown relaxation {relaxation!r}; choose one of {', '.join(RELAXATIONS)}")
+    raise ValueError(
+        f"unknown relaxation {relaxation!r}; choose one of {', '.join(RELAXATIONS)}"
+    )
 
 
-def sga(y: torch.Tensor, tau: float, means=None, generator: torch.Generator | None = None,
-        epsilon: float = 1e-5) -> torch.Tensor:
+def sga(
+    y: torch.Tensor,
+    tau: float,
+    means=None,
+    generator: torch.Generator | None = None,
+    epsilon: float = 1e-5,
+) -> torch.Tensor:
     """One sample of stochastic Gumbel annealing: ``w_down * floor(v) + w_up * ceil(v)``
     (plus ``mu``), where ``(w_down, w_up)`` is a Gumbel-softmax sample at temperature
     ``tau`` with logits ``-atanh(v - floor v) / tau`` and ``-atanh(ceil v - v) / tau``:
@@ -141,14 +173,21 @@ def sga(y: torch.Tensor, tau: float, means=None, generator: torch.Generator | No
     floor = torch.floor(v)
     down = (v - floor).clamp(epsilon, 1 - epsilon)
     logits = torch.stack([-torch.atanh(down), -torch.atanh(1 - down)], dim=-1) / tau
-    uniform = torch.rand(logits.shape, generator=generator, device=y.device, dtype=y.dtype)
+    uniform = torch.rand(
+        logits.shape, generator=generator, device=y.device, dtype=y.dtype
+    )
     gumbel = -torch.log((-torch.log(uniform.clamp_min(1e-20))).clamp_min(1e-20))
     weights = torch.softmax((logits + gumbel) / tau, dim=-1)
     return _unshift(floor + weights[..., 1], means)
 
 
-def sga_temperature(step: int, decay: float = 1e-3, start: float = 0.5, warmup: int = 700,
-                    minimum: float = 1e-8) -> float:
+def sga_temperature(
+    step: int,
+    decay: float = 1e-3,
+    start: float = 0.5,
+    warmup: int = 700,
+    minimum: float = 1e-8,
+) -> float:
     """Yang et al.'s schedule: ``tau = start`` for ``warmup`` steps, then
     ``start * exp(-decay * (step - warmup))``, never below ``minimum``."""
     tau = start * math.exp(-decay * max(step - warmup, 0))

@@ -1,12 +1,13 @@
 """Rate and distortion of a scalar source under uniform quantization.
 
-For a continuous source X quantized with step Delta, ``Q = round(X / Delta)`` has entropy
-``H(Q)``; at high rate ``H(Q) ~ h(X) - log2(Delta)`` and the distortion is ``Delta^2 / 12``
-(Gish & Pierce 1968; Cover & Thomas, "Elements of Information Theory", sec. 8.3 and
-10.3). Shannon's rate-distortion function of a Gaussian, ``R(D) = 1/2 log2(sigma^2 / D)``,
-is the bound no quantizer beats; entropy-coded uniform scalar quantization stays about
-``1/2 log2(2 pi e / 12) ~ 0.254`` bit above it at high rate.
+For a continuous source X quantized with step Delta, ``Q = round(X / Delta)`` has
+entropy ``H(Q)``; at high rate ``H(Q) ~ h(X) - log2(Delta)`` and the distortion is
+``Delta^2 / 12`` (Gish & Pierce 1968; Cover & Thomas, "Elements of Information Theory",
+sec. 8.3 and 10.3). Shannon's rate-distortion function of a Gaussian, ``R(D) = 1/2
+log2(sigma^2 / D)``, is the bound no quantizer beats; entropy-coded uniform scalar
+quantization stays about ``1/2 log2(2 pi e / 12) ~ 0.254`` bit above it at high rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,9 @@ def _distribution(name: str, scale: float):
     raise ValueError(f"unknown source {name!r}; choose 'gaussian' or 'laplacian'")
 
 
-def quantized_entropy(step: float, source: str = "gaussian", sigma: float = 1.0) -> float:
+def quantized_entropy(
+    step: float, source: str = "gaussian", sigma: float = 1.0
+) -> float:
     """Exact entropy (bits) of ``round(X / step)`` for a zero-mean Gaussian or Laplacian
     ``X`` with standard deviation ``sigma``: ``-sum_k p_k log2 p_k`` with
     ``p_k = F((k + 1/2) step) - F((k - 1/2) step)``."""
@@ -51,11 +54,14 @@ def quantized_entropy(step: float, source: str = "gaussian", sigma: float = 1.0)
 
 
 def differential_entropy(source: str = "gaussian", sigma: float = 1.0) -> float:
-    """``h(X)`` in bits: ``1/2 log2(2 pi e sigma^2)`` (Gaussian), ``log2(2 e b)`` (Laplacian)."""
+    """``h(X)`` in bits: ``1/2 log2(2 pi e sigma^2)`` (Gaussian), ``log2(2 e b)``
+    (Laplacian)."""
     return float(_distribution(source, sigma).entropy() / math.log(2))
 
 
-def high_rate_entropy(step: float, source: str = "gaussian", sigma: float = 1.0) -> float:
+def high_rate_entropy(
+    step: float, source: str = "gaussian", sigma: float = 1.0
+) -> float:
     """The high-rate approximation ``h(X) - log2(step)`` of the quantized entropy."""
     return differential_entropy(source, sigma) - math.log2(step)
 

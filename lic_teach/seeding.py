@@ -2,6 +2,7 @@
 draws (training, random crops) seeds torch's global generator inside :func:`seeded` and
 gives the caller's generator state back afterwards, so calling it never changes what the
 caller's own random draws will be."""
+
 from __future__ import annotations
 
 import contextlib

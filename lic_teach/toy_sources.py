@@ -1,4 +1,5 @@
-"""Two-dimensional sources and a tiny nonlinear transform code for them (the quantization chapter).
+"""Two-dimensional sources and a tiny nonlinear transform code for them (the
+quantization chapter).
 
 In two dimensions the quantization cells of a learned codec can be drawn: every source
 point ``x`` lands in the cell of the integer vector ``round(g_a(x))``, and is decoded to
@@ -11,6 +12,7 @@ The sources here are defined by this module (the banana is in the spirit of the 
 not a copy of its parameters). :class:`ToyTransformCode` is small enough to train in
 seconds on a CPU with any of the relaxations of ``lic_teach.quantization``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import quantization
-from .seeding import seeded
 from .entropy_models import FactorizedDensity
+from .seeding import seeded
 
 
 def banana(count: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -31,10 +33,12 @@ def banana(count: int, generator: torch.Generator | None = None) -> torch.Tensor
     ``x2 = 0.4 z2 + 0.25 x1^2 - 1`` with ``z ~ N(0, I)``."""
     z = torch.randn(count, 2, generator=generator)
     x1 = 2.0 * z[:, 0]
-    return torch.stack([x1, 0.4 * z[:, 1] + 0.25 * x1 ** 2 - 1.0], dim=1)
+    return torch.stack([x1, 0.4 * z[:, 1] + 0.25 * x1**2 - 1.0], dim=1)
 
 
-def laplace(count: int, generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
+def laplace(
+    count: int, generator: torch.Generator | None = None, scale: float = 1.0
+) -> torch.Tensor:
     """``[count, 2]`` independent Laplacian samples of the given scale."""
     u = torch.rand(count, 2, generator=generator).clamp(1e-7, 1 - 1e-7) - 0.5
     return -scale * torch.sign(u) * torch.log1p(-2 * u.abs())
@@ -44,8 +48,12 @@ def banana_log_density(x: torch.Tensor) -> torch.Tensor:
     """``log p(x)`` of :func:`banana` for points ``[..., 2]``: ``x1 ~ N(0, 4)`` and
     ``x2 | x1 ~ N(0.25 x1^2 - 1, 0.16)``."""
     x1, x2 = x[..., 0], x[..., 1]
-    return (-x1 ** 2 / 8 - math.log(2 * math.sqrt(2 * math.pi))
-            - (x2 - 0.25 * x1 ** 2 + 1) ** 2 / 0.32 - math.log(0.4 * math.sqrt(2 * math.pi)))
+    return (
+        -(x1**2) / 8
+        - math.log(2 * math.sqrt(2 * math.pi))
+        - (x2 - 0.25 * x1**2 + 1) ** 2 / 0.32
+        - math.log(0.4 * math.sqrt(2 * math.pi))
+    )
 
 
 def laplace_log_density(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -59,13 +67,19 @@ RELAXATIONS = quantization.RELAXATIONS
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inputs, hidden), nn.Softplus(), nn.Linear(hidden, hidden), nn.Softplus(),
-                         nn.Linear(hidden, outputs))
+    return nn.Sequential(
+        nn.Linear(inputs, hidden),
+        nn.Softplus(),
+        nn.Linear(hidden, hidden),
+        nn.Softplus(),
+        nn.Linear(hidden, outputs),
+    )
 
 
 class ToyTransformCode(nn.Module):
     """``x -> g_a -> y -> Q -> y_hat -> g_s -> x_hat`` for 2-D vectors: two small
-    multilayer perceptrons and a factorized density for ``y`` (the end-to-end chapter's).
+    multilayer perceptrons and a factorized density for ``y`` (the end-to-end
+    chapter's).
 
     Args:
         latents: dimensions of ``y``.
@@ -78,8 +92,13 @@ class ToyTransformCode(nn.Module):
         self.g_s = _mlp(latents, hidden, 2)
         self.prior = FactorizedDensity(latents)
 
-    def forward(self, x: torch.Tensor, relaxation: str = "noise", alpha: float = quantization.SOFT_ROUND_ALPHA,
-                seed: int = 0) -> dict:
+    def forward(
+        self,
+        x: torch.Tensor,
+        relaxation: str = "noise",
+        alpha: float = quantization.SOFT_ROUND_ALPHA,
+        seed: int = 0,
+    ) -> dict:
         """``{"x_hat", "bits"}`` (``bits``: per vector) with ``Q`` replaced by the named
         relaxation in training, and by rounding around the medians in eval mode."""
         y = self.g_a(x)
@@ -104,9 +123,8 @@ class ToyTransformCode(nn.Module):
 @contextlib.contextmanager
 def _one_thread():
     """Run torch on one CPU thread inside the block. A toy step is a few small matrix
-    products: splitting each over threads gains nothing on an idle CPU and, measured with
-    one of 2 cores busy, made the quantization chapter's toy cell 20 times slower, its
-    threads spinning while they wait for each other."""
+    products: splitting each over threads gains nothing, and on a busy CPU the threads
+    spin while they wait for each other."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -115,14 +133,25 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1.0, steps: int = 2000,
-            batch_size: int = 1024, relaxation: str = "noise", lr: float = 1e-2, seed: int = 0,
-            progress: bool = True) -> list[dict]:
+def fit_toy(
+    model: ToyTransformCode,
+    source: str = "banana",
+    *,
+    lmbda: float = 1.0,
+    steps: int = 2000,
+    batch_size: int = 1024,
+    relaxation: str = "noise",
+    lr: float = 1e-2,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
     """Train for ``bits + lmbda * squared error`` (both per vector). ``soft_round``
     sharpens from ``alpha = 1`` to 16 over the run. Returns the history (``step``,
     ``bits``, ``mse``)."""
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+        raise ValueError(
+            f"unknown source {source!r}; choose one of {', '.join(SOURCES)}"
+        )
     generator = torch.Generator().manual_seed(seed)
     main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     optimizer = torch.optim.Adam(main, lr=lr)
@@ -130,9 +159,19 @@ def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1
     model.train()
     history = []
     with _one_thread(), seeded(seed):
-        for step in tqdm(range(1, steps + 1), desc=f"{source}, {relaxation}", disable=not progress, leave=False):
+        for step in tqdm(
+            range(1, steps + 1),
+            desc=f"{source}, {relaxation}",
+            disable=not progress,
+            leave=False,
+        ):
             x = SOURCES[source](batch_size, generator)
-            out = model(x, relaxation, alpha=quantization.soft_round_alpha(step, steps), seed=seed + step)
+            out = model(
+                x,
+                relaxation,
+                alpha=quantization.soft_round_alpha(step, steps),
+                seed=seed + step,
+            )
             bits, mse = out["bits"].mean(), ((out["x_hat"] - x) ** 2).sum(dim=1).mean()
             optimizer.zero_grad()
             (bits + lmbda * mse).backward()
@@ -148,23 +187,33 @@ def fit_toy(model: ToyTransformCode, source: str = "banana", *, lmbda: float = 1
 def training_objective(history: list[dict], fraction: float = 0.1) -> dict:
     """The training estimate at the end of a run: mean ``bits`` and ``mse`` of the last
     ``fraction`` of :func:`fit_toy`'s history (with the relaxation, not rounding)."""
-    tail = history[-max(1, int(len(history) * fraction)):]
+    tail = history[-max(1, int(len(history) * fraction)) :]
     return {key: float(np.mean([h[key] for h in tail])) for key in ("bits", "mse")}
 
 
 @torch.no_grad()
-def rate_distortion(model: ToyTransformCode, source: str = "banana", count: int = 100_000,
-                    seed: int = 1, dither_seed: int | None = None) -> dict:
+def rate_distortion(
+    model: ToyTransformCode,
+    source: str = "banana",
+    count: int = 100_000,
+    seed: int = 1,
+    dither_seed: int | None = None,
+) -> dict:
     """Test-time ``bits`` (ideal, from the rounded latents' probabilities), ``mse`` per
     vector, and ``snr_db`` (source variance over mse) on fresh samples, hard rounding.
     With ``dither_seed``, universal quantization as a real codec runs it: encoder and
-    decoder share a dither drawn from that seed, the encoder subtracts it before rounding
-    and the decoder adds it back (:func:`lic_teach.quantization.universal`)."""
+    decoder share a dither drawn from that seed, the encoder subtracts it before
+    rounding and the decoder adds it back (:func:`lic_teach.quantization.universal`)."""
     x = SOURCES[source](count, torch.Generator().manual_seed(seed))
     model.train(dither_seed is not None)
     with _one_thread():
-        out = model(x) if dither_seed is None else model(x, "universal", seed=dither_seed)
+        out = (
+            model(x) if dither_seed is None else model(x, "universal", seed=dither_seed)
+        )
     model.eval()
     mse = float(((out["x_hat"] - x) ** 2).sum(dim=1).mean())
-    return {"bits": float(out["bits"].mean()), "mse": mse,
-            "snr_db": 10 * math.log10(float(x.var(dim=0).sum()) / mse)}
+    return {
+        "bits": float(out["bits"].mean()),
+        "mse": mse,
+        "snr_db": 10 * math.log10(float(x.var(dim=0).sum()) / mse),
+    }

@@ -11,6 +11,7 @@
 Decoding inverts steps 3, 2 and 1. ``transform="none"`` skips the DCT, quantizing pixels
 directly, to measure what the transform buys.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,8 @@ from .metrics import psnr
 
 
 def dct_matrix(n: int = 8) -> torch.Tensor:
-    """Orthonormal DCT-II matrix ``C`` (``C @ C.T = I``):
-    ``C[k, i] = a_k cos(pi (2 i + 1) k / (2 n))``, ``a_0 = sqrt(1/n)``, ``a_k = sqrt(2/n)``."""
+    """Orthonormal DCT-II matrix ``C`` (``C @ C.T = I``): ``C[k, i] = a_k cos(pi (2 i +
+    1) k / (2 n))``, ``a_0 = sqrt(1/n)``, ``a_k = sqrt(2/n)``."""
     k = torch.arange(n, dtype=torch.float64)[:, None]
     i = torch.arange(n, dtype=torch.float64)[None, :]
     matrix = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2 / n)
@@ -32,9 +33,10 @@ def dct_matrix(n: int = 8) -> torch.Tensor:
     return matrix
 
 
-_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
-                       [-0.168736, -0.331264, 0.5],
-                       [0.5, -0.418688, -0.081312]], dtype=torch.float64)
+_YCBCR = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+    dtype=torch.float64,
+)
 
 
 def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +58,9 @@ def block_dct(x: torch.Tensor, n: int = 8) -> torch.Tensor:
     Returns ``[C, H/n, W/n, n, n]``: for every block, ``C @ block @ C.T``."""
     channels, height, width = x.shape
     if height % n or width % n:
-        raise ValueError(f"height and width must be multiples of {n}, got {height}x{width}")
+        raise ValueError(
+            f"height and width must be multiples of {n}, got {height}x{width}"
+        )
     blocks = x.reshape(channels, height // n, n, width // n, n).transpose(2, 3)
     matrix = dct_matrix(n).to(x)
     return matrix @ blocks @ matrix.T
@@ -71,17 +75,22 @@ def block_idct(coefficients: torch.Tensor) -> torch.Tensor:
 
 
 def per_frequency_entropy_bits(symbols: torch.Tensor) -> float:
-    """Bits to code ``symbols [C, rows, cols, n, n]`` with one ideal code per channel and
-    frequency: ``sum over (c, u, v) of count * H(histogram of that coefficient)``."""
+    """Bits to code ``symbols [C, rows, cols, n, n]`` with one ideal code per channel
+    and frequency: ``sum over (c, u, v) of count * H(histogram of that coefficient)``.
+    """
     channels, rows, cols, n, _ = symbols.shape
-    per_coefficient = symbols.permute(0, 3, 4, 1, 2).reshape(channels * n * n, rows * cols)
+    per_coefficient = symbols.permute(0, 3, 4, 1, 2).reshape(
+        channels * n * n, rows * cols
+    )
     shifted = per_coefficient - per_coefficient.min()
     span = int(shifted.max()) + 1
     index = shifted + span * torch.arange(channels * n * n)[:, None]
     counts = torch.bincount(index.flatten(), minlength=span * channels * n * n)
     counts = counts.reshape(channels * n * n, span).double()
     p = counts / (rows * cols)
-    information = torch.where(counts > 0, -torch.log2(p.clamp_min(1e-300)), torch.zeros_like(p))
+    information = torch.where(
+        counts > 0, -torch.log2(p.clamp_min(1e-300)), torch.zeros_like(p)
+    )
     return float((counts * information).sum())
 
 
@@ -89,19 +98,25 @@ def per_frequency_entropy_bits(symbols: torch.Tensor) -> float:
 class TransformCode:
     """What :func:`transform_code` returns."""
 
-    x_hat: torch.Tensor      # the decoded image [3, H, W], clamped to [0, 1]
-    symbols: torch.Tensor    # the quantized coefficients [3, H/n, W/n, n, n]
-    bits: float              # the rate estimate in bits
-    bpp: float               # bits per pixel of the original image
-    psnr: float              # dB against the input
+    x_hat: torch.Tensor  # the decoded image [3, H, W], clamped to [0, 1]
+    symbols: torch.Tensor  # the quantized coefficients [3, H/n, W/n, n, n]
+    bits: float  # the rate estimate in bits
+    bpp: float  # bits per pixel of the original image
+    psnr: float  # dB against the input
 
 
-def transform_code(x: torch.Tensor, step: float, n: int = 8, transform: str = "dct",
-                   color: str = "ycbcr") -> TransformCode:
+def transform_code(
+    x: torch.Tensor,
+    step: float,
+    n: int = 8,
+    transform: str = "dct",
+    color: str = "ycbcr",
+) -> TransformCode:
     """Code an RGB image ``[3, H, W]`` in [0, 1] with quantization step ``step``.
 
-    Any H and W: the image is padded by replication to multiples of ``n`` and the padding
-    is cropped after decoding (its coefficients are counted in the rate, as in JPEG).
+    Any H and W: the image is padded by replication to multiples of ``n`` and the
+    padding is cropped after decoding (its coefficients are counted in the rate, as in
+    JPEG).
     """
     if x.dim() != 3 or x.shape[0] != 3:
         raise ValueError(f"expected an RGB image [3, H, W], got {tuple(x.shape)}")
@@ -115,12 +130,19 @@ def transform_code(x: torch.Tensor, step: float, n: int = 8, transform: str = "d
     coefficients = block_dct(padded, n) if transform == "dct" else as_blocks(padded, n)
     symbols = torch.round(coefficients / step).long()
     dequantized = symbols.double() * step
-    decoded = block_idct(dequantized) if transform == "dct" else from_blocks(dequantized)
+    decoded = (
+        block_idct(dequantized) if transform == "dct" else from_blocks(dequantized)
+    )
     decoded = decoded[:, :height, :width] + 0.5
     x_hat = (ycbcr_to_rgb(decoded) if color == "ycbcr" else decoded).clamp(0, 1).float()
     bits = per_frequency_entropy_bits(symbols)
-    return TransformCode(x_hat=x_hat, symbols=symbols, bits=bits,
-                         bpp=bits / (height * width), psnr=psnr(x, x_hat))
+    return TransformCode(
+        x_hat=x_hat,
+        symbols=symbols,
+        bits=bits,
+        bpp=bits / (height * width),
+        psnr=psnr(x, x_hat),
+    )
 
 
 def as_blocks(x: torch.Tensor, n: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ HTML. Each demo in a chapter has a twin that needs none: a plotly figure whose s
 steps through precomputed frames (``plots.image_slider_figure`` for ``image_slider``,
 ``plots.curve_slider_figure`` for ``figure_slider``).
 """
+
 from __future__ import annotations
 
 import io
@@ -54,7 +55,9 @@ def figure_slider(render, values, description: str = "value") -> widgets.VBox:
 
     def redraw(change=None):
         bundle = render(slider.value)._repr_mimebundle_()
-        output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+        output.outputs = (
+            {"output_type": "display_data", "data": bundle, "metadata": {}},
+        )
 
     slider.observe(redraw, names="value")
     redraw()
@@ -65,5 +68,10 @@ def _slider(values, description: str, caller: str) -> widgets.SelectionSlider:
     values = list(values)
     if not values:
         raise ValueError(f"{caller} needs at least one value")
-    return widgets.SelectionSlider(options=values, value=values[0], description=description,
-                                   continuous_update=False, layout=widgets.Layout(width="60%"))
+    return widgets.SelectionSlider(
+        options=values,
+        value=values[0],
+        description=description,
+        continuous_update=False,
+        layout=widgets.Layout(width="60%"),
+    )

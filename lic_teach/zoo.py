@@ -1,10 +1,10 @@
-"""The book's own model zoo: models trained by this project's code for longer than a chapter
-can afford, shipped with the package as safetensors, each with a JSON manifest.
+"""The book's own model zoo: models trained by this project's code for longer than a
+chapter can afford, shipped with the package as safetensors, each with a JSON manifest.
 
-A *family* is one architecture trained at several lambdas by one :class:`Recipe`, the same
-for every family so that they compare like with like: a base model trained jointly
-(transforms and entropy model together) at the middle lambda, then a copy of it fine-tuned
-at each lambda (``train.fit_family``'s plan). Training runs in *segments* of
+A *family* is one architecture trained at several lambdas by one :class:`Recipe`, the
+same for every family so that they compare like with like: a base model trained jointly
+(transforms and entropy model together) at the middle lambda, then a copy of it
+fine-tuned at each lambda (``train.fit_family``'s plan). Training runs in *segments* of
 ``segment_steps``: each is one ``train.fit`` call that continues from the weights the
 last one saved, so ``python -m lic_teach.zoo train`` resumes an interrupted run from its
 last segment, and the result does not depend on where it was interrupted.
@@ -13,13 +13,14 @@ Loading never runs code: the weights are safetensors, checked against the SHA-25
 their manifest before they are read. Quality ``q`` (1, 2, ...) is the ``q``-th lambda in
 increasing order, as in CompressAI's zoo.
 """
+
 from __future__ import annotations
 
 import argparse
 import copy
 import dataclasses
-import hashlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -29,14 +30,19 @@ from tqdm.auto import tqdm
 
 import lic_teach
 
-from . import baselines, cache, data, evaluate, metrics, train
+from . import baselines, cache, data, evaluate, metrics, train, zoo_data
 from .entropy_models import TABLE_BUFFERS
 from .models import registry
+from .seeding import seeded
 
-FOLDER = Path(__file__).with_name("zoo_weights")      # the shipped zoo
-FAMILIES = {"factorized": "bmshj2018-factorized", "scale": "bmshj2018-hyperprior",
-            "mean-scale": "mbt2018-mean",              # family -> registered architecture
-            "jpeg-like": "ym2023-jpeg-like", "two-layer": "ym2023-two-layer"}
+FOLDER = Path(__file__).with_name("zoo_weights")  # the shipped zoo
+FAMILIES = {
+    "factorized": "bmshj2018-factorized",
+    "scale": "bmshj2018-hyperprior",
+    "mean-scale": "mbt2018-mean",  # family -> registered architecture
+    "jpeg-like": "ym2023-jpeg-like",
+    "two-layer": "ym2023-two-layer",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +51,11 @@ class Recipe:
     training photos in batches of ``batch_size``; a base model at the middle lambda for
     ``base_segments`` segments (learning rate ``lr``, then ``lr / 10`` for the last
     ``decay_segments`` of them), then each lambda fine-tuned for ``finetune_segments``
-    (at ``finetune_lr``, then ``finetune_lr / 10`` for the last ``finetune_decay_segments``).
-    The photos are used at each of ``scales`` (:func:`lic_teach.data.downscaled`).
-    Manifests give R-D points on the held-out photos (their central ``eval_size`` square
-    if set)."""
+    (at ``finetune_lr``, then ``finetune_lr / 10`` for the last
+    ``finetune_decay_segments``). The photos are used at each of ``scales``
+    (:func:`lic_teach.data.downscaled`). Manifests give R-D points on the held-out
+    photos (their central ``eval_size`` square if set)."""
+
     N: int
     M: int
     lambdas: tuple[float, ...]
@@ -66,50 +73,87 @@ class Recipe:
     finetune_decay_segments: int = 0
 
     def steps(self) -> int:
-        """Steps each model of the family has seen: the base's and its own fine-tuning."""
+        """Steps each model of the family has seen: the base's and its own
+        fine-tuning."""
         return self.segment_steps * (self.base_segments + self.finetune_segments)
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """The recipe's :func:`cache.settings_hash`, kept in each manifest."""
+        return cache.settings_hash(dataclasses.asdict(self))
 
 
-# Measured here (2 cores, one step of batch 8): FactorizedPrior 48/64 at 128 px 263 ms, 64/96 346 ms,
-# 48/64 at 256 px (batch 4) 501 ms; MeanScaleHyperprior 48/64 at 128 px 234 ms. A first recipe
-# (base at 0.015 for 5000 steps, 500 per lambda, full-size photos only) left the top lambda's
-# curve flat; 500 more steps of the 0.015 model gained +0.27 dB at equal rate, so the models were
-# still learning, and on downscaled photos too gave +0.12 dB for 2.7% more rate. So: CompressAI's
-# lambdas for its qualities 1, 3, 5 and 7, a base at 0.025 for 3250 steps, 1000 steps for each
-# lambda ending at a tenth of the rate, photos at three scales: 7250 steps, about 32 minutes.
-RECIPE = Recipe(N=48, M=64, lambdas=(0.0018, 0.0067, 0.025, 0.0932), patch_size=128, batch_size=8,
-                segment_steps=250, base_segments=13, decay_segments=2, finetune_segments=4,
-                finetune_lr=3e-4, finetune_decay_segments=1, scales=(1.0, 0.75, 0.5))
-SMOKE_RECIPE = Recipe(N=8, M=12, lambdas=(0.005, 0.05), patch_size=64, batch_size=2,
-                      segment_steps=2, base_segments=2, decay_segments=1, finetune_segments=2, eval_size=192,
-                      finetune_decay_segments=1, scales=(1.0, 0.5))
+# A first recipe (base at 0.015 for 5000 steps, 500 per lambda, full-size photos only)
+# left the top lambda's curve flat; 500 more steps of the 0.015 model gained +0.27 dB at
+# equal rate, so the models were still learning, and on downscaled photos too gave
+# +0.12 dB for 2.7% more rate. So: CompressAI's lambdas for its qualities 1, 3, 5 and 7,
+# a base at 0.025 for 3250 steps, 1000 steps for each lambda ending at a tenth of the
+# rate, photos at three scales: 7250 steps in all. The manifests record the time taken.
+RECIPE = Recipe(
+    N=48,
+    M=64,
+    lambdas=(0.0018, 0.0067, 0.025, 0.0932),
+    patch_size=128,
+    batch_size=8,
+    segment_steps=250,
+    base_segments=13,
+    decay_segments=2,
+    finetune_segments=4,
+    finetune_lr=3e-4,
+    finetune_decay_segments=1,
+    scales=(1.0, 0.75, 0.5),
+)
+SMOKE_RECIPE = Recipe(
+    N=8,
+    M=12,
+    lambdas=(0.005, 0.05),
+    patch_size=64,
+    batch_size=2,
+    segment_steps=2,
+    base_segments=2,
+    decay_segments=1,
+    finetune_segments=2,
+    eval_size=192,
+    finetune_decay_segments=1,
+    scales=(1.0, 0.5),
+)
 
 
 # --------------------------------------------------------------------------- files
 
 
 def weights_path(folder: Path, family: str, quality: int) -> Path:
-    """Where ``family``'s model of ``quality`` lives in ``folder`` (its manifest: ``.json``)."""
+    """Where ``family``'s model of ``quality`` lives in ``folder`` (its manifest:
+    ``.json``)."""
     return Path(folder) / f"{family}-q{quality}.safetensors"
 
 
-def save_weights(model: torch.nn.Module, path: Path, half: bool = False, tables: bool = True) -> str:
-    """Write ``model``'s state as safetensors (its parameters as float16 if ``half``; other
-    buffers such as the scale table stay as they are; the integer coding tables only if
-    ``tables``, since ``model.update`` rebuilds them), atomically; return the file's SHA-256."""
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+def save_weights(
+    model: torch.nn.Module, path: Path, half: bool = False, tables: bool = True
+) -> str:
+    """Write ``model``'s state as safetensors (its parameters as float16 if ``half``;
+    other buffers such as the scale table stay as they are; the integer coding tables
+    only if ``tables``, since ``model.update`` rebuilds them), atomically; return the
+    file's SHA-256."""
+    from safetensors.torch import save
+
     parameters = {name for name, _ in model.named_parameters()} if half else set()
-    state = {k: (v.half() if k in parameters else v).detach().cpu().contiguous()
-             for k, v in model.state_dict().items() if tables or not _is_table(k)}
-    save_file(state, str(partial))
-    partial.replace(path)
-    return data.sha256(path)
+    state = {
+        k: (v.half() if k in parameters else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+        if tables or not _is_table(k)
+    }
+    return data.sha256(cache.atomic_write(path, save(state)))
+
+
+def rounded_to_half(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its parameters rounded to float16 in place (kept as float32) and
+    its coding tables rebuilt from them: the model a ``half=True`` weights file
+    holds."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(parameter.half().float())
+    model.update(force=True)
+    return model
 
 
 def _is_table(key: str) -> bool:
@@ -117,24 +161,34 @@ def _is_table(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in TABLE_BUFFERS
 
 
-def load_weights(model: torch.nn.Module, path: Path, expected_sha256: str | None = None) -> torch.nn.Module:
+def load_weights(
+    model: torch.nn.Module, path: Path, expected_sha256: str | None = None
+) -> torch.nn.Module:
     """``model`` with the safetensors weights of ``path`` (checked against
-    ``expected_sha256`` first); ``ValueError`` naming the file if it is damaged or foreign.
-    A file may leave out the coding tables (build them with ``model.update()``), nothing else."""
+    ``expected_sha256`` first); ``ValueError`` naming the file if it is damaged or
+    foreign. A file may leave out the coding tables (build them with
+    ``model.update()``), nothing else."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
     path = Path(path)
     if expected_sha256 is not None and data.sha256(path) != expected_sha256:
-        raise ValueError(f"{path} is not the file its manifest describes (SHA-256 differs): "
-                         f"damaged or altered; train it again with python -m lic_teach.zoo train")
+        raise ValueError(
+            f"{path} is not the file its manifest describes (SHA-256 differs): "
+            f"damaged or altered; train it again with python -m lic_teach.zoo train"
+        )
     try:
         missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
     except (SafetensorError, RuntimeError, ValueError, OSError) as error:
-        raise ValueError(f"{path} is not a {type(model).__name__} weights file: {str(error)[:200]}") from error
+        raise ValueError(
+            f"{path} is not a {type(model).__name__} weights file: {str(error)[:200]}"
+        ) from error
     lacking = [k for k in missing if not _is_table(k)]
     if lacking or unexpected:
-        raise ValueError(f"{path} is not a {type(model).__name__} weights file: "
-                         f"missing {lacking[:3]}, unexpected {unexpected[:3]}")
+        raise ValueError(
+            f"{path} is not a {type(model).__name__} weights file: "
+            f"missing {lacking[:3]}, unexpected {unexpected[:3]}"
+        )
     return model
 
 
@@ -145,34 +199,51 @@ def manifests(folder: Path = FOLDER) -> list[dict]:
         try:
             found.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"the zoo manifest {path} is unreadable: {error}") from error
+            raise ValueError(
+                f"the zoo manifest {path} is unreadable: {error}"
+            ) from error
     return sorted(found, key=lambda m: (m["family"], m["quality"]))
 
 
 def load(family: str, quality: int, folder: Path = FOLDER):
-    """The zoo's ``family`` model at ``quality``, ready to code (eval mode, coding tables)."""
+    """The zoo's ``family`` model at ``quality``, ready to code (eval mode, coding
+    tables)."""
     if family not in FAMILIES:
-        raise ValueError(f"unknown zoo family {family!r}; choose one of {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"unknown zoo family {family!r}; choose one of {', '.join(FAMILIES)}"
+        )
     path = weights_path(folder, family, quality)
     manifest_path = path.with_suffix(".json")
     if not manifest_path.is_file():
         have = [m["quality"] for m in manifests(folder) if m["family"] == family]
-        raise ValueError(f"the zoo has no {family} model of quality {quality} in {folder} "
-                         f"(qualities there: {have or 'none'}); train it with python -m lic_teach.zoo train {family}")
+        raise ValueError(
+            f"the zoo has no {family} model of quality {quality} in {folder} "
+            f"(qualities there: {have or 'none'}); "
+            f"train it with python -m lic_teach.zoo train {family}"
+        )
     manifest = json.loads(manifest_path.read_text())
-    model = registry.architecture(manifest["architecture"]).model_class(*manifest["hyperparameters"])
+    model = registry.architecture(manifest["architecture"]).model_class(
+        *manifest["hyperparameters"]
+    )
     load_weights(model, path, manifest["sha256"]).eval()
     model.update()
     if model.table_fingerprint() != manifest["table_fingerprint"]:
-        raise ValueError(f"the coding tables built here for {path} differ from those it was published "
-                         f"with, so its bitstreams would not decode elsewhere (torch {torch.__version__} "
-                         f"here, {manifest['torch_version']} there)")
+        raise ValueError(
+            f"the coding tables built here for {path} differ from those it was "
+            f"published with, so its bitstreams would not decode elsewhere "
+            f"(torch {torch.__version__} here, {manifest['torch_version']} there)"
+        )
     return model
 
 
 def lambda_of(family: str, quality: int, folder: Path = FOLDER) -> float:
-    """The lambda the zoo model of ``family`` and ``quality`` was trained for (its manifest)."""
-    found = [m["lambda"] for m in manifests(folder) if (m["family"], m["quality"]) == (family, quality)]
+    """The lambda the zoo model of ``family`` and ``quality`` was trained for (its
+    manifest)."""
+    found = [
+        m["lambda"]
+        for m in manifests(folder)
+        if (m["family"], m["quality"]) == (family, quality)
+    ]
     if not found:
         raise ValueError(f"no zoo model {family!r} at quality {quality} in {folder}")
     return float(found[0])
@@ -185,7 +256,9 @@ def default_family(folder: Path = FOLDER) -> str:
     overlap, or a curve whose rate and PSNR do not both increase)."""
     curves = {}
     for m in manifests(folder):
-        curves.setdefault(m["family"], []).append((m["rd_held_out"]["bpp"], m["rd_held_out"]["psnr"]))
+        curves.setdefault(m["family"], []).append(
+            (m["rd_held_out"]["bpp"], m["rd_held_out"]["psnr"])
+        )
     order = [f for f in ("mean-scale", "scale", "factorized") if f in curves]
     if not order:
         return "mean-scale"
@@ -202,40 +275,81 @@ def curve(family: str, images, folder: Path = FOLDER):
     quality, named with how the family was trained (sizes, steps, minutes)."""
     found = [m for m in manifests(folder) if m["family"] == family]
     if not found:
-        raise ValueError(f"the zoo in {folder} has no {family} models; train them with "
-                         f"python -m lic_teach.zoo train {family}")
+        raise ValueError(
+            f"the zoo in {folder} has no {family} models; train them with "
+            f"python -m lic_teach.zoo train {family}"
+        )
     if len({json.dumps(m["recipe"], sort_keys=True) for m in found}) > 1:
-        raise ValueError(f"the zoo's {family} models in {folder} were trained by different recipes; "
-                         f"train the family again with python -m lic_teach.zoo train {family}")
+        raise ValueError(
+            f"the zoo's {family} models in {folder} were trained by different recipes; "
+            f"train the family again with python -m lic_teach.zoo train {family}"
+        )
     recipe, top = found[-1]["recipe"], found[-1]
-    name = (f"zoo {family} (N={recipe['N']}, M={recipe['M']}, {top['steps']} steps, "
-            f"{top['training_seconds'] / 60:.0f} min on CPU)")
-    return evaluate.rd_curve([load(family, m["quality"], folder) for m in found], images, name,
-                             params=[m["lambda"] for m in found])
+    name = (
+        f"zoo {family} (N={recipe['N']}, M={recipe['M']}, {top['steps']} steps, "
+        f"{top['training_seconds'] / 60:.0f} min on CPU)"
+    )
+    return evaluate.rd_curve(
+        [load(family, m["quality"], folder) for m in found],
+        images,
+        name,
+        params=[m["lambda"] for m in found],
+    )
 
 
 def models(folder: Path = FOLDER) -> dict:
     """Every zoo model in ``folder``: ``{(family, quality): model}``."""
-    return {(m["family"], m["quality"]): load(m["family"], m["quality"], folder) for m in manifests(folder)}
+    return {
+        (m["family"], m["quality"]): load(m["family"], m["quality"], folder)
+        for m in manifests(folder)
+    }
 
 
 # ------------------------------------------------------------------------- training
 
 
-def training_crops(recipe: Recipe):
-    """Random crops of the bundled training photos at each of the recipe's scales, one
-    segment's worth (the chapters' own crops when the only scale is 1)."""
-    photos = [data.downscaled(x, s) for x in data.sample_images("train").values() for s in recipe.scales]
-    return data.RandomCropDataset(photos, recipe.patch_size, length=recipe.segment_steps * recipe.batch_size)
+def training_photos(folder=None, min_side: int = 0) -> dict:
+    """The photos the zoo trains on: the bundled training photos, whole; or, given a
+    ``folder``, the user's own photos in it (``zoo_data.folder_photos``: each at least
+    ``min_side`` pixels a side, none of them an evaluation image)."""
+    if folder is None:
+        return data.sample_images("train")
+    return zoo_data.folder_photos(folder, min_side)
 
 
-def _segments(model, crops, recipe: Recipe, stage: str, lmbda: float, count: int, lr_of, work: Path,
-              bar) -> float:
-    """Train ``model`` for ``count`` segments, resuming after the last one saved in
-    ``work``; return the seconds its training took, those of segments found saved
-    included (each checkpoint's time is kept beside it, ``.seconds``), so a resumed run
-    reports the whole training time."""
+def training_crops(recipe: Recipe, photos: dict | None = None):
+    """Random crops of ``photos`` (default :func:`training_photos`) at each of the
+    recipe's scales, one segment's worth (the chapters' own crops when the only scale
+    is 1)."""
+    photos = [
+        data.downscaled(x, s)
+        for x in (photos or training_photos()).values()
+        for s in recipe.scales
+    ]
+    return data.RandomCropDataset(
+        photos, recipe.patch_size, length=recipe.segment_steps * recipe.batch_size
+    )
+
+
+def _segments(
+    model,
+    crops,
+    recipe: Recipe,
+    stage: str,
+    lmbda: float,
+    count: int,
+    lr: float,
+    decay_segments: int,
+    work: Path,
+    bar,
+) -> float:
+    """Train ``model`` for ``count`` segments at ``lr``, the last ``decay_segments`` of
+    them at ``lr / 10`` (``train.learning_rate`` at each segment's first step),
+    resuming after the last one saved in ``work``; return the seconds its training
+    took, those of segments found saved included (each checkpoint's time is kept beside
+    it, ``.seconds``), so a resumed run reports the whole training time."""
     seconds = 0.0
+    steps, decay_at = count * recipe.segment_steps, 1 - decay_segments / max(count, 1)
     for segment in range(count):
         checkpoint = work / f"{stage}-{segment:03d}.safetensors"
         timing = checkpoint.with_suffix(".seconds")
@@ -244,81 +358,186 @@ def _segments(model, crops, recipe: Recipe, stage: str, lmbda: float, count: int
             seconds += float(timing.read_text()) if timing.is_file() else 0.0
         else:
             started = time.perf_counter()
-            train.fit(model, crops, steps=recipe.segment_steps, lmbda=lmbda, lr=lr_of(segment),
-                      batch_size=recipe.batch_size, seed=recipe.seed + segment, progress=False)
+            train.fit(
+                model,
+                crops,
+                steps=recipe.segment_steps,
+                lmbda=lmbda,
+                lr=train.learning_rate(
+                    segment * recipe.segment_steps + 1, steps, lr, decay_at
+                ),
+                batch_size=recipe.batch_size,
+                seed=recipe.seed + segment,
+                progress=False,
+            )
             elapsed = time.perf_counter() - started
             seconds += elapsed
             save_weights(model, checkpoint)
-            timing.write_text(f"{elapsed:.1f}\n")
+            cache.atomic_write(timing, f"{elapsed:.1f}\n")
         bar.update(1)
     return seconds
 
 
-def train_family(family: str, recipe: Recipe = RECIPE, folder: Path = FOLDER, work: Path | None = None,
-                 progress: bool = True) -> list[dict]:
-    """Train ``family`` by ``recipe`` into ``folder`` (weights and manifests), resuming from
-    the segments saved in ``work`` (default: the cache); return the manifests."""
+def train_family(
+    family: str,
+    recipe: Recipe = RECIPE,
+    folder: Path = FOLDER,
+    work: Path | None = None,
+    progress: bool = True,
+    data_folder: Path | None = None,
+) -> list[dict]:
+    """Train ``family`` by ``recipe`` into ``folder`` (weights and manifests), resuming
+    from the segments saved in ``work`` (default: the cache); return the manifests.
+    ``data_folder``: train on the photos in it instead of the bundled ones
+    (:func:`training_photos`); the segments are then kept apart, keyed by those
+    photos' pixels, and the manifests say what was trained on."""
     architecture = registry.architecture(FAMILIES[family])
-    work = Path(work or cache.default_cache_dir() / "zoo-work") / f"{family}-{recipe.key()}"
-    crops, lambdas = training_crops(recipe), sorted(recipe.lambdas)
+    # a crop is cut from each photo at each scale
+    photos = training_photos(
+        data_folder, math.ceil(recipe.patch_size / min(recipe.scales))
+    )
+    trained_on = (
+        f"lic_teach.data.sample_images('train') at scales {list(recipe.scales)}"
+        if data_folder is None
+        else {
+            "folder": str(Path(data_folder).resolve()),
+            "photos": sorted(photos),
+            "sha256": zoo_data.photos_sha256(photos),
+            "scales": list(recipe.scales),
+        }
+    )
+    run_name = f"{family}-{recipe.key()}" + (
+        "" if data_folder is None else f"-data-{trained_on['sha256'][:12]}"
+    )
+    work = Path(work or cache.default_cache_dir() / "zoo-work") / run_name
+    crops, lambdas = training_crops(recipe, photos), sorted(recipe.lambdas)
     middle = lambdas[len(lambdas) // 2]
-    torch.manual_seed(recipe.seed)
-    base = architecture.model_class(recipe.N, recipe.M)
+    with seeded(recipe.seed):
+        base = architecture.model_class(recipe.N, recipe.M)
     total = recipe.base_segments + len(lambdas) * recipe.finetune_segments
     with tqdm(total=total, desc=f"zoo {family}", disable=not progress) as bar:
-        base_seconds = _segments(base, crops, recipe, "base", middle, recipe.base_segments,
-                                 lambda s: recipe.lr if s < recipe.base_segments - recipe.decay_segments
-                                 else recipe.lr / 10, work, bar)
+        base_seconds = _segments(
+            base,
+            crops,
+            recipe,
+            "base",
+            middle,
+            recipe.base_segments,
+            recipe.lr,
+            recipe.decay_segments,
+            work,
+            bar,
+        )
         found = []
         for quality, lmbda in enumerate(lambdas, start=1):
             model = copy.deepcopy(base)
-            last = recipe.finetune_segments - recipe.finetune_decay_segments
-            seconds = _segments(model, crops, recipe, f"q{quality}", lmbda, recipe.finetune_segments,
-                                lambda s: recipe.finetune_lr if s < last else recipe.finetune_lr / 10, work, bar)
+            seconds = _segments(
+                model,
+                crops,
+                recipe,
+                f"q{quality}",
+                lmbda,
+                recipe.finetune_segments,
+                recipe.finetune_lr,
+                recipe.finetune_decay_segments,
+                work,
+                bar,
+            )
             model.eval().update(force=True)
-            found.append(_publish(model, family, quality, lmbda, recipe, base_seconds + seconds, folder))
+            found.append(
+                _publish(
+                    model,
+                    family,
+                    quality,
+                    lmbda,
+                    recipe,
+                    base_seconds + seconds,
+                    folder,
+                    (photos, trained_on),
+                )
+            )
     return found
 
 
 def held_out_figures(point: dict, images: dict, recipe: Recipe) -> dict:
-    """A manifest's ``rd_held_out``: the model's R-D point on the held-out photos, and the
-    PSNR Pillow's JPEG reaches there at the same rate (what the model reached, against JPEG)."""
-    jpeg_curve = baselines.jpeg_curve(images, qualities=baselines.DENSE_QUALITIES)
+    """A manifest's ``rd_held_out``: the model's R-D point on the held-out photos
+    (``evaluate.codec_point``), and the PSNR Pillow's JPEG (``CLASSICAL["jpeg"]``)
+    reaches there at the same rate (what the model reached, against JPEG)."""
+    jpeg_curve = evaluate.classical_curve("jpeg", images, baselines.DENSE_QUALITIES)
     try:
         jpeg = round(baselines.psnr_at_rate(jpeg_curve, point["bpp"]), 3)
-    except ValueError:                              # a rate JPEG does not reach: no comparison
+    except ValueError:  # a rate JPEG does not reach: no comparison
         jpeg = None
-    return {"images": sorted(images), "size": recipe.eval_size or "full", "coder": "ans",
-            **{k: round(float(point[k]), 5) for k in ("bpp", "psnr", "ms_ssim")},
-            "jpeg_psnr_at_equal_rate": jpeg}
+    return {
+        "images": sorted(images),
+        "size": recipe.eval_size or "full",
+        "coder": "ans",
+        **{k: round(float(point[k]), 5) for k in ("bpp", "psnr", "ms_ssim")},
+        "jpeg_psnr_at_equal_rate": jpeg,
+    }
 
 
-def _publish(model, family: str, quality: int, lmbda: float, recipe: Recipe, seconds: float,
-             folder: Path) -> dict:
-    """Save ``model`` into the zoo with its manifest and R-D point on the held-out photos.
-    Its parameters are rounded to float16 first (half the bytes), and its coding tables
-    rebuilt from the rounded parameters, so the figures are those of the shipped file."""
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(parameter.half().float())
-    model.update(force=True)
+CEILING_PIXELS = 2**20  # a larger training photo's ceiling is measured on a crop
+
+
+def _bounded(photos: dict) -> dict:
+    """``photos``, each larger than :data:`CEILING_PIXELS` cut to its central square
+    of at most 1024 pixels a side (a user's 24-megapixel photo would need gigabytes of
+    activations in one pass); the bundled photos are all smaller."""
+    return {
+        name: (
+            x
+            if x.shape[-2] * x.shape[-1] <= CEILING_PIXELS
+            else data.center_crop(x, min(1024, *x.shape[-2:]))
+        )
+        for name, x in photos.items()
+    }
+
+
+def _publish(
+    model,
+    family: str,
+    quality: int,
+    lmbda: float,
+    recipe: Recipe,
+    seconds: float,
+    folder: Path,
+    training: tuple[dict, object],
+) -> dict:
+    """Save ``model`` into the zoo with its manifest, its R-D point on the held-out
+    photos and its transforms' ceiling (``evaluate.ceiling``) on the training and the
+    held-out photos. Its parameters are rounded to float16 first (half the bytes),
+    and its coding tables rebuilt from the rounded parameters, so the figures are
+    those of the shipped file."""
+    rounded_to_half(model)
     path = weights_path(folder, family, quality)
     digest = save_weights(model, path, half=True, tables=False)
     images = data.held_out(recipe.eval_size)
     point = evaluate.codec_point(model, images, with_ms_ssim=True)
-    manifest = {
-        "family": family, "quality": quality, "architecture": FAMILIES[family],
-        "class": type(model).__name__, "hyperparameters": list(model.hyperparameters()),
-        "lambda": lmbda, "recipe": dataclasses.asdict(recipe), "steps": recipe.steps(),
-        "training_seconds": round(seconds, 1),
-        "trained_on": f"lic_teach.data.sample_images('train') at scales {list(recipe.scales)}",
-        "lic_teach_version": lic_teach.__version__, "torch_version": torch.__version__,
-        "sha256": digest, "file": path.name, "table_fingerprint": model.table_fingerprint(),
-        "rd_held_out": held_out_figures(point, images, recipe),
+    ceiling = {
+        "train": round(evaluate.ceiling(model, _bounded(training[0])), 3),
+        "held_out": round(evaluate.ceiling(model, images), 3),
     }
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(manifest, indent=1) + "\n")
-    partial.replace(path.with_suffix(".json"))
+    manifest = {
+        "family": family,
+        "quality": quality,
+        "architecture": FAMILIES[family],
+        "class": type(model).__name__,
+        "hyperparameters": list(model.hyperparameters()),
+        "lambda": lmbda,
+        "recipe": dataclasses.asdict(recipe),
+        "steps": recipe.steps(),
+        "training_seconds": round(seconds, 1),
+        "trained_on": training[1],
+        "lic_teach_version": lic_teach.__version__,
+        "torch_version": torch.__version__,
+        "sha256": digest,
+        "file": path.name,
+        "table_fingerprint": model.table_fingerprint(),
+        "rd_held_out": held_out_figures(point, images, recipe),
+        "ceiling_psnr": ceiling,
+    }
+    cache.atomic_write(path.with_suffix(".json"), json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
@@ -327,45 +546,87 @@ def _publish(model, family: str, quality: int, lmbda: float, recipe: Recipe, sec
 
 def parse_args(argv):
     """``train [family ...] [--folder] [--smoke]`` or ``list [--folder]``."""
-    parser = argparse.ArgumentParser(prog="python -m lic_teach.zoo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lic_teach.zoo", description=__doc__.split("\n\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    trainer = commands.add_parser("train", help="train families into the zoo (resumable)")
-    trainer.add_argument("families", nargs="*", metavar="family", help=f"any of {', '.join(FAMILIES)} (default: all)")
+    trainer = commands.add_parser(
+        "train", help="train families into the zoo (resumable)"
+    )
+    trainer.add_argument(
+        "families",
+        nargs="*",
+        metavar="family",
+        help=f"any of {', '.join(FAMILIES)} (default: all)",
+    )
     trainer.add_argument("--folder", type=Path, default=FOLDER)
-    trainer.add_argument("--smoke", action="store_true", help="the tiny recipe the tests use")
-    lister = commands.add_parser("list", help="the models in the zoo and their R-D points")
+    trainer.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="a folder of your own photos to train on (default: the bundled ones)",
+    )
+    trainer.add_argument(
+        "--smoke", action="store_true", help="the tiny recipe the tests use"
+    )
+    lister = commands.add_parser(
+        "list", help="the models in the zoo and their R-D points"
+    )
     lister.add_argument("--folder", type=Path, default=FOLDER)
     return parser.parse_args(argv)
 
 
 def train_command(args) -> int:
-    """Train the families asked for (all by default) and print their manifests' lines."""
+    """Train the families asked for (all by default) and print their manifests'
+    lines."""
     recipe = SMOKE_RECIPE if args.smoke else RECIPE
     unknown = sorted(set(args.families) - set(FAMILIES))
     if unknown:
-        print(f"unknown zoo family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}", file=sys.stderr)
+        print(
+            f"unknown zoo family {', '.join(unknown)}; "
+            f"choose from {', '.join(FAMILIES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.data is not None and Path(args.folder).resolve() == FOLDER.resolve():
+        print(
+            "zoo: --data trains on your photos: give --folder, where those models go "
+            "(the shipped zoo in lic_teach/zoo_weights stays as it is)",
+            file=sys.stderr,
+        )
         return 2
     for family in args.families or FAMILIES:
-        for manifest in train_family(family, recipe, args.folder):
+        try:
+            manifests = train_family(family, recipe, args.folder, data_folder=args.data)
+        except (FileNotFoundError, ValueError) as error:  # the photos of --data
+            print(f"zoo: {error}", file=sys.stderr)
+            return 2
+        for manifest in manifests:
             print(describe(manifest))
     return 0
 
 
 def list_command(args) -> int:
-    """One line per zoo model: family, quality, lambda, R-D point, steps, training time."""
+    """One line per zoo model: family, quality, lambda, R-D point, steps, training
+    time."""
     for manifest in manifests(args.folder):
         print(describe(manifest))
     return 0
 
 
 def describe(m: dict) -> str:
-    """A manifest in one line: family, quality, lambda, R-D point (and JPEG's PSNR at that
-    rate), steps, training time."""
-    rd = m["rd_held_out"]
+    """A manifest in one line: family, quality, lambda, R-D point (and JPEG's PSNR at
+    that rate, the transforms' ceiling on the held-out and on the training photos),
+    steps, training time."""
+    rd, ceiling = m["rd_held_out"], m["ceiling_psnr"]
     jpeg = rd.get("jpeg_psnr_at_equal_rate")
-    return (f"{m['family']:>10} q{m['quality']}  lambda={m['lambda']:<7g} {rd['bpp']:.3f} bpp  "
-            f"{rd['psnr']:.2f} dB (JPEG {'n/a' if jpeg is None else format(jpeg, '.2f')})  {m['steps']} steps  "
-            f"{m['training_seconds'] / 60:.1f} min")
+    jpeg = "n/a" if jpeg is None else f"{jpeg:.2f}"
+    return (
+        f"{m['family']:>10} q{m['quality']}  lambda={m['lambda']:<7g} "
+        f"{rd['bpp']:.3f} bpp  {rd['psnr']:.2f} dB (JPEG {jpeg}; ceiling "
+        f"{ceiling['held_out']:.2f}, on its training photos {ceiling['train']:.2f})  "
+        f"{m['steps']} steps  {m['training_seconds'] / 60:.1f} min"
+    )
 
 
 def main(argv=None) -> int:

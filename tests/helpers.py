@@ -1,13 +1,18 @@
 """Helpers shared by the model tests."""
+
 import torch
 
 
 def perturb(model, seed=0):
-    """Move every parameter off its initial value, so that all of them matter in a check."""
+    """Move every parameter off its initial value, so that all of them matter in a
+    check."""
     torch.manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            parameter.add_((0.02 if name.endswith("weight") else 0.05) * torch.randn_like(parameter))
+            parameter.add_(
+                (0.02 if name.endswith("weight") else 0.05)
+                * torch.randn_like(parameter)
+            )
     return model
 
 
@@ -18,10 +23,12 @@ def check_contract(model, photo, other_models):
     import pytest
 
     from lic_teach import evaluate
+
     x = photo[:, 5:70, 9:40]
     ans, readable = model.compress(x), model.compress(x, coder="readable")
     decoded = model.decompress(ans)
-    assert decoded.shape == x.shape and torch.equal(decoded, model.decompress(readable))
+    assert decoded.shape == x.shape
+    assert torch.equal(decoded, model.decompress(readable))
     point = evaluate.codec_point(model, [x])
     assert point["bpp"] == pytest.approx(8 * len(ans) / (65 * 31))
     with pytest.raises(ValueError, match="truncated"):

@@ -1,6 +1,7 @@
 """The book as a reader gets it: every chapter executes at the ``smoke`` budget in under
 60 s without a cell error, and the HTML book builds from the executed chapters with
 Sphinx warnings treated as errors, its plotly figures served from the book itself."""
+
 import json
 import os
 import re
@@ -28,7 +29,9 @@ SETUP_CELL = (ROOT / "book" / "_templates" / "setup_cell.py").read_text().strip(
 def _toc_files():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     entries = [toc["root"]]
-    stack = list(toc.get("chapters", [])) + [c for p in toc.get("parts", []) for c in p["chapters"]]
+    stack = list(toc.get("chapters", [])) + [
+        c for p in toc.get("parts", []) for c in p["chapters"]
+    ]
     while stack:
         entry = stack.pop(0)
         entries.append(entry["file"])
@@ -43,7 +46,7 @@ def executed_book(tmp_path_factory):
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, copy / name)
     shutil.copytree(ROOT / "book", copy / "book")
-    (copy / ".pytest_cache").mkdir()              # what `make test` leaves behind in a checkout
+    (copy / ".pytest_cache").mkdir()  # what `make test` leaves behind in a checkout
     (copy / ".pytest_cache" / "README.md").write_text("# pytest cache directory #\n")
     seconds, errors = {}, {}
     first, second = _streams(sorted((copy / "book").glob("*.ipynb")))
@@ -56,20 +59,30 @@ def executed_book(tmp_path_factory):
             notebook = nbformat.read(path, as_version=4)
             start = time.perf_counter()
             try:
-                NotebookClient(notebook, timeout=2 * SMOKE_LIMIT_S, kernel_name="python3",
-                               resources={"metadata": {"path": str(path.parent)}}).execute()
+                NotebookClient(
+                    notebook,
+                    timeout=2 * SMOKE_LIMIT_S,
+                    kernel_name="python3",
+                    resources={"metadata": {"path": str(path.parent)}},
+                ).execute()
             except CellExecutionError as error:
                 errors[path.name] = str(error)[-3000:]
             finally:
                 if path == first[0]:
-                    chapter_3_done.set()              # even if it failed: the others report their own errors
+                    # even if it failed: the others report their own errors
+                    chapter_3_done.set()
             seconds[path.name] = time.perf_counter() - start
             nbformat.write(notebook, path)
 
-    previous = {name: os.environ.get(name) for name in ("LIC_BUDGET", "LIC_TEACH_CACHE", "OMP_NUM_THREADS")}
+    previous = {
+        name: os.environ.get(name)
+        for name in ("LIC_BUDGET", "LIC_TEACH_CACHE", "OMP_NUM_THREADS")
+    }
     os.environ["LIC_BUDGET"] = "smoke"
-    os.environ["LIC_TEACH_CACHE"] = str(tmp_path_factory.mktemp("cache"))   # never a stale home cache
-    os.environ["OMP_NUM_THREADS"] = "1"                                    # one core per kernel
+    os.environ["LIC_TEACH_CACHE"] = str(
+        tmp_path_factory.mktemp("cache")
+    )  # never a stale home cache
+    os.environ["OMP_NUM_THREADS"] = "1"  # one core per kernel
     try:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(execute, [first, second]))
@@ -86,8 +99,8 @@ def executed_book(tmp_path_factory):
 # timed against the smoke limit (while the other stream runs: never an easier test).
 # Chapters 4 to 7 start from chapter 3's cached models: chapters 4 and 5 run after it in
 # the first stream; the others run in book order in the second, which hands its last
-# chapters to the first while that has fewer, and waits for chapter 3 before a chapter that
-# uses the cached experiments.
+# chapters to the first while that has fewer, and waits for chapter 3 before a chapter
+# that uses the cached experiments.
 AFTER_CHAPTER_3 = "experiments.factorized_family("
 
 
@@ -106,10 +119,17 @@ def _slowest_cells(notebook, count: int = 4) -> str:
     for index, cell in enumerate(notebook.cells):
         execution = cell.get("metadata", {}).get("execution", {})
         if "iopub.execute_input" in execution and "shell.execute_reply" in execution:
-            start, end = (datetime.fromisoformat(execution[k].replace("Z", "+00:00"))
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
-            timed.append(((end - start).total_seconds(), index, cell.source.split("\n")[0][:60]))
-    return "; ".join(f"cell {i} {t:.0f} s ({first})" for t, i, first in sorted(timed, reverse=True)[:count])
+            start, end = (
+                datetime.fromisoformat(execution[k].replace("Z", "+00:00"))
+                for k in ("iopub.execute_input", "shell.execute_reply")
+            )
+            timed.append(
+                ((end - start).total_seconds(), index, cell.source.split("\n")[0][:60])
+            )
+    return "; ".join(
+        f"cell {i} {t:.0f} s ({first})"
+        for t, i, first in sorted(timed, reverse=True)[:count]
+    )
 
 
 def test_there_are_chapters():
@@ -122,10 +142,16 @@ def test_chapter_runs_at_smoke_budget(executed_book, chapter):
     _, seconds, errors = executed_book
     assert chapter not in errors, errors.get(chapter)
     notebook = nbformat.read(executed_book[0] / "book" / chapter, as_version=4)
-    assert seconds[chapter] < SMOKE_LIMIT_S, (f"{chapter} took {seconds[chapter]:.0f} s at smoke; slowest cells: "
-                                              + _slowest_cells(notebook))
-    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []))
+    assert seconds[chapter] < SMOKE_LIMIT_S, (
+        f"{chapter} took {seconds[chapter]:.0f} s at smoke; slowest cells: "
+        + _slowest_cells(notebook)
+    )
+    printed = "".join(
+        o.get("text", "")
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
     assert "budget 'smoke'" in printed, "a chapter prints the budget it ran"
 
 
@@ -134,30 +160,42 @@ STRAY = re.compile(r"<[\w.]+ (object )?at 0x[0-9a-f]+>|<torch\._C\.Generator")
 
 @pytest.mark.slow
 def test_executed_chapters_print_no_stray_reprs_or_warnings(executed_book):
-    """A cell's last line must not leak an object's repr (``<torch._C.Generator ...>``) and
-    no cell may warn: the reader sees every output."""
+    """A cell's last line must not leak an object's repr (``<torch._C.Generator ...>``)
+    and no cell may warn: the reader sees every output."""
     problems = []
     for path in sorted((executed_book[0] / "book").glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             for output in cell.get("outputs", []):
-                text = output.get("text", "") + "".join(str(v) for k, v in output.get("data", {}).items()
-                                                         if k == "text/plain")
-                if STRAY.search(text) or output.get("name") == "stderr" and "Warning" in text:
+                text = output.get("text", "") + "".join(
+                    str(v)
+                    for k, v in output.get("data", {}).items()
+                    if k == "text/plain"
+                )
+                if (
+                    STRAY.search(text)
+                    or output.get("name") == "stderr"
+                    and "Warning" in text
+                ):
                     problems.append(f"{path.name}: {text.strip()[:120]}")
     assert not problems, problems
 
 
 @pytest.fixture(scope="session")
 def built_book(executed_book):
-    """The HTML book built from the executed chapters: ``(html folder, build result)``."""
+    """The HTML book built from the executed chapters: ``(html folder, build
+    result)``."""
     copy, _, errors = executed_book
     assert not errors
     config = yaml.safe_load((copy / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "off"         # already executed above
+    config["execute"]["execute_notebooks"] = "off"  # already executed above
     (copy / "_config.yml").write_text(yaml.safe_dump(config))
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jupyter_book), "build", str(copy), "--warningiserror",
-                             "--keep-going"], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(copy), "--warningiserror", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return copy / "_build" / "html", result
 
 
@@ -171,41 +209,61 @@ def test_book_builds_without_warnings_and_serves_plotly_itself(built_book):
     figures = 0
     for page in (html / "book").glob("*.html"):
         text = page.read_text()
-        assert "output traceback" not in text and "output error" not in text, page.name
+        assert "output traceback" not in text, page.name
+        assert "output error" not in text, page.name
         if "Plotly.newPlot" in text:
             assert '<script src="../_static/plotly.min.js' in text
             figures += text.count("Plotly.newPlot")
     assert figures >= 10
     chapter = (html / "book" / "ch01_transform_coding.html").read_text()
     assert "colab.research.google.com/github/" in chapter
-    assert "lic_teach.colab.install" not in chapter, "the setup cell is hidden in the HTML"
+    assert "lic_teach.colab.install" not in chapter, (
+        "the setup cell is hidden in the HTML"
+    )
 
 
 @pytest.mark.slow
 def test_figures_and_tables_are_numbered_by_chapter(built_book):
-    """The toc numbers the chapters, so every caption reads "Fig. 3.2" or "Table 3.1" with
-    its own chapter's number, and every table a chapter names is in its page, numbered."""
+    """The toc numbers the chapters, so every caption reads "Fig. 3.2" or "Table 3.1"
+    with its own chapter's number, and every table a chapter names is in its page,
+    numbered."""
     html, result = built_book
     assert result.returncode == 0
     for number, entry in enumerate([e for e in _toc_files() if "/ch" in e], start=1):
         page = (html / f"{entry}.html").read_text()
-        captions = re.findall(r'<span class="caption-number">(Fig\.|Table) ([\d.]+) </span>', page)
+        captions = re.findall(
+            r'<span class="caption-number">(Fig\.|Table) ([\d.]+) </span>', page
+        )
         assert captions, entry
-        assert all(label.startswith(f"{number}.") for _, label in captions), (entry, captions)
-        code = "\n".join(c.source for c in nbformat.read(ROOT / f"{entry}.ipynb", as_version=4).cells
-                         if c.cell_type == "code")
+        assert all(label.startswith(f"{number}.") for _, label in captions), (
+            entry,
+            captions,
+        )
+        code = "\n".join(
+            c.source
+            for c in nbformat.read(ROOT / f"{entry}.ipynb", as_version=4).cells
+            if c.cell_type == "code"
+        )
         names = set(re.findall(r"""["'](tbl-[a-z0-9-]+)["']""", code))
         for name in names:
-            assert re.search(rf'<table[^>]*id="{name}"', page), f"{entry}: table {name} missing"
+            assert re.search(rf'<table[^>]*id="{name}"', page), (
+                f"{entry}: table {name} missing"
+            )
         assert sum(kind == "Table" for kind, _ in captions) == len(names), entry
-        assert f'<h1><span class="section-number">{number}. </span>' in page, f"{entry}: not numbered {number}"
+        assert f'<h1><span class="section-number">{number}. </span>' in page, (
+            f"{entry}: not numbered {number}"
+        )
 
 
-# A script or stylesheet fetched from elsewhere: src/href to http(s) or protocol-relative
-# URLs in HTML, @import or url() in CSS.
-REMOTE_ASSET = re.compile(r"""<script[^>]*\ssrc=["']?(?:https?:)?//[^"'\s>]+|"""
-                          r"""<link[^>]*\shref=["']?(?:https?:)?//[^"'\s>]+[^>]*>""")
-REMOTE_CSS = re.compile(r"""@import\s+(?:url\()?["']?(?:https?:)?//|url\(["']?(?:https?:)?//""")
+# A script or stylesheet fetched from elsewhere: src/href to http(s) or
+# protocol-relative URLs in HTML, @import or url() in CSS.
+REMOTE_ASSET = re.compile(
+    r"""<script[^>]*\ssrc=["']?(?:https?:)?//[^"'\s>]+|"""
+    r"""<link[^>]*\shref=["']?(?:https?:)?//[^"'\s>]+[^>]*>"""
+)
+REMOTE_CSS = re.compile(
+    r"""@import\s+(?:url\()?["']?(?:https?:)?//|url\(["']?(?:https?:)?//"""
+)
 
 
 @pytest.mark.slow
@@ -215,7 +273,9 @@ def test_built_book_fetches_no_script_or_stylesheet_from_the_network(built_book)
     for page in html.rglob("*.html"):
         for match in REMOTE_ASSET.finditer(page.read_text(errors="replace")):
             tag = match.group(0)
-            if tag.startswith("<script") or re.search(r"rel=[\"']?(stylesheet|preload|modulepreload)", tag):
+            if tag.startswith("<script") or re.search(
+                r"rel=[\"']?(stylesheet|preload|modulepreload)", tag
+            ):
                 remote.append(f"{page.relative_to(html)}: {tag[:160]}")
     for sheet in html.rglob("*.css"):
         if REMOTE_CSS.search(sheet.read_text(errors="replace")):
@@ -227,11 +287,18 @@ def test_built_book_fetches_no_script_or_stylesheet_from_the_network(built_book)
 
 
 def chromium() -> str:
-    """Debian's chromium (or Chrome); skips without one, except in CI, where it fails."""
-    found = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
-                                                 "google-chrome"))), None)
+    """Debian's chromium (or Chrome); skips without one, except in CI, where it
+    fails."""
+    found = next(
+        filter(
+            None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
+        ),
+        None,
+    )
     if found is None:
-        message = "no chromium for the offline rendering check (Debian: apt install chromium)"
+        message = (
+            "no chromium for the offline rendering check (Debian: apt install chromium)"
+        )
         if os.environ.get("LIC_TEACH_CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -241,11 +308,22 @@ def chromium() -> str:
 def offline_dom(page: Path, profile: Path) -> str:
     """The DOM of a page after its scripts ran in headless Chromium with the network cut
     off: every host name fails to resolve and every request goes to a closed proxy."""
-    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--proxy-server=http://127.0.0.1:9",
-               "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=30000",
-               "--dump-dom", page.as_uri()]
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--proxy-server=http://127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=30000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -262,20 +340,32 @@ def test_chapters_typeset_math_and_draw_figures_offline(built_book, tmp_path):
     for page in sorted((html / "book").glob("ch*.html")):
         source = page.read_text()
         dom = offline_dom(page, tmp_path / "profile")
-        assert "class=\"math" in source, f"{page.name} has no math to check"
+        assert 'class="math' in source, f"{page.name} has no math to check"
         assert "<mjx-container" in dom, f"{page.name}: MathJax typeset nothing offline"
         assert not UNTYPESET_MATH.search(dom), f"{page.name}: raw TeX left on the page"
-        figures = FIGURE_DIV.findall(source)   # not the escaped copies in a widget's saved state
+        figures = FIGURE_DIV.findall(
+            source
+        )  # not the escaped copies in a widget's saved state
         assert figures, f"{page.name} has no figure to check"
-        undrawn = [f for f in figures if not re.search(f'id="{f}" class="[^"]*js-plotly-plot', dom)]
-        assert not undrawn, f"{page.name}: plotly did not draw {len(undrawn)} of {len(figures)} figures"
+        undrawn = [
+            f
+            for f in figures
+            if not re.search(f'id="{f}" class="[^"]*js-plotly-plot', dom)
+        ]
+        assert not undrawn, (
+            f"{page.name}: plotly did not draw {len(undrawn)} of {len(figures)} figures"
+        )
 
 
 def test_committed_notebooks_have_no_outputs():
     dirty = []
-    for path in list((ROOT / "book").rglob("*.ipynb")) + list((ROOT / "exercises").rglob("*.ipynb")):
+    for path in list((ROOT / "book").rglob("*.ipynb")) + list(
+        (ROOT / "exercises").rglob("*.ipynb")
+    ):
         for cell in json.loads(path.read_text())["cells"]:
-            if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            if cell["cell_type"] == "code" and (
+                cell.get("outputs") or cell.get("execution_count")
+            ):
                 dirty.append(path.name)
                 break
     assert not dirty, f"strip outputs from: {dirty}"
@@ -283,17 +373,29 @@ def test_committed_notebooks_have_no_outputs():
 
 def test_every_chapter_starts_with_the_colab_setup_cell():
     repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    assert f'os.environ.get("LIC_TEACH_REPO", "{repository}")' in SETUP_CELL
+    default = re.search(
+        r'os\.environ\.get\(\s*"LIC_TEACH_REPO",\s*"([^"]*)",?\s*\)', SETUP_CELL
+    )
+    assert default, "the setup cell reads LIC_TEACH_REPO"
+    assert default.group(1) == repository
     for path in CHAPTERS:
-        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
-        assert code[0].source.strip() == SETUP_CELL, f"{path.name}: first code cell differs"
-        assert "remove-cell" in code[0].metadata.get("tags", []), f"{path.name}: setup cell shown"
+        code = [
+            c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
+        ]
+        assert code[0].source.strip() == SETUP_CELL, (
+            f"{path.name}: first code cell differs"
+        )
+        assert "remove-cell" in code[0].metadata.get("tags", []), (
+            f"{path.name}: setup cell shown"
+        )
 
 
 def test_setup_cell_is_harmless_outside_colab(monkeypatch):
-    monkeypatch.delenv("LIC_TEACH_REPO", raising=False)   # set by the Colab-like environment
+    monkeypatch.delenv(
+        "LIC_TEACH_REPO", raising=False
+    )  # set by the Colab-like environment
     namespace = {}
-    exec(compile(SETUP_CELL, "setup_cell", "exec"), namespace)   # no install, no restart
+    exec(compile(SETUP_CELL, "setup_cell", "exec"), namespace)  # no install, no restart
     assert namespace["LIC_TEACH_REPO"].startswith("https://")
 
 
@@ -310,17 +412,36 @@ def test_setup_cell_on_colab_installs_lic_teach_then_the_rest(monkeypatch, insta
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setenv("LIC_TEACH_REPO", "file:///somewhere/lic-teach")
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
-        (real_find_spec(name) if installed else None) if name == "compressai" else real_find_spec(name, *a)))
-    monkeypatch.setattr(subprocess, "run", lambda command: calls.append(command) or
-                        types.SimpleNamespace(returncode=0))
-    monkeypatch.setattr(lic_teach.colab, "install", lambda *extras: calls.append(("install", extras)))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: (
+            (real_find_spec(name) if installed else None)
+            if name == "compressai"
+            else real_find_spec(name, *a)
+        ),
+    )
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda command: calls.append(command) or types.SimpleNamespace(returncode=0),
+    )
+    monkeypatch.setattr(
+        lic_teach.colab, "install", lambda *extras: calls.append(("install", extras))
+    )
     exec(compile(SETUP_CELL, "setup_cell", "exec"), {})
     if installed:
         assert calls == []
     else:
-        assert calls[0] == [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                            "lic_teach @ git+file:///somewhere/lic-teach"]
+        assert calls[0] == [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "lic_teach @ git+file:///somewhere/lic-teach",
+        ]
         assert calls[1] == ("install", ())
 
 
@@ -328,14 +449,24 @@ def test_every_live_widget_has_a_static_twin():
     """An ipywidgets demo needs a kernel: its output is removed from the HTML, and the
     chapter shows a plotly slider figure (which moves without a kernel) before it."""
     for path in CHAPTERS:
-        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        code = [
+            c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
+        ]
         for index, cell in enumerate(code):
             if re.search(r"\bwidgets\.\w+_slider\(", cell.source):
-                assert "remove-output" in cell.metadata.get("tags", []), f"{path.name}: {cell.source[:60]}"
-                assert any(re.search(r"plots\.\w+_slider_figure\(", c.source) for c in code[:index]), \
-                    f"{path.name}: no plotly twin before {cell.source[:60]!r}"
-    demos = sum(len(re.findall(r"\bwidgets\.\w+_slider\(", c.source)) for path in CHAPTERS
-                for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+                assert "remove-output" in cell.metadata.get("tags", []), (
+                    f"{path.name}: {cell.source[:60]}"
+                )
+                assert any(
+                    re.search(r"plots\.\w+_slider_figure\(", c.source)
+                    for c in code[:index]
+                ), f"{path.name}: no plotly twin before {cell.source[:60]!r}"
+    demos = sum(
+        len(re.findall(r"\bwidgets\.\w+_slider\(", c.source))
+        for path in CHAPTERS
+        for c in nbformat.read(path, as_version=4).cells
+        if c.cell_type == "code"
+    )
     assert demos >= 2
 
 
@@ -345,9 +476,14 @@ def test_setup_cell_says_what_to_do_when_pip_fails(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
-        None if name == "compressai" else real_find_spec(name, *a)))
-    monkeypatch.setattr(subprocess, "run", lambda command: types.SimpleNamespace(returncode=1))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "compressai" else real_find_spec(name, *a),
+    )
+    monkeypatch.setattr(
+        subprocess, "run", lambda command: types.SimpleNamespace(returncode=1)
+    )
     with pytest.raises(RuntimeError, match="runtime online.*run all again"):
         exec(compile(SETUP_CELL, "setup_cell", "exec"), {})
 
@@ -355,7 +491,9 @@ def test_setup_cell_says_what_to_do_when_pip_fails(monkeypatch):
 def test_toc_and_chapters_agree():
     files = _toc_files()
     for entry in files:
-        assert any((ROOT / f"{entry}{suffix}").is_file() for suffix in (".md", ".ipynb")), entry
+        assert any(
+            (ROOT / f"{entry}{suffix}").is_file() for suffix in (".md", ".ipynb")
+        ), entry
     listed = {entry for entry in files}
     for path in CHAPTERS:
         assert f"book/{path.stem}" in listed, f"{path.name} is not in _toc.yml"

@@ -8,7 +8,8 @@ def test_names_and_order_of_sizes():
     smoke, cpu, gpu = (budget(name) if name != "gpu" else None for name in NAMES)
     assert NAMES == ("smoke", "cpu", "gpu")
     assert smoke.train_steps < cpu.train_steps
-    assert smoke.patch_size <= cpu.patch_size and smoke.rd_points <= cpu.rd_points
+    assert smoke.patch_size <= cpu.patch_size
+    assert smoke.rd_points <= cpu.rd_points
 
 
 def test_environment_variable_selects(monkeypatch):
@@ -21,9 +22,11 @@ def test_environment_variable_selects(monkeypatch):
 def test_default_follows_cuda(monkeypatch):
     monkeypatch.delenv("LIC_BUDGET", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert budget().name == "cpu" and budget().device == "cpu"
+    assert budget().name == "cpu"
+    assert budget().device == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert budget().name == "gpu" and budget().device == "cuda"
+    assert budget().name == "gpu"
+    assert budget().device == "cuda"
 
 
 def test_gpu_without_cuda_warns(monkeypatch):
@@ -39,4 +42,5 @@ def test_unknown_budget_is_a_clear_error(monkeypatch):
 
 
 def test_printable():
-    assert "smoke" in str(budget("smoke")) and budget("smoke").as_dict()["name"] == "smoke"
+    assert "smoke" in str(budget("smoke"))
+    assert budget("smoke").as_dict()["name"] == "smoke"

@@ -20,14 +20,23 @@ def test_empirical_entropy():
 @pytest.mark.parametrize("source", ["gaussian", "laplacian"])
 def test_quantized_entropy_matches_samples_and_high_rate_limit(source):
     generator = np.random.default_rng(0)
-    samples = generator.normal(size=400_000) if source == "gaussian" else \
-        generator.laplace(scale=1 / math.sqrt(2), size=400_000)
+    samples = (
+        generator.normal(size=400_000)
+        if source == "gaussian"
+        else generator.laplace(scale=1 / math.sqrt(2), size=400_000)
+    )
     for step in (0.25, 1.0, 2.0):
-        measured = rd.empirical_entropy(torch.from_numpy(np.round(samples / step)).long())
+        measured = rd.empirical_entropy(
+            torch.from_numpy(np.round(samples / step)).long()
+        )
         assert rd.quantized_entropy(step, source) == pytest.approx(measured, abs=0.01)
     fine = 0.02
-    assert rd.quantized_entropy(fine, source) == pytest.approx(rd.high_rate_entropy(fine, source), abs=1e-3)
-    assert rd.differential_entropy("gaussian") == pytest.approx(0.5 * math.log2(2 * math.pi * math.e))
+    assert rd.quantized_entropy(fine, source) == pytest.approx(
+        rd.high_rate_entropy(fine, source), abs=1e-3
+    )
+    assert rd.differential_entropy("gaussian") == pytest.approx(
+        0.5 * math.log2(2 * math.pi * math.e)
+    )
 
 
 def test_rate_distortion_bad_inputs_and_values():
@@ -62,21 +71,33 @@ def test_ycbcr_roundtrip_and_gray_has_no_chroma():
     x = torch.rand(3, 5, 7, dtype=torch.float64)
     assert torch.allclose(tc.ycbcr_to_rgb(tc.rgb_to_ycbcr(x)), x, atol=1e-6)
     gray = torch.full((3, 2, 2), 0.3, dtype=torch.float64)
-    assert torch.allclose(tc.rgb_to_ycbcr(gray)[1:], torch.full((2, 2, 2), 0.5, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(
+        tc.rgb_to_ycbcr(gray)[1:],
+        torch.full((2, 2, 2), 0.5, dtype=torch.float64),
+        atol=1e-6,
+    )
 
 
 def test_per_frequency_entropy_equals_sum_of_histogram_entropies():
-    symbols = torch.randint(-3, 4, (3, 4, 5, 8, 8), generator=torch.Generator().manual_seed(0))
-    expected = sum(20 * rd.empirical_entropy(symbols[c, :, :, u, v])
-                   for c in range(3) for u in range(8) for v in range(8))
+    symbols = torch.randint(
+        -3, 4, (3, 4, 5, 8, 8), generator=torch.Generator().manual_seed(0)
+    )
+    expected = sum(
+        20 * rd.empirical_entropy(symbols[c, :, :, u, v])
+        for c in range(3)
+        for u in range(8)
+        for v in range(8)
+    )
     assert tc.per_frequency_entropy_bits(symbols) == pytest.approx(expected)
 
 
 def test_transform_code_any_size_and_rate_falls_with_step():
-    x = data.sample_images("test")["astronaut"][:, 100:137, 200:253]     # 37 x 53
+    x = data.sample_images("test")["astronaut"][:, 100:137, 200:253]  # 37 x 53
     results = [tc.transform_code(x, step) for step in (0.01, 0.05, 0.2)]
     for result in results:
-        assert result.x_hat.shape == x.shape and 0 <= result.x_hat.min() and result.x_hat.max() <= 1
+        assert result.x_hat.shape == x.shape
+        assert 0 <= result.x_hat.min()
+        assert result.x_hat.max() <= 1
         assert result.psnr == pytest.approx(metrics.psnr(x, result.x_hat))
         assert result.bpp == pytest.approx(result.bits / (37 * 53))
     assert results[0].bpp > results[1].bpp > results[2].bpp
@@ -87,7 +108,8 @@ def test_transform_code_any_size_and_rate_falls_with_step():
 def test_transform_beats_no_transform_at_equal_step():
     x = data.center_crop(data.sample_images("test")["flower"], 128)
     dct, raw = tc.transform_code(x, 0.05), tc.transform_code(x, 0.05, transform="none")
-    assert dct.bpp < 0.75 * raw.bpp and dct.psnr > raw.psnr - 0.5
+    assert dct.bpp < 0.75 * raw.bpp
+    assert dct.psnr > raw.psnr - 0.5
 
 
 def test_transform_code_bad_inputs():

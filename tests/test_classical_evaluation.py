@@ -1,7 +1,9 @@
-"""The classical codecs of ``baselines.CLASSICAL`` and the cached evaluation of many codecs
-on many images (``evaluate.evaluate_codecs``): real bytes that decode to the measured
-image, sweeps that span the usual rates, missing libraries reported, bad bytes refused,
-rows cached by content, and the curves, BD-rates and YCbCr PSNR built from them."""
+"""The classical codecs of ``baselines.CLASSICAL`` and the cached evaluation of many
+codecs on many images (``evaluate.evaluate_codecs``): real bytes that decode to the
+measured image, sweeps that span the usual rates, missing libraries reported, bad bytes
+refused, rows cached by content, and the curves, BD-rates and YCbCr PSNR built from
+them."""
+
 import math
 import sys
 
@@ -19,19 +21,22 @@ RUNNABLE, MISSING = baselines.available_codecs()
 
 @pytest.fixture(scope="module")
 def photo():
-    return data.quantize_8bit(data.center_crop(data.sample_images("test")["astronaut"], 256))
+    return data.quantize_8bit(
+        data.center_crop(data.sample_images("test")["astronaut"], 256)
+    )
 
 
 def test_every_codec_is_installed_here():
-    """pyproject.toml declares imagecodecs and pillow-heif: on the test machine nothing is missing."""
+    """pyproject.toml declares imagecodecs and pillow-heif: on the test machine nothing
+    is missing."""
     assert not MISSING, MISSING
     assert len(RUNNABLE) == 8
 
 
 @pytest.mark.parametrize("key", list(baselines.CLASSICAL))
 def test_the_bytes_decode_to_the_measured_image(key, photo):
-    """The row's PSNR is that of what the library decodes from the bytes, decoded again in a
-    fresh call; an odd-sized image keeps its size."""
+    """The row's PSNR is that of what the library decodes from the bytes, decoded again
+    in a fresh call; an odd-sized image keeps its size."""
     codec = evaluate.classical(RUNNABLE[key])
     odd = photo[:, :67, :45]
     for x in (photo, odd):
@@ -39,16 +44,23 @@ def test_the_bytes_decode_to_the_measured_image(key, photo):
             row = evaluate.run_point(codec, x, setting)
             content = codec.compress(x, setting)
             again = RUNNABLE[key].decompress(content)
-            assert again.shape == x.shape and row["bytes"] == len(content) > 0
+            assert again.shape == x.shape
+            assert row["bytes"] == len(content) > 0
             assert row["psnr"] == pytest.approx(metrics.psnr(x, again), abs=1e-9)
-            assert row["bpp"] == pytest.approx(8 * len(content) / (x.shape[1] * x.shape[2]))
+            assert row["bpp"] == pytest.approx(
+                8 * len(content) / (x.shape[1] * x.shape[2])
+            )
 
 
 @pytest.mark.parametrize("key", list(baselines.CLASSICAL))
 def test_each_sweep_spans_low_to_high_rates(key, photo):
     codec = RUNNABLE[key]
-    rows = [evaluate.run_point(evaluate.classical(codec), photo, s) for s in (codec.settings[0], codec.settings[-1])]
-    assert rows[0]["bpp"] < 0.45 and rows[-1]["bpp"] > 1.3, [r["bpp"] for r in rows]
+    rows = [
+        evaluate.run_point(evaluate.classical(codec), photo, s)
+        for s in (codec.settings[0], codec.settings[-1])
+    ]
+    assert rows[0]["bpp"] < 0.45, [r["bpp"] for r in rows]
+    assert rows[-1]["bpp"] > 1.3, [r["bpp"] for r in rows]
     assert rows[0]["psnr"] < rows[-1]["psnr"]
 
 
@@ -62,38 +74,58 @@ def test_damaged_bytes_raise_a_clear_error(key, photo):
 
 
 def test_an_image_a_library_cannot_code_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"WebP \(libwebp\) could not code a 16400x2 image"):
+    with pytest.raises(
+        ValueError, match=r"WebP \(libwebp\) could not code a 16400x2 image"
+    ):
         RUNNABLE["webp"].compress(torch.rand(3, 2, 16400), 50)
 
 
 @pytest.mark.parametrize("key", list(baselines.CLASSICAL))
 def test_every_codec_codes_a_single_pixel(key):
     x = data.quantize_8bit(torch.rand(3, 1, 1))
-    assert RUNNABLE[key].decompress(RUNNABLE[key].compress(x, RUNNABLE[key].settings[-1])).shape == (3, 1, 1)
+    assert RUNNABLE[key].decompress(
+        RUNNABLE[key].compress(x, RUNNABLE[key].settings[-1])
+    ).shape == (3, 1, 1)
 
 
 def test_a_missing_library_is_reported_not_dropped(monkeypatch):
-    monkeypatch.setitem(sys.modules, "imagecodecs", None)       # import imagecodecs now raises ImportError
+    monkeypatch.setitem(
+        sys.modules, "imagecodecs", None
+    )  # import imagecodecs now raises ImportError
     runnable, missing = baselines.available_codecs()
     assert set(runnable) == {"jpeg", "heic"}
-    assert len(missing) == 6 and all("pip install imagecodecs" in why for why in missing.values())
+    assert len(missing) == 6
+    assert all("pip install imagecodecs" in why for why in missing.values())
     codecs, missing_here = evaluation.classical_codecs()
-    assert [c.name for c in codecs] == ["JPEG (Pillow)", "HEIC (x265, HEVC intra)"] and missing_here == missing
+    assert [c.name for c in codecs] == [
+        "JPEG (Pillow)",
+        "HEIC (x265, HEVC intra)",
+    ]
+    assert missing_here == missing
     with pytest.raises(KeyError, match="no classical codec 'bpg'"):
         baselines.available_codecs(["bpg"])
 
 
 def test_grey_and_rgba_images_come_in_as_rgb(tmp_path, photo):
-    """Grey and RGBA files are loaded as RGB (data.load_image) before any codec sees them;
-    a codec given anything but [3, H, W] refuses it."""
+    """Grey and RGBA files are loaded as RGB (data.load_image) before any codec sees
+    them; a codec given anything but [3, H, W] refuses it."""
     grey, rgba = tmp_path / "grey.png", tmp_path / "rgba.png"
     Image.fromarray((photo[0] * 255).round().byte().numpy()).save(grey)
-    Image.fromarray(np.dstack([(photo * 255).round().byte().permute(1, 2, 0).numpy(),
-                               np.full(photo.shape[1:], 128, np.uint8)])).save(rgba)
+    Image.fromarray(
+        np.dstack(
+            [
+                (photo * 255).round().byte().permute(1, 2, 0).numpy(),
+                np.full(photo.shape[1:], 128, np.uint8),
+            ]
+        )
+    ).save(rgba)
     for path in (grey, rgba):
         x = data.load_image(path)
         assert x.shape == photo.shape
-        assert RUNNABLE["webp"].decompress(RUNNABLE["webp"].compress(x, 50)).shape == x.shape
+        assert (
+            RUNNABLE["webp"].decompress(RUNNABLE["webp"].compress(x, 50)).shape
+            == x.shape
+        )
     with pytest.raises(ValueError, match=r"RGB image \[3, H, W\]"):
         RUNNABLE["jpeg"].compress(photo[:1], 50)
 
@@ -109,41 +141,61 @@ def _counting(name="counting JPEG"):
     def compress(x, setting):
         calls.append(setting)
         return jpeg.compress(x, setting)
-    return evaluate.Codec(name, "classical", (20, 50, 80), compress, lambda data, _: jpeg.decompress(data),
-                          fingerprint="counting-jpeg-1"), calls
+
+    return evaluate.Codec(
+        name,
+        "classical",
+        (20, 50, 80),
+        compress,
+        lambda data, _: jpeg.decompress(data),
+        fingerprint="counting-jpeg-1",
+    ), calls
 
 
 def test_rows_are_cached_by_content(tmp_path, photo):
     codec, calls = _counting()
     images = {"a": photo[:, :96, :96], "b": photo[:, 96:192, :96]}
-    first = evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
-    assert len(first.rows) == 6 and len(calls) == 7                            # one untimed warm-up
-    again = evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
-    assert len(calls) == 7 and again.rows == first.rows                       # a rerun codes nothing
+    first = evaluate.evaluate_codecs(
+        [codec], images, cache_dir=tmp_path, progress=False
+    )
+    assert len(first.rows) == 6
+    assert len(calls) == 7
+    again = evaluate.evaluate_codecs(
+        [codec], images, cache_dir=tmp_path, progress=False
+    )
+    assert len(calls) == 7
+    assert again.rows == first.rows
     changed = {"a": images["a"], "b": images["b"].flip(-1)}
     evaluate.evaluate_codecs([codec], changed, cache_dir=tmp_path, progress=False)
-    assert len(calls) == 11                                                    # new pixels, new rows
+    assert len(calls) == 11  # new pixels, new rows
     for index, path in enumerate(sorted((tmp_path / "evaluations").glob("*.json"))):
         path.write_text(["{damaged", "[1, 2]", '{"bpp": 1}'][index % 3])
     evaluate.evaluate_codecs([codec], images, cache_dir=tmp_path, progress=False)
-    assert len(calls) == 18                                                    # damaged rows measured again
-    assert not list((tmp_path / "evaluations").glob("*.part"))
+    assert len(calls) == 18  # damaged rows measured again
+    assert not list((tmp_path / "evaluations").glob("*.partial"))
 
 
 def test_a_learned_codec_writes_real_bitstreams(tmp_path, photo):
     torch.manual_seed(0)
     models = {q: FactorizedPrior(8, 12) for q in (1, 2)}
     codec = evaluate.learned("tiny", models)
-    result = evaluate.evaluate_codecs([codec], {"a": photo[:, :64, :80]}, cache_dir=False, progress=False)
+    result = evaluate.evaluate_codecs(
+        [codec], {"a": photo[:, :64, :80]}, cache_dir=False, progress=False
+    )
     for row, model in zip(result.rows, models.values()):
         content = model.compress(photo[None, :, :64, :80])
         assert row["bytes"] == len(content)
-        decoded = data.quantize_8bit(model.decompress(content))                  # what a decoder writes to a file
+        decoded = data.quantize_8bit(
+            model.decompress(content)
+        )  # what a decoder writes to a file
         assert row["psnr"] == pytest.approx(metrics.psnr(photo[:, :64, :80], decoded))
     assert codec.decoder_macs_per_pixel == pytest.approx(
-        complexity.macs_per_pixel(models[1].g_s, (1, 12, 16, 16)), rel=0.02)
+        complexity.macs_per_pixel(models[1].g_s, (1, 12, 16, 16)), rel=0.02
+    )
     with pytest.raises(ValueError, match="share a name"):
-        evaluate.evaluate_codecs([codec, codec], {"a": photo}, cache_dir=False, progress=False)
+        evaluate.evaluate_codecs(
+            [codec, codec], {"a": photo}, cache_dir=False, progress=False
+        )
     with pytest.raises(ValueError, match="has no models"):
         evaluate.learned("empty", {})
 
@@ -166,17 +218,27 @@ def test_an_unwritable_cache_is_warned_about_not_fatal(tmp_path, photo):
     codec, calls = _counting()
     (tmp_path / "evaluations").write_text("a file where the cache folder should be")
     with pytest.warns(UserWarning, match="could not cache an evaluation row"):
-        result = evaluate.evaluate_codecs([codec], {"a": photo[:, :64, :64]}, cache_dir=tmp_path, progress=False)
+        result = evaluate.evaluate_codecs(
+            [codec], {"a": photo[:, :64, :64]}, cache_dir=tmp_path, progress=False
+        )
     assert len(result.rows) == 3
 
 
 def test_decoder_macs_count_what_the_decoder_runs():
     hyperprior, context = ScaleHyperprior(8, 12), CheckerboardContext(8, 12)
-    transforms = complexity.macs_per_pixel(hyperprior.g_s, (1, 12, 16, 16)) + \
-        complexity.macs_per_pixel(hyperprior.h_s, (1, 8, 4, 4), pixels=256 * 256)
-    assert complexity.decoder_macs_per_pixel(hyperprior) == pytest.approx(transforms, rel=0.02)
-    prediction = complexity.macs_per_pixel(context.context_prediction, (1, 12, 16, 16), pixels=256 * 256)
-    assert complexity.decoder_macs_per_pixel(context) > complexity.decoder_macs_per_pixel(hyperprior) + prediction / 2
+    transforms = complexity.macs_per_pixel(
+        hyperprior.g_s, (1, 12, 16, 16)
+    ) + complexity.macs_per_pixel(hyperprior.h_s, (1, 8, 4, 4), pixels=256 * 256)
+    assert complexity.decoder_macs_per_pixel(hyperprior) == pytest.approx(
+        transforms, rel=0.02
+    )
+    prediction = complexity.macs_per_pixel(
+        context.context_prediction, (1, 12, 16, 16), pixels=256 * 256
+    )
+    assert (
+        complexity.decoder_macs_per_pixel(context)
+        > complexity.decoder_macs_per_pixel(hyperprior) + prediction / 2
+    )
 
 
 def _synthetic(per_image):
@@ -187,10 +249,25 @@ def _synthetic(per_image):
         codecs[name] = evaluate.Codec(name, "classical", settings, None, None, name)
         for index, (rates, psnrs) in enumerate(curves):
             for setting, rate, value in zip(settings, rates, psnrs):
-                rows.append({"codec": name, "kind": "classical", "setting": str(setting), "image": f"i{index}",
-                             "pixels": 10**6, "bpp": rate, "psnr": value, "psnr_y": value, "psnr_ycbcr": value,
-                             "ms_ssim": None, "encode_s": 0.1, "decode_s": 0.01})
-    return evaluate.Evaluation(rows, codecs, [f"i{i}" for i in range(len(next(iter(per_image.values()))))])
+                rows.append(
+                    {
+                        "codec": name,
+                        "kind": "classical",
+                        "setting": str(setting),
+                        "image": f"i{index}",
+                        "pixels": 10**6,
+                        "bpp": rate,
+                        "psnr": value,
+                        "psnr_y": value,
+                        "psnr_ycbcr": value,
+                        "ms_ssim": None,
+                        "encode_s": 0.1,
+                        "decode_s": 0.01,
+                    }
+                )
+    return evaluate.Evaluation(
+        rows, codecs, [f"i{i}" for i in range(len(next(iter(per_image.values()))))]
+    )
 
 
 def test_curves_and_bd_rates_of_an_evaluation():
@@ -200,14 +277,28 @@ def test_curves_and_bd_rates_of_an_evaluation():
         psnrs = np.array([26.0, 29.0, 32.0, 35.0]) + generator.normal(0, 2)
         rates = 0.5 * 2 ** ((psnrs - 30) / 6) * math.exp(generator.normal(0, 0.2))
         anchor.append((rates.tolist(), psnrs.tolist()))
-        test.append(((0.8 * rates * math.exp(generator.normal(0, 0.05))).tolist(), psnrs.tolist()))
+        test.append(
+            (
+                (0.8 * rates * math.exp(generator.normal(0, 0.05))).tolist(),
+                psnrs.tolist(),
+            )
+        )
     result = _synthetic({"anchor": anchor, "test": test})
     interval = result.bd_rate("anchor", "test", resamples=300)
-    assert interval["error"] is None and interval["low"] < -20 < interval["high"] and interval["high"] - interval["low"] < 10
+    assert interval["error"] is None
+    assert interval["low"] < -20 < interval["high"]
+    assert interval["high"] - interval["low"] < 10
     by_mse = result.curve("anchor", average="mse")
-    assert all(m < p for m, p in zip(by_mse.psnr, result.curve("anchor").psnr))   # Jensen: mean PSNR >= PSNR of mean MSE
-    assert result.seconds_per_megapixel("test") == {"encode": pytest.approx(0.1), "decode": pytest.approx(0.01)}
-    far = _synthetic({"anchor": anchor, "test": [(r, [q + 30 for q in p]) for r, p in test]})
+    assert all(
+        m < p for m, p in zip(by_mse.psnr, result.curve("anchor").psnr)
+    )  # Jensen: mean PSNR >= PSNR of mean MSE
+    assert result.seconds_per_megapixel("test") == {
+        "encode": pytest.approx(0.1),
+        "decode": pytest.approx(0.01),
+    }
+    far = _synthetic(
+        {"anchor": anchor, "test": [(r, [q + 30 for q in p]) for r, p in test]}
+    )
     assert "share" in far.bd_rate("anchor", "test")["error"]
     with pytest.raises(KeyError, match="was not evaluated"):
         result.curve("WebP")
@@ -216,33 +307,67 @@ def test_curves_and_bd_rates_of_an_evaluation():
 
 def test_the_table_names_missing_codecs():
     generator = np.random.default_rng(0)
-    curves = [([0.2, 0.4, 0.8], (np.array([27.0, 30.0, 33.0]) + generator.normal(0, 1)).tolist()) for _ in range(4)]
-    result = _synthetic({evaluation.ANCHOR: curves, "other": [([r * 0.9 for r in c[0]], c[1]) for c in curves]})
+    curves = [
+        (
+            [0.2, 0.4, 0.8],
+            (np.array([27.0, 30.0, 33.0]) + generator.normal(0, 1)).tolist(),
+        )
+        for _ in range(4)
+    ]
+    result = _synthetic(
+        {
+            evaluation.ANCHOR: curves,
+            "other": [([r * 0.9 for r in c[0]], c[1]) for c in curves],
+        }
+    )
     rows = evaluation.bd_rows(result, resamples=50)
-    table = evaluation.bd_table(rows, {"HEIC (x265, HEVC intra)": "pillow-heif is not installed"}, "A table.", "tbl-x")
-    assert table.rows[-1][:2] == ["HEIC (x265, HEVC intra)", "missing: pillow-heif is not installed"]
-    assert table.rows[1][1].startswith("-10.0%") and "unreliable" not in table.rows[1][3]
-    flat = _synthetic({evaluation.ANCHOR: curves, "flat": [(c[0], [c[1][0], c[1][1], c[1][1] + 0.2]) for c in curves]})
-    row = evaluation.bd_table(evaluation.bd_rows(flat, resamples=50), {}, "A table.", "tbl-x").rows[1]
+    table = evaluation.bd_table(
+        rows,
+        {"HEIC (x265, HEVC intra)": "pillow-heif is not installed"},
+        "A table.",
+        "tbl-x",
+    )
+    assert table.rows[-1][:2] == [
+        "HEIC (x265, HEVC intra)",
+        "missing: pillow-heif is not installed",
+    ]
+    assert table.rows[1][1].startswith("-10.0%")
+    assert "unreliable" not in table.rows[1][3]
+    flat = _synthetic(
+        {
+            evaluation.ANCHOR: curves,
+            "flat": [(c[0], [c[1][0], c[1][1], c[1][1] + 0.2]) for c in curves],
+        }
+    )
+    row = evaluation.bd_table(
+        evaluation.bd_rows(flat, resamples=50), {}, "A table.", "tbl-x"
+    ).rows[1]
     assert "unreliable: the test gains 0.20 dB per doubling" in row[3]
 
 
 def test_bd_figure_draws_the_gap_over_the_common_range():
-    anchor = baselines.RDCurve("a", [0.2, 0.4, 0.8, 1.6], [26.0, 29.0, 32.0, 35.0])
-    test = baselines.RDCurve("t", [0.18, 0.36, 0.72], [27.0, 30.0, 33.0])
+    anchor = metrics.RDCurve("a", [0.2, 0.4, 0.8, 1.6], [26.0, 29.0, 32.0, 35.0])
+    test = metrics.RDCurve("t", [0.18, 0.36, 0.72], [27.0, 30.0, 33.0])
     figure = plots.bd_figure(anchor, test)
     gap = [trace for trace in figure.data if trace.fill == "toself"][0]
-    assert min(gap.x) == pytest.approx(27.0) and max(gap.x) == pytest.approx(33.0)
+    assert min(gap.x) == pytest.approx(27.0)
+    assert max(gap.x) == pytest.approx(33.0)
     with pytest.raises(ValueError, match="increase strictly"):
-        plots.bd_figure(anchor, baselines.RDCurve("flat", [0.2, 0.4, 0.8], [27.0, 27.0, 30.0]))
+        plots.bd_figure(
+            anchor, metrics.RDCurve("flat", [0.2, 0.4, 0.8], [27.0, 27.0, 30.0])
+        )
 
 
 def test_header_overhead_is_the_part_that_is_not_coded_data(photo):
     torch.manual_seed(0)
     model = FactorizedPrior(8, 12).eval()
     rows = evaluation.header_overhead(photo, model, sides=(32, 128))
-    assert [r["jpeg_header"] for r in rows] == [baselines.jpeg_header_bytes(data.center_crop(photo, s), 50) for s in (32, 128)]
-    assert rows[0]["model_header"] == rows[1]["model_header"] < rows[1]["model_bytes"]     # a fixed-size header
+    assert [r["jpeg_header"] for r in rows] == [
+        baselines.jpeg_header_bytes(data.center_crop(photo, s), 50) for s in (32, 128)
+    ]
+    assert (
+        rows[0]["model_header"] == rows[1]["model_header"] < rows[1]["model_bytes"]
+    )  # a fixed-size header
     assert rows[0]["jpeg_header_bpp"] == pytest.approx(16 * rows[1]["jpeg_header_bpp"])
 
 
@@ -253,21 +378,33 @@ def test_psnr_ycbcr():
     torch.manual_seed(0)
     x = torch.rand(3, 32, 32)
     white = metrics.to_ycbcr(torch.ones(3, 1, 1))[:, 0, 0]
-    assert torch.allclose(white, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-6)
-    grey_error = x + 0.01                                                       # the same error in R, G and B
+    assert torch.allclose(
+        white, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-6
+    )
+    grey_error = x + 0.01  # the same error in R, G and B
     planes = metrics.psnr_ycbcr(x, grey_error)
-    assert planes["y"] == pytest.approx(40.0) and planes["cb"] > 100 and planes["cr"] > 100
-    assert planes["ycbcr"] == pytest.approx((6 * planes["y"] + planes["cb"] + planes["cr"]) / 8)
+    assert planes["y"] == pytest.approx(40.0)
+    assert planes["cb"] > 100
+    assert planes["cr"] > 100
+    assert planes["ycbcr"] == pytest.approx(
+        (6 * planes["y"] + planes["cb"] + planes["cr"]) / 8
+    )
     assert metrics.psnr_ycbcr(x, x)["ycbcr"] == math.inf
 
 
 def test_without_kodak_the_chapter_says_so_and_uses_the_bundled_images(tmp_path):
     from lic_teach.budget import budget
+
     images, where = evaluation.evaluation_images(budget("smoke"), tmp_path / "no-kodak")
-    assert where.startswith(f"Kodak is not in {tmp_path / 'no-kodak'}") and "192x192" in where
-    assert len(images) == evaluation.COUNT["smoke"] and all(x.shape == (3, 192, 192) for x in images.values())
-    assert not set(images) & set(data.sample_images("train"))               # nothing the zoo trained on
-    assert "grass" in where and not any(evaluation.is_grey(x) for x in images.values())
+    assert where.startswith(f"Kodak is not in {tmp_path / 'no-kodak'}")
+    assert "192x192" in where
+    assert len(images) == evaluation.COUNT["smoke"]
+    assert all(x.shape == (3, 192, 192) for x in images.values())
+    assert not set(images) & set(
+        data.sample_images("train")
+    )  # nothing the zoo trained on
+    assert "grass" in where
+    assert not any(evaluation.is_grey(x) for x in images.values())
     (tmp_path / "damaged").mkdir()
     for name in data.kodak_checksums():
         (tmp_path / "damaged" / name).write_bytes(b"not a PNG")
@@ -277,10 +414,12 @@ def test_without_kodak_the_chapter_says_so_and_uses_the_bundled_images(tmp_path)
 
 def test_with_kodak_the_chapter_uses_it(monkeypatch, tmp_path):
     from lic_teach.budget import budget
+
     fake = {f"kodim{i:02d}": torch.rand(3, 512, 768) for i in range(1, 25)}
     monkeypatch.setattr(data, "kodak", lambda root, download: fake)
     images, where = evaluation.evaluation_images(budget("cpu"), tmp_path)
-    assert where.startswith("the 24 Kodak images") and len(images) == 24
+    assert where.startswith("the 24 Kodak images")
+    assert len(images) == 24
     assert all(x.shape == (3, 384, 384) for x in images.values())
     with pytest.warns(UserWarning, match="CUDA is not available"):
         gpu = budget("gpu")
@@ -290,8 +429,12 @@ def test_with_kodak_the_chapter_uses_it(monkeypatch, tmp_path):
 
 def test_median_seconds_takes_turns_after_a_warm_up():
     order = []
-    seconds = complexity.median_seconds([lambda: order.append("a"), lambda: order.append("b")], repeats=3)
-    assert order == ["a", "b"] * 4 and len(seconds) == 2 and all(s >= 0 for s in seconds)
+    seconds = complexity.median_seconds(
+        [lambda: order.append("a"), lambda: order.append("b")], repeats=3
+    )
+    assert order == ["a", "b"] * 4
+    assert len(seconds) == 2
+    assert all(s >= 0 for s in seconds)
     with pytest.raises(ValueError, match="repeats must be positive"):
         complexity.median_seconds([lambda: None], repeats=0)
     torch.manual_seed(0)

@@ -9,9 +9,12 @@ def test_setup_crops_give_z_four_by_four_positions():
     for name in ("smoke", "cpu", "gpu"):
         B = budget(name)
         settings = experiments.setup(B)
-        assert settings.patch_size >= 256 and settings.patch_size % 64 == 0
-        assert 1 <= settings.crops <= 512 and settings.steps == max(1, B.train_steps // 4)
-        assert settings.lambdas == experiments.lambdas(B) and len(settings.lambdas) == B.rd_models
+        assert settings.patch_size >= 256
+        assert settings.patch_size % 64 == 0
+        assert 1 <= settings.crops <= 512
+        assert settings.steps == max(1, B.train_steps // 4)
+        assert settings.lambdas == experiments.lambdas(B)
+        assert len(settings.lambdas) == B.rd_models
         assert "lambdas" in str(settings)
 
 
@@ -21,26 +24,42 @@ def test_training_latents_are_repeatable():
     torch.manual_seed(0)
     model = MeanScaleHyperprior(8, 12)
     a, b = (experiments.training_latents(model, settings, "cpu") for _ in range(2))
-    assert a.shape == (settings.crops, 12, settings.patch_size // 16, settings.patch_size // 16)
+    assert a.shape == (
+        settings.crops,
+        12,
+        settings.patch_size // 16,
+        settings.patch_size // 16,
+    )
     assert torch.equal(a, b)
 
 
-def test_architectures_share_chapter_3_transforms_and_the_cache(monkeypatch, tmp_path, capsys):
+def test_architectures_share_chapter_3_transforms_and_the_cache(
+    monkeypatch, tmp_path, capsys
+):
     monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
     B = budget("smoke")
-    families = experiments.train_architectures({"mean-scale": MeanScaleHyperprior}, B, progress=False)
+    families = experiments.train_architectures(
+        {"mean-scale": MeanScaleHyperprior}, B, progress=False
+    )
     printed = capsys.readouterr().out
-    assert "end-to-end models" in printed and "trained in" in printed
+    assert "end-to-end models" in printed
+    assert "trained in" in printed
     base, _, cached = experiments.factorized_family(B, progress=False)
-    assert cached                                             # the first call filled the cache
+    assert cached  # the first call filled the cache
     models, histories = families["mean-scale"]
     assert list(models) == list(experiments.lambdas(B)) == list(base)
     for lmbda, model in models.items():
-        assert isinstance(model, MeanScaleHyperprior) and not model.training
-        assert len(histories[f"mean-scale, lambda={lmbda:g}"]) == experiments.setup(B).steps
+        assert isinstance(model, MeanScaleHyperprior)
+        assert not model.training
+        assert (
+            len(histories[f"mean-scale, lambda={lmbda:g}"])
+            == experiments.setup(B).steps
+        )
         for key, value in experiments.transforms(base[lmbda]).items():
             assert torch.equal(model.state_dict()[key], value), key
-    again = experiments.train_architectures({"mean-scale": MeanScaleHyperprior}, B, progress=False)
+    again = experiments.train_architectures(
+        {"mean-scale": MeanScaleHyperprior}, B, progress=False
+    )
     assert "loaded from the cache" in capsys.readouterr().out
     x = torch.rand(1, 3, 64, 64)
     for lmbda, model in again["mean-scale"][0].items():
@@ -49,10 +68,13 @@ def test_architectures_share_chapter_3_transforms_and_the_cache(monkeypatch, tmp
 
 def test_held_out_images_follow_the_budget():
     images = experiments.held_out_images(budget("smoke"))
-    assert len(images) == 1 and next(iter(images.values())).shape == (3, 128, 128)
+    assert len(images) == 1
+    assert next(iter(images.values())).shape == (3, 128, 128)
     assert set(experiments.held_out_images(budget("cpu"))) == {"astronaut", "flower"}
     model = MeanScaleHyperprior(8, 12)
-    assert experiments.transforms(model).keys() == {k for k in model.state_dict() if k.startswith(("g_a.", "g_s."))}
+    assert experiments.transforms(model).keys() == {
+        k for k in model.state_dict() if k.startswith(("g_a.", "g_s."))
+    }
 
 
 def test_relaxation_and_decoder_families_start_from_chapter_3(monkeypatch, tmp_path):
@@ -60,19 +82,36 @@ def test_relaxation_and_decoder_families_start_from_chapter_3(monkeypatch, tmp_p
     B = budget("smoke")
     base, _, _ = experiments.factorized_family(B, progress=False)
     relaxed = experiments.relaxation_family(["mixed"], B, progress=False)
-    decoders = experiments.decoder_family(["RDOQ", "noise (control)"], B, progress=False)
+    decoders = experiments.decoder_family(
+        ["RDOQ", "noise (control)"], B, progress=False
+    )
     steps = experiments.finetune_steps(B)
     for lmbda, model in base.items():
         tuned = relaxed["mixed"][0][lmbda]
         assert len(relaxed["mixed"][1][f"mixed, lambda={lmbda:g}"]) == steps
-        assert not torch.equal(tuned.g_a[0].weight, model.g_a[0].weight)         # the encoder trained too
+        assert not torch.equal(
+            tuned.g_a[0].weight, model.g_a[0].weight
+        )  # the encoder trained too
         for name, (models, histories) in decoders.items():
             state, start = models[lmbda].state_dict(), model.state_dict()
             assert len(histories[f"decoder on {name}, lambda={lmbda:g}"]) == steps
-            assert all(torch.equal(state[k], start[k]) for k in start if not k.startswith("g_s."))
-            assert any(not torch.equal(state[k], start[k]) for k in start if k.startswith("g_s.")), name
-    weights = experiments.channel_weights(base[experiments.lambdas(B)[0]], experiments.lambdas(B)[0], B)
-    assert weights.shape == (B.M,) and (weights > 0).all()
-    again = experiments.decoder_family(["RDOQ"], B, progress=False)             # from the cache
+            assert all(
+                torch.equal(state[k], start[k])
+                for k in start
+                if not k.startswith("g_s.")
+            )
+            assert any(
+                not torch.equal(state[k], start[k])
+                for k in start
+                if k.startswith("g_s.")
+            ), name
+    weights = experiments.channel_weights(
+        base[experiments.lambdas(B)[0]], experiments.lambdas(B)[0], B
+    )
+    assert weights.shape == (B.M,)
+    assert (weights > 0).all()
+    again = experiments.decoder_family(["RDOQ"], B, progress=False)  # from the cache
     for lmbda, model in again["RDOQ"][0].items():
-        assert torch.equal(model.g_s[0].weight, decoders["RDOQ"][0][lmbda].g_s[0].weight)
+        assert torch.equal(
+            model.g_s[0].weight, decoders["RDOQ"][0][lmbda].g_s[0].weight
+        )

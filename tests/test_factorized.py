@@ -1,17 +1,15 @@
 import pytest
 import torch
-from helpers import perturb
 from compressai.models import FactorizedPrior as CompressAIFactorizedPrior
+from helpers import perturb
 
 from lic_teach import bitstream, crosscheck, data
 from lic_teach.models import FactorizedPrior
 
 
-
-
-
-
-@pytest.mark.parametrize("N, M, height, width", [(8, 12, 37, 53), (16, 24, 64, 75), (24, 16, 129, 33)])
+@pytest.mark.parametrize(
+    "N, M, height, width", [(8, 12, 37, 53), (16, 24, 64, 75), (24, 16, 129, 33)]
+)
 def test_agrees_with_compressai_both_directions(photo, N, M, height, width):
     x = photo[:, :height, :width]
     ours = perturb(FactorizedPrior(N, M)).eval()
@@ -19,12 +17,15 @@ def test_agrees_with_compressai_both_directions(photo, N, M, height, width):
     assert report["max_diff_y"] <= 1e-5
     assert report["max_diff_likelihoods"] <= 1e-5
     assert report["max_diff_x_hat"] <= 1e-5
-    assert report["same_bitstream"] and report["decoded_matches_forward"]
+    assert report["same_bitstream"]
+    assert report["decoded_matches_forward"]
     # the other direction: start from CompressAI's weights
     torch.manual_seed(1)
     theirs = perturb(CompressAIFactorizedPrior(N, M), seed=2).eval()
     imported = crosscheck.from_compressai(theirs).eval()
-    padded = torch.nn.functional.pad(x[None], (0, (-width) % 16, 0, (-height) % 16), mode="replicate")
+    padded = torch.nn.functional.pad(
+        x[None], (0, (-width) % 16, 0, (-height) % 16), mode="replicate"
+    )
     a, b = imported(padded), theirs(padded)
     assert (a["x_hat"] - b["x_hat"]).abs().max() <= 1e-5
     assert (a["likelihoods"]["y"] - b["likelihoods"]["y"]).abs().max() <= 1e-5
@@ -50,21 +51,31 @@ def test_real_bits_are_close_to_the_ideal(photo):
     report = crosscheck.crosscheck(model, data.center_crop(photo, 256))
     assert report["coded_bits"] <= 1.01 * report["ideal_bits"] + 8 * 8
     assert report["coded_bits"] >= 0.99 * report["ideal_bits"] - 8 * 8
-    readable = crosscheck.crosscheck(model, data.center_crop(photo, 256), coder="readable")
-    assert abs(readable["coded_bits"] - report["coded_bits"]) <= 0.005 * report["coded_bits"]
+    readable = crosscheck.crosscheck(
+        model, data.center_crop(photo, 256), coder="readable"
+    )
+    assert (
+        abs(readable["coded_bits"] - report["coded_bits"])
+        <= 0.005 * report["coded_bits"]
+    )
 
 
 def test_model_contract_any_size_and_both_coders(photo):
     model = perturb(FactorizedPrior(8, 12)).eval()
-    x = photo[:, 10:47, 20:91]                               # 37 x 71
+    x = photo[:, 10:47, 20:91]  # 37 x 71
     out = model(x[None])
-    assert set(out) == {"x_hat", "likelihoods"} and set(out["likelihoods"]) == {"y"}
+    assert set(out) == {"x_hat", "likelihoods"}
+    assert set(out["likelihoods"]) == {"y"}
     ans, readable = model.compress(x), model.compress(x, coder="readable")
     decoded = model.decompress(ans)
-    assert decoded.shape == x.shape and torch.equal(decoded, model.decompress(readable))
+    assert decoded.shape == x.shape
+    assert torch.equal(decoded, model.decompress(readable))
     padded = torch.nn.functional.pad(x[None], (0, 9, 0, 11), mode="replicate")
-    assert torch.allclose(decoded, model(padded)["x_hat"][0, :, :37, :71].clamp(0, 1), atol=1e-6)
-    assert bitstream.unpack(ans)[0].coder == "ans" and bitstream.unpack(readable)[0].coder == "readable"
+    assert torch.allclose(
+        decoded, model(padded)["x_hat"][0, :, :37, :71].clamp(0, 1), atol=1e-6
+    )
+    assert bitstream.unpack(ans)[0].coder == "ans"
+    assert bitstream.unpack(readable)[0].coder == "readable"
 
 
 def test_bad_images_are_refused():
@@ -118,8 +129,10 @@ def test_zoo_checkpoint_from_a_local_file(tmp_path):
 
 
 def test_zoo_pretrained_path_offline(tmp_path, monkeypatch):
-    """CompressAI's real pretrained=True path, with the download served from a local file."""
+    """CompressAI's real pretrained=True path, with the download served from a local
+    file."""
     import compressai.zoo.image as zoo_image
+
     torch.manual_seed(0)
     theirs = perturb(CompressAIFactorizedPrior(128, 192), seed=4)
     theirs.update(force=True)
@@ -132,7 +145,9 @@ def test_zoo_pretrained_path_offline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(zoo_image, "load_state_dict_from_url", fake_download)
     ours = crosscheck.load_zoo("bmshj2018-factorized", quality=2)
-    assert requested and requested[0].endswith(".pth.tar") and "factorized-prior-2" in requested[0]
+    assert requested
+    assert requested[0].endswith(".pth.tar")
+    assert "factorized-prior-2" in requested[0]
     assert (ours.N, ours.M) == (128, 192)
     assert torch.equal(ours.g_s[0].weight, theirs.g_s[0].weight)
 
@@ -150,3 +165,12 @@ def test_zoo_offline_is_a_clear_error(monkeypatch):
         crosscheck.load_zoo(quality=1)
     with pytest.raises(ValueError, match="architecture"):
         crosscheck.load_zoo("cheng2020-attn")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 3e7])
+def test_compress_latents_refuses_latents_no_coder_codes(bad):
+    model = FactorizedPrior(8, 12).eval()
+    y = torch.zeros(1, 12, 2, 2)
+    y[0, 3, 1, 0] = bad
+    with pytest.raises(ValueError, match="not finite or exceed"):
+        model.compress_latents({"y": y}, 32, 32, coder="readable")

@@ -9,9 +9,10 @@
   component, which draws glyphs as paths and so needs no web fonts (browsers restrict
   fonts loaded from ``file://`` pages).
 """
+
+import shutil
 from importlib import metadata
 from pathlib import Path
-import shutil
 
 import plotly
 
@@ -20,21 +21,25 @@ MATHJAX_COMPONENT = "tex-svg.js"
 
 
 def mathjax_dir() -> Path:
-    """Where ``sphinx-mathjax-offline`` keeps MathJax's files (its top-level folder has a
-    hyphen in its name, so it is found through its metadata, not imported)."""
+    """Where ``sphinx-mathjax-offline`` keeps MathJax's files (its top-level folder has
+    a hyphen in its name, so it is found through its metadata, not imported)."""
     try:
         distribution = metadata.distribution("sphinx-mathjax-offline")
     except metadata.PackageNotFoundError:
-        raise RuntimeError("MathJax not found: install the book's dependencies "
-                           "(pip install -e '.[book]', or `make book`)") from None
+        raise RuntimeError(
+            "MathJax not found: install the book's dependencies "
+            "(pip install -e '.[book]', or `make book`)"
+        ) from None
     folder = Path(distribution.locate_file("sphinx-mathjax-offline/static/mathjax"))
     if not (folder / MATHJAX_COMPONENT).is_file():
-        raise RuntimeError(f"{folder / MATHJAX_COMPONENT} is missing; reinstall sphinx-mathjax-offline")
+        raise RuntimeError(
+            f"{folder / MATHJAX_COMPONENT} is missing; reinstall sphinx-mathjax-offline"
+        )
     return folder
 
 
 def _use_local_mathjax(app, config):
-    config.mathjax_path = f"mathjax/{MATHJAX_COMPONENT}"   # relative: under _static/
+    config.mathjax_path = f"mathjax/{MATHJAX_COMPONENT}"  # relative: under _static/
 
 
 def _copy_assets(app, exception):
@@ -48,7 +53,7 @@ def _copy_assets(app, exception):
 def setup(app):
     if not PLOTLY_JS.is_file():
         raise RuntimeError(f"plotly.min.js not found at {PLOTLY_JS}; reinstall plotly")
-    mathjax_dir()   # fail at the start of a build, not at its end
+    mathjax_dir()  # fail at the start of a build, not at its end
     # Load plotly.js before any require.js a page might get: under require.js, plotly.js
     # defines an AMD module and no window.Plotly.
     app.add_js_file("plotly.min.js", priority=200)

@@ -9,19 +9,46 @@ Everything is trained once: the weights are cached (``cache.family``) and reused
 while the settings and the code stay the same.
 
 One module per topic: ``end_to_end`` (the models every later chapter starts from),
-``relaxations`` (the quantization chapter), ``decoders`` (the decoder-training
-chapter), ``architectures`` (the hyperprior and context-model chapters); the later chapters'
+``relaxations`` (the quantization chapter), ``decoders`` (the decoder-training chapter),
+``architectures`` (the hyperprior and context-model chapters); the later chapters'
 recipes are imported by their modules (``rectification``, ``lattice_vq``,
-``evaluation``). A new
-chapter's recipe is a new module here.
+``evaluation``). A new chapter's recipe is a new module here.
 """
-from .architectures import (Setup, anchor_handicap, setup, train_architectures, training_latents,
-                            transforms)
+
+from .architectures import (
+    Setup,
+    anchor_handicap,
+    setup,
+    train_architectures,
+    training_latents,
+    transforms,
+)
 from .decoders import channel_weights, decoder_family, quantizers
-from .end_to_end import (factorized_family, finetune_steps, finetuned_family, held_out_images, lambdas,
-                         training_crops)
+from .end_to_end import (
+    factorized_family,
+    finetune_steps,
+    finetuned_family,
+    held_out_images,
+    lambdas,
+    training_crops,
+)
 from .relaxations import relaxation_family
 
-__all__ = ["Setup", "anchor_handicap", "setup", "train_architectures", "training_latents", "transforms",
-           "channel_weights", "decoder_family", "quantizers", "factorized_family", "finetune_steps", "finetuned_family",
-           "held_out_images", "lambdas", "training_crops", "relaxation_family"]
+__all__ = [
+    "Setup",
+    "anchor_handicap",
+    "setup",
+    "train_architectures",
+    "training_latents",
+    "transforms",
+    "channel_weights",
+    "decoder_family",
+    "quantizers",
+    "factorized_family",
+    "finetune_steps",
+    "finetuned_family",
+    "held_out_images",
+    "lambdas",
+    "training_crops",
+    "relaxation_family",
+]

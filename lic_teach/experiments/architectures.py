@@ -1,6 +1,7 @@
 """The hyperprior and context-model chapters' comparison: every architecture gets the
 end-to-end chapter's transforms and trains its entropy model alone, on the same latents
 for the same steps (:func:`train_architectures`)."""
+
 from __future__ import annotations
 
 import time
@@ -25,24 +26,32 @@ class Setup:
     lambdas: tuple[float, ...]
 
     def __str__(self) -> str:
-        return (f"the end-to-end chapter's transforms at each of the lambdas "
-                f"{', '.join(f'{l:g}' for l in self.lambdas)}; "
-                f"each entropy model trained from scratch for {self.steps} steps of {self.batch_size} "
-                f"on the latents of {self.crops} random {self.patch_size}x{self.patch_size} crops")
+        return (
+            f"the end-to-end chapter's transforms at each of the lambdas "
+            f"{', '.join(f'{lmbda:g}' for lmbda in self.lambdas)}; "
+            f"each entropy model trained from scratch for {self.steps} steps of "
+            f"{self.batch_size} on the latents of {self.crops} random "
+            f"{self.patch_size}x{self.patch_size} crops"
+        )
 
 
 def setup(B: Budget) -> Setup:
-    """The end-to-end chapter's lambdas; crops of 256x256, so that the hyper-latent ``z`` (1/64 of
-    the image side) has 4x4 positions (at 128x128 every position of a 2x2 ``z`` would lie
-    on the border); a quarter of the end-to-end chapter's base steps, each on the latents
-    of 4 crops."""
+    """The end-to-end chapter's lambdas; crops of 256x256, so that the hyper-latent
+    ``z`` (1/64 of the image side) has 4x4 positions (at 128x128 every position of a 2x2
+    ``z`` would lie on the border); a quarter of the end-to-end chapter's base steps,
+    each on the latents of 4 crops."""
     steps, batch = max(1, B.train_steps // 4), 4
-    return Setup(max(B.patch_size, 256), min(512, steps * batch), batch, steps, lambdas(B))
+    return Setup(
+        max(B.patch_size, 256), min(512, steps * batch), batch, steps, lambdas(B)
+    )
 
 
 def transforms(model) -> dict:
-    """The analysis and synthesis transforms' weights (``g_a.*``, ``g_s.*``) of a model."""
-    return {k: v for k, v in model.state_dict().items() if k.startswith(("g_a.", "g_s."))}
+    """The analysis and synthesis transforms' weights (``g_a.*``, ``g_s.*``) of a
+    model."""
+    return {
+        k: v for k, v in model.state_dict().items() if k.startswith(("g_a.", "g_s."))
+    }
 
 
 @torch.no_grad()
@@ -53,7 +62,9 @@ def training_latents(model, settings: Setup, device) -> torch.Tensor:
     chunks = []
     with seeded(1234):
         for start in range(0, settings.crops, 64):
-            batch = torch.stack([crops[i] for i in range(start, min(start + 64, settings.crops))])
+            batch = torch.stack(
+                [crops[i] for i in range(start, min(start + 64, settings.crops))]
+            )
             chunks.append(model.g_a(batch.to(device)))
     return torch.cat(chunks)
 
@@ -61,38 +72,70 @@ def training_latents(model, settings: Setup, device) -> torch.Tensor:
 def train_architectures(architectures: dict, B: Budget, progress: bool = True) -> dict:
     """``{name: (models, histories)}`` for ``{name: model class}``.
 
-    Every model ``cls(B.N, B.M)`` takes the transforms ``g_a``, ``g_s`` of the end-to-end chapter's
-    factorized model at its lambda, unchanged. Its entropy model (for the factorized
-    prior too) starts from scratch and is trained with ``train.fit_entropy_model`` on
-    the same latents for the same steps, so the architectures differ only in their
-    entropy models. Prints, per architecture, the training time or that it came from
-    the cache."""
+    Every model ``cls(B.N, B.M)`` takes the transforms ``g_a``, ``g_s`` of the
+    end-to-end chapter's factorized model at its lambda, unchanged. Its entropy model
+    (for the factorized prior too) starts from scratch and is trained with
+    ``train.fit_entropy_model`` on the same latents for the same steps, so the
+    architectures differ only in their entropy models. Prints, per architecture, the
+    training time or that it came from the cache."""
     settings = setup(B)
     start = time.perf_counter()
     base, _, cached = factorized_family(B, progress)
-    print(f"{'end-to-end models':24s}: " + ("loaded from the cache" if cached
-                                           else f"trained in {time.perf_counter() - start:.0f} s"))
-    latents = {lmbda: training_latents(model, settings, B.device) for lmbda, model in base.items()}
+    print(
+        f"{'end-to-end models':24s}: "
+        + (
+            "loaded from the cache"
+            if cached
+            else f"trained in {time.perf_counter() - start:.0f} s"
+        )
+    )
+    latents = {
+        lmbda: training_latents(model, settings, B.device)
+        for lmbda, model in base.items()
+    }
     fingerprints = [cache.tensors_fingerprint({"y": y}) for y in latents.values()]
     families = {}
     for name, model_class in architectures.items():
+
         def train_one(lmbda, name=name, model_class=model_class):
             with seeded(0):
                 fresh = model_class(B.N, B.M).to(B.device)
             fresh.load_state_dict(transforms(base[lmbda]), strict=False)
             label = f"{name}, lambda={lmbda:g}"
-            return fresh, {label: train.fit_entropy_model(fresh, latents[lmbda], steps=settings.steps,
-                                                          batch_size=settings.batch_size, progress=progress,
-                                                          description=label)}
+            return fresh, {
+                label: train.fit_entropy_model(
+                    fresh,
+                    latents[lmbda],
+                    steps=settings.steps,
+                    batch_size=settings.batch_size,
+                    progress=progress,
+                    description=label,
+                )
+            }
 
         start = time.perf_counter()
         models, histories, cached = cache.family(
-            lambda: model_class(B.N, B.M), dict(recipe="entropy model on fixed latents", steps=settings.steps,
-                                                batch_size=settings.batch_size, latents=fingerprints),
-            base, train_one, cache.default_cache_dir(), B.device)
+            lambda model_class=model_class: model_class(B.N, B.M),
+            dict(
+                recipe="entropy model on fixed latents",
+                steps=settings.steps,
+                batch_size=settings.batch_size,
+                latents=fingerprints,
+            ),
+            base,
+            train_one,
+            cache.default_cache_dir(),
+            B.device,
+        )
         seconds = time.perf_counter() - start
-        print(f"{name:24s}: " + ("loaded from the cache (trained earlier with the same settings)"
-                                 if cached else f"trained in {seconds:.0f} s"))
+        print(
+            f"{name:24s}: "
+            + (
+                "loaded from the cache (trained earlier with the same settings)"
+                if cached
+                else f"trained in {seconds:.0f} s"
+            )
+        )
         families[name] = (models, histories)
     return families
 
@@ -103,5 +146,7 @@ def anchor_handicap(factorized_models: dict, B: Budget, images: dict) -> str:
     steps) compares with the end-to-end chapter's own models on ``images``: a
     ``metrics.bd_summary`` line, positive if the anchor needs more bits."""
     original, _, _ = factorized_family(B)
-    return metrics.bd_summary(evaluate.rd_curve(original.values(), images, "the end-to-end chapter's models"),
-                              evaluate.rd_curve(factorized_models.values(), images, "the retrained anchor"))
+    return metrics.bd_summary(
+        evaluate.rd_curve(original.values(), images, "the end-to-end chapter's models"),
+        evaluate.rd_curve(factorized_models.values(), images, "the retrained anchor"),
+    )

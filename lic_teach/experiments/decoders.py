@@ -1,6 +1,7 @@
 """The decoder-training chapter's fine-tunings: ``g_s`` of the end-to-end chapter's
 models retrained on the latents an encoder-side quantizer chooses (rounding, RDOQ, the
 trellis), beside a control trained on noisy latents."""
+
 from __future__ import annotations
 
 import torch
@@ -8,7 +9,11 @@ import torch
 from .. import quantization, rdoq, train, trellis
 from ..budget import Budget
 from ..seeding import seeded
-from .end_to_end import factorized_family, finetune_steps, finetuned_family, training_crops
+from .end_to_end import (
+    factorized_family,
+    finetuned_family,
+    training_crops,
+)
 
 
 def channel_weights(model, lmbda: float, B: Budget) -> torch.Tensor:
@@ -25,24 +30,28 @@ def channel_weights(model, lmbda: float, B: Budget) -> torch.Tensor:
 def quantizers(model, weights: torch.Tensor) -> dict:
     """``{name: y -> y_hat}``: the latents a decoder may be retrained on (the
     decoder-training chapter)."""
-    return {"rounding": model.prior.hard_round,
-            "noise (control)": quantization.uniform_noise,
-            "RDOQ": lambda y: rdoq.rdo_round(model, y, weights),
-            "trellis": lambda y: trellis.trellis_quantize(model, y, weights)[0]}
+    return {
+        "rounding": model.prior.hard_round,
+        "noise (control)": quantization.uniform_noise,
+        "RDOQ": lambda y: rdoq.rdo_round(model, y, weights),
+        "trellis": lambda y: trellis.trellis_quantize(model, y, weights)[0],
+    }
 
 
 def decoder_family(names, B: Budget, progress: bool = True) -> dict:
-    """``{name: (models, histories)}``: the end-to-end chapter's models with ``g_s`` fine-tuned for
-    :func:`finetune_steps` steps (``train.fit_synthesis``, lr 1e-4) on the latents of
-    :func:`quantizers` ``[name]``, the encoder and the prior frozen."""
+    """``{name: (models, histories)}``: the end-to-end chapter's models with ``g_s``
+    fine-tuned for :func:`finetune_steps` steps (``train.fit_synthesis``, lr 1e-4) on
+    the latents of :func:`quantizers` ``[name]``, the encoder and the prior frozen."""
     base, _, _ = factorized_family(B, progress)
     weights = {lmbda: channel_weights(model, lmbda, B) for lmbda, model in base.items()}
     families = {}
     for name in names:
-        def tune(model, lmbda, crops, label, name=name):
-            return train.fit_synthesis(model, crops, quantizers(model, weights[lmbda])[name], steps=finetune_steps(B),
-                                       lmbda=lmbda, batch_size=B.batch_size, seed=3, device=B.device,
-                                       progress=progress, description=label)
 
-        families[name] = finetuned_family(B, "decoder fine-tuning", f"decoder on {name}", tune, progress)
+        def tune(model, crops, name=name, **options):
+            quantize = quantizers(model, weights[options["lmbda"]])[name]
+            return train.fit_synthesis(model, crops, quantize, seed=3, **options)
+
+        families[name] = finetuned_family(
+            B, "decoder fine-tuning", f"decoder on {name}", tune, progress
+        )
     return families

@@ -6,8 +6,8 @@ win the rate-distortion loss back with a stronger encoder and iterative encoding
 
 - :func:`jpeg_like_synthesis`: one transposed convolution from the latent at 1/16
   resolution to RGB, kernel 18 and stride 16. Every latent vector becomes an 18x18 patch
-  of pixels, and neighbouring patches overlap by 2 pixels. JPEG's inverse DCT is the same
-  kind of layer: 64 coefficients at 1/8 resolution, kernel 8, stride 8, no overlap.
+  of pixels, and neighbouring patches overlap by 2 pixels. JPEG's inverse DCT is the
+  same kind of layer: 64 coefficients at 1/8 resolution, kernel 8, stride 8, no overlap.
 - :class:`TwoLayerSynthesis`: a transposed convolution to 12 channels at 1/2 resolution
   (kernel 13, stride 8), a simplified inverse GDN, plus a linear branch of the same
   shape, then a transposed convolution to RGB (kernel 5, stride 2).
@@ -16,10 +16,11 @@ Both models pair them with ELIC's analysis transform (:mod:`.elic`) and the mean
 hyperprior of Minnen et al. 2018 (:class:`.MeanScaleHyperprior`): only ``g_a`` and
 ``g_s`` differ from that model, so the entropy model, the bitstream and the hyper
 transforms are the same code. CompressAI has neither model; their twin is CompressAI's
-``MeanScaleHyperprior`` with these ``g_a`` and ``g_s`` put in (``twin_transforms``), which
-cross-checks the entropy model and the bitstream, and ELIC's ``g_a`` is cross-checked
-against CompressAI's ``Elic2022Official`` on its own.
+``MeanScaleHyperprior`` with these ``g_a`` and ``g_s`` put in (``twin_transforms``),
+which cross-checks the entropy model and the bitstream, and ELIC's ``g_a`` is
+cross-checked against CompressAI's ``Elic2022Official`` on its own.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,9 +40,10 @@ def jpeg_like_synthesis(M: int) -> nn.ConvTranspose2d:
 
 class SimplifiedInverseGDN(nn.Module):
     """``y_i = x_i (beta_i + sum_j gamma_ij |x_j|)``: inverse GDN with an absolute value
-    for the square and no square root (Johnston et al., "Computationally efficient neural
-    image compression", 2019, sec. 3.1), as in Yang and Mandt's two-layer decoder.
-    ``beta`` and ``gamma`` are kept non-negative with GDN's reparameterization."""
+    for the square and no square root (Johnston et al., "Computationally efficient
+    neural image compression", 2019, sec. 3.1), as in Yang and Mandt's two-layer
+    decoder. ``beta`` and ``gamma`` are kept non-negative with GDN's
+    reparameterization."""
 
     def __init__(self, channels: int, gamma_init: float = 0.1):
         super().__init__()
@@ -56,17 +58,23 @@ class SimplifiedInverseGDN(nn.Module):
 
 
 class TwoLayerSynthesis(nn.Module):
-    """``[B, M, h, w] -> [B, 3, 16h, 16w]`` in two layers (Yang and Mandt 2023, sec. 3.2):
-    ``up`` (transposed convolution ``M -> hidden``, kernel 13, stride 8) and a simplified
-    inverse GDN, plus the linear ``residual`` branch of the same shape, then ``out``
-    (``hidden -> 3``, kernel 5, stride 2)."""
+    """``[B, M, h, w] -> [B, 3, 16h, 16w]`` in two layers (Yang and Mandt 2023, sec.
+    3.2): ``up`` (transposed convolution ``M -> hidden``, kernel 13, stride 8) and a
+    simplified inverse GDN, plus the linear ``residual`` branch of the same shape, then
+    ``out`` (``hidden -> 3``, kernel 5, stride 2)."""
 
     def __init__(self, M: int, hidden: int = 12):
         super().__init__()
-        self.up = nn.ConvTranspose2d(M, hidden, 13, stride=8, padding=3, output_padding=1)
+        self.up = nn.ConvTranspose2d(
+            M, hidden, 13, stride=8, padding=3, output_padding=1
+        )
         self.nonlinearity = SimplifiedInverseGDN(hidden)
-        self.residual = nn.ConvTranspose2d(M, hidden, 13, stride=8, padding=3, output_padding=1)
-        self.out = nn.ConvTranspose2d(hidden, 3, 5, stride=2, padding=2, output_padding=1)
+        self.residual = nn.ConvTranspose2d(
+            M, hidden, 13, stride=8, padding=3, output_padding=1
+        )
+        self.out = nn.ConvTranspose2d(
+            hidden, 3, 5, stride=2, padding=2, output_padding=1
+        )
 
     def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
         return self.out(self.nonlinearity(self.up(y_hat)) + self.residual(y_hat))
@@ -90,17 +98,27 @@ class ShallowHyperprior(MeanScaleHyperprior):
         raise NotImplementedError
 
 
-@register_model("ym2023-jpeg-like", compressai_class="MeanScaleHyperprior", twin_transforms=("g_a", "g_s"))
+@register_model(
+    "ym2023-jpeg-like",
+    compressai_class="MeanScaleHyperprior",
+    twin_transforms=("g_a", "g_s"),
+)
 class JPEGLikeHyperprior(ShallowHyperprior):
-    """The JPEG-like synthesis (one transposed convolution) behind a powerful encoder."""
+    """The JPEG-like synthesis (one transposed convolution) behind a powerful
+    encoder."""
 
     def shallow_synthesis(self, M: int) -> nn.Module:
         return jpeg_like_synthesis(M)
 
 
-@register_model("ym2023-two-layer", compressai_class="MeanScaleHyperprior", twin_transforms=("g_a", "g_s"))
+@register_model(
+    "ym2023-two-layer",
+    compressai_class="MeanScaleHyperprior",
+    twin_transforms=("g_a", "g_s"),
+)
 class TwoLayerHyperprior(ShallowHyperprior):
-    """The two-layer synthesis behind a powerful encoder (Yang and Mandt's main model)."""
+    """The two-layer synthesis behind a powerful encoder (Yang and Mandt's main
+    model)."""
 
     def shallow_synthesis(self, M: int) -> nn.Module:
         return TwoLayerSynthesis(M)

@@ -1,4 +1,6 @@
-"""The one function of ``google.colab.output`` that lic_teach calls; it records the call."""
+"""The one function of ``google.colab.output`` that lic_teach calls; it records the
+call."""
+
 custom_widget_manager_enabled = False
 
 

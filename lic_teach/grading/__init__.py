@@ -1,0 +1,93 @@
+"""Grading exercise notebooks, instructor side: a folder of submissions to a CSV of
+scores. A submission is untrusted code; this subpackage is instructor tooling beside
+the book, not part of the compression code.
+
+    python -m lic_teach.grading submissions/ --out scores.csv --jobs 4
+    (or: make grade SUBMISSIONS=submissions/ JOBS=4)
+
+Each submission runs in its own fresh Jupyter kernel, in an empty temporary folder,
+without Docker and without network. After the student's cells, the full otter tests of
+the exercise, hidden ones included (``chNN/qK.py`` in the autograder folder), run
+against the notebook's variables, one question at a time. Nothing a submission does
+stops the others:
+
+- every cell of a question must run: a cell that raises, or runs past ``cell_timeout``
+  seconds and is interrupted, scores its question zero with a message, and the next
+  cells still run (a question's cells are those up to its ``grader.check("qN")``);
+- a test that runs past ``test_timeout`` seconds (a student function that never returns)
+  fails that question only;
+- a submission that kills its kernel, or runs past ``total_timeout`` seconds in all,
+  scores zero with a message that says so;
+- a kernel may use ``memory_gib`` of memory: past it an allocation fails, the cell
+  raises ``MemoryError`` and its question scores zero, and the machine keeps the memory
+  the other kernels need;
+- a deleted or never defined variable fails the tests that need it, with a message.
+
+A folder is graded ``jobs`` notebooks at a time: by default one per CPU core, and no
+more than the available memory holds at ``memory_gib`` each; each kernel gets an equal
+share of the cores' threads. The grades come back in file-name order.
+
+One module per concern: :mod:`~lic_teach.grading.limits` (what a notebook may take, how
+many at once), :mod:`~lic_teach.grading.kernel` (running a notebook in a kernel, in
+parallel), :mod:`~lic_teach.grading.grades` (a submission's exercise, questions and
+scores), :mod:`~lic_teach.grading.reports` (the CSV and the summary per question) and
+:mod:`~lic_teach.grading.cli` (the command line). Their public names are importable
+from here.
+"""
+
+from .cli import main, parse_args
+from .grades import (
+    CHECKOUT_AUTOGRADER,
+    Grade,
+    autograder_folder,
+    exercise_of,
+    grade_folder,
+    grade_notebook,
+    points,
+    question_files,
+    questions_of_cells,
+    scored,
+    tests_of,
+)
+from .kernel import (
+    grading_cell,
+    in_parallel,
+    kernel_start_lock,
+    run_in_kernel,
+)
+from .limits import (
+    DEFAULT_LIMITS,
+    MEMORY_GIB,
+    Limits,
+    available_memory_gib,
+    default_jobs,
+)
+from .reports import question_summary, summary_markdown, write_csv
+
+__all__ = [
+    "CHECKOUT_AUTOGRADER",
+    "DEFAULT_LIMITS",
+    "MEMORY_GIB",
+    "Grade",
+    "Limits",
+    "autograder_folder",
+    "available_memory_gib",
+    "default_jobs",
+    "exercise_of",
+    "grade_folder",
+    "grade_notebook",
+    "grading_cell",
+    "in_parallel",
+    "kernel_start_lock",
+    "main",
+    "parse_args",
+    "points",
+    "question_files",
+    "question_summary",
+    "questions_of_cells",
+    "run_in_kernel",
+    "scored",
+    "summary_markdown",
+    "tests_of",
+    "write_csv",
+]

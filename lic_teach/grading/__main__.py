@@ -1,0 +1,16 @@
+"""``python -m lic_teach.grading folder/``: the instructor's command line
+(:func:`lic_teach.grading.cli.main`); with ``--execute``, the child process in which
+:func:`lic_teach.grading.kernel.run_in_kernel` runs one notebook."""
+
+import json
+import sys
+from pathlib import Path
+
+from .cli import main
+from .kernel import execute
+from .limits import Limits
+
+if len(sys.argv) == 5 and sys.argv[1] == "--execute":
+    execute(Path(sys.argv[2]), Path(sys.argv[3]), Limits(**json.loads(sys.argv[4])))
+else:
+    sys.exit(main())

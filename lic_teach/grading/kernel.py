@@ -1,0 +1,263 @@
+"""Running a submitted notebook: a fresh Jupyter kernel in its own process group and an
+empty temporary folder, within its :class:`Limits`.
+
+:func:`run_in_kernel` starts a child process (``python -m lic_teach.grading --execute``)
+that caps its own memory, runs the notebook with ``nbclient`` (a cell past its time is
+interrupted and the next cells still run) and writes which cells failed; the parent
+kills the whole process group when the notebook runs past its total time. The scores
+come from :func:`grading_cell` cells, which run otter's tests on the kernel's variables
+and write plain JSON. :func:`in_parallel` runs several notebooks at once, each kernel
+with its share of the cores' threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from .limits import DEFAULT_LIMITS, Limits, limit_memory
+
+GRADING_CELL = '''
+def _lic_teach_grade(tests, out, seconds):
+    """Run each question's otter tests on this notebook's variables; write scores."""
+    import io, json, signal
+    from otter.nbmeta_config import NBMetadataConfig
+    from otter.test_files import create_test_file
+
+    class TestTimeout(BaseException):
+        pass
+
+    def on_alarm(*_):
+        raise TestTimeout()
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    results = {}
+    for question, path in tests.items():
+        signal.alarm(seconds)
+        try:
+            test_file = create_test_file(path, NBMetadataConfig())
+            test_file.run(_lic_teach_grade.__globals__)
+            signal.alarm(0)
+            failed = [
+                (case.test_case.failure_message
+                 or case.message.strip().splitlines()[-1])
+                + (" (a hidden test)" if case.test_case.hidden else "")
+                for case in test_file.test_case_results
+                if not case.passed
+            ]
+            results[question] = [test_file.score, "; ".join(failed)]
+        except TestTimeout:
+            results[question] = [0, f"its tests ran past {seconds} s and were stopped"]
+        except BaseException as error:
+            signal.alarm(0)
+            stopped = f"its tests stopped with {type(error).__name__}: {error}"
+            results[question] = [0, stopped]
+    with io.open(out, "w") as f:
+        json.dump(results, f)
+'''
+
+
+def grading_cell(phase: str, tests: dict[str, Path]):
+    """A cell that runs ``tests`` (question -> test file) on the kernel's variables when
+    :func:`run_in_kernel` executes it; its scores come back under ``phase``."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("")
+    cell.metadata["lic_teach_grading"] = {
+        "phase": phase,
+        "tests": {q: str(p) for q, p in tests.items()},
+    }
+    return cell
+
+
+def _cell_error(output: dict, number: int, limits: Limits) -> str:
+    """One line on a cell's error output, saying a time or memory limit when one stopped
+    it."""
+    name, value = output.get("ename"), output.get("evalue", "")
+    if name in ("KeyboardInterrupt", "CellTimeout"):
+        line = (
+            f"cell {number} ran past the {limits.cell_timeout} s a cell may take "
+            "and was interrupted"
+        )
+    elif name == "MemoryError" or "can't allocate memory" in value:
+        line = (
+            f"cell {number} ran out of memory "
+            f"(a notebook may use {limits.memory_gib:g} GiB)"
+        )
+    else:
+        line = f"cell {number} raised {name}: {value}".strip()
+    return line[:300]
+
+
+@contextlib.contextmanager
+def kernel_start_lock():
+    """Held while one grading kernel starts, by every grading process of this machine.
+
+    A kernel's TCP ports are picked free by its manager and bound by the kernel a moment
+    later, so two kernels started at once (parallel grading) can pick the same ports;
+    one of them then never answers ("Kernel didn't respond in 60 seconds") and its
+    student would get zero. Once a kernel has answered, its ports are bound and no later
+    pick can take them: so starts are serialized, up to the first answer, with a lock
+    file."""
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / "lic_teach_kernel_start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def execute(notebook_path: Path, report: Path, limits: Limits) -> None:
+    """In the child process of :func:`run_in_kernel`: run a notebook in a fresh kernel
+    in an empty folder, with ``limits``; write which cells failed, and whether the
+    kernel died, to ``report``."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    limit_memory(limits.memory_gib)
+    notebook = nbformat.read(str(notebook_path), as_version=4)
+
+    def timeout(cell):
+        grading = cell.metadata.get("lic_teach_grading")
+        return (
+            limits.test_timeout * (len(grading["tests"]) + 1)
+            if grading
+            else limits.cell_timeout
+        )
+
+    with tempfile.TemporaryDirectory(prefix="lic_teach_grade_") as workdir:
+        client = NotebookClient(
+            notebook,
+            timeout_func=timeout,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            error_on_timeout={
+                "ename": "CellTimeout",
+                "evalue": f"ran past {limits.cell_timeout} s and was interrupted",
+                "traceback": [],
+            },
+            kernel_name="python3",
+            resources={"metadata": {"path": workdir}},
+        )
+        died = ""
+        try:
+            with kernel_start_lock():
+                client.km = client.create_kernel_manager()
+                client.start_new_kernel()
+                client.start_new_kernel_client()  # returns once the kernel has answered
+            client.execute()
+        except DeadKernelError as error:
+            died = f"the notebook's kernel died ({error})"
+    errors = {
+        index: _cell_error(output, index + 1, limits)
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    }
+    report.write_text(json.dumps({"errors": errors, "died": died}))
+
+
+_JOBS = threading.local()
+
+
+def _thread_share() -> dict:
+    """Environment for one grading kernel: when ``jobs`` kernels run at once, each gets
+    ``cores / jobs`` threads (torch would otherwise start one per core in every kernel).
+    """
+    jobs = getattr(_JOBS, "count", 1)
+    if jobs <= 1:
+        return {}
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
+    """Execute ``notebook`` in a fresh kernel in its own process group, within
+    ``limits``.
+
+    Returns ``{"results": {phase: {question: [score, failures]}}, "errors": {cell index:
+    line}, "died": reason or ""}``, the results coming from its :func:`grading_cell`
+    cells; or a string that says why nothing came back (the notebook ran past
+    ``total_timeout``)."""
+    import nbformat
+
+    notebook = nbformat.from_dict(notebook)
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in notebook.cells:
+            grading = cell.metadata.get("lic_teach_grading")
+            if grading:
+                out = os.path.join(tmp, f"scores-{grading['phase']}.json")
+                call = f"_lic_teach_grade({grading['tests']!r}, {out!r}, "
+                cell.source = f"{GRADING_CELL}\n{call}{limits.test_timeout!r})"
+        nbformat.write(notebook, os.path.join(tmp, "submission.ipynb"))
+        report = Path(tmp) / "report.json"
+        command = [
+            sys.executable,
+            "-m",
+            "lic_teach.grading",
+            "--execute",
+            os.path.join(tmp, "submission.ipynb"),
+            str(report),
+            json.dumps(limits.__dict__),
+        ]
+        child = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=dict(os.environ, **_thread_share()),
+        )
+        try:
+            _, stderr = child.communicate(timeout=limits.total_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            return (
+                f"the notebook ran past {limits.total_timeout} s in all and was stopped"
+            )
+        if not report.exists():
+            last = (stderr or "").strip().splitlines()[-1:] or ["no message"]
+            return f"the notebook could not be run: {last[0][:300]}"
+        outcome = json.loads(report.read_text())
+        outcome["errors"] = {
+            int(index): line for index, line in outcome["errors"].items()
+        }
+        outcome["results"] = {
+            path.stem.removeprefix("scores-"): json.loads(path.read_text())
+            for path in Path(tmp).glob("scores-*.json")
+        }
+        return outcome
+
+
+def in_parallel(calls, jobs: int, desc: str = "grading") -> list:
+    """Run the zero-argument ``calls`` ``jobs`` at a time, each kernel they start with
+    its share of the cores' threads; the results come back in the order of ``calls``."""
+    from tqdm.auto import tqdm
+
+    jobs = max(1, min(jobs, len(calls)))
+
+    def run(call):
+        _JOBS.count = jobs
+        return call()
+
+    with (
+        ThreadPoolExecutor(jobs) as pool,
+        tqdm(total=len(calls), desc=desc, unit="notebook") as bar,
+    ):
+        futures = [pool.submit(run, call) for call in calls]
+        for _ in as_completed(futures):
+            bar.update()
+        return [future.result() for future in futures]
