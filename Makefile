@@ -33,8 +33,12 @@ book: $(STAMP)
 # chapter 4 at smoke with one core busy, 74 s spinning, 30 s passive; idle: 20 % slower).
 TEST_ENV := OMP_WAIT_POLICY=PASSIVE
 
+# The unit tests run in two processes of one torch thread each (measured: 70 s against
+# 142 s in one process of two threads, whose small ops wait on each other); then the
+# slow tests in one process, since they time the chapters and start kernels of their own.
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest
+	$(TEST_ENV) OMP_NUM_THREADS=1 $(PY) -m pytest -m "not slow and not colab" -n 2
+	$(TEST_ENV) $(PY) -m pytest -m "slow and not colab"
 
 test-colab: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -m colab -s tests/test_colab_environment.py

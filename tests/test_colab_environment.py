@@ -41,6 +41,7 @@ COLAB_PREINSTALLED = [
     "pyyaml",
     "pytest",
     "pytest-timeout",
+    "pytest-xdist",  # not Colab's: the unit tests run in two processes (`make test`)
 ]
 SETUP_LIMIT_S = 180
 
@@ -184,12 +185,15 @@ def test_unit_and_crosscheck_tests_pass(colab, installed):
         "-q",
         "-m",
         "not slow",
+        "-n",
+        "2",
         "-p",
         "no:cacheprovider",
         "tests",
         program="pytest",
         timeout=1800,
         check=False,
+        OMP_NUM_THREADS="1",
     )
     assert result.returncode == 0, result.stdout[-8000:]
 

@@ -10,7 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED = {
-    "test": "-m pytest",
+    "test": (
+        '-m pytest -m "not slow and not colab" -n 2',
+        '-m pytest -m "slow and not colab"',
+    ),
     "test-colab": "-m pytest -m colab -s tests/test_colab_environment.py",
     "exercises": "exercises/assign.py",
     "zoo": "-m lic_teach.zoo train",
