@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from . import device_check
+
 ENV_VAR = "LIC_BUDGET"
 
 
@@ -29,7 +31,8 @@ class Budget:
     evaluation uses (at most). eval_size: side of the centre crop an evaluation codes,
     in pixels (``None``: whole image). rd_points: how many points a cheap
     rate-distortion curve has (classical codecs). rd_models: how many models (one per
-    lambda) a chapter trains for a learned curve. device: ``"cuda"`` or ``"cpu"``.
+    lambda) a chapter trains for a learned curve. device: ``"cuda"`` or ``"cpu"`` (or
+    ``"meta"``, the stand-in of :mod:`lic_teach.device_check`).
     """
 
     name: str
@@ -105,4 +108,12 @@ def budget(name: str | None = None) -> Budget:
             stacklevel=2,
         )
     sizes = dict(zip(_FIELDS, _SIZES[key], strict=True))
-    return Budget(name=key, device="cuda" if cuda else "cpu", **sizes)
+    return Budget(name=key, device=_device(cuda), **sizes)
+
+
+def _device(cuda: bool) -> str:
+    """``cuda`` or ``cpu``; with ``LIC_TEACH_CHECK_DEVICES=1``, the CPU's stand-in for
+    a second device (``lic_teach.device_check``), put in use for this process."""
+    if os.environ.get(device_check.ENV_VAR, "").strip() == "1":
+        return str(device_check.activate())
+    return "cuda" if cuda else "cpu"

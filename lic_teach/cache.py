@@ -116,6 +116,7 @@ def load_or_train(
     probe = make_model()
     settings = dict(
         settings,
+        device=torch.device(device).type,  # CUDA's kernels may round otherwise
         model=type(probe).__name__,
         params=list(getattr(probe, "hyperparameters", tuple)()),
         source=source_fingerprint(
@@ -134,7 +135,11 @@ def load_or_train(
             )
     models, histories = train_all()
     if path is not None:
-        states = [m.state_dict() for m in models.values()]
+        # CPU tensors: a file written by a GPU run loads anywhere
+        states = [
+            {k: v.detach().cpu() for k, v in m.state_dict().items()}
+            for m in models.values()
+        ]
         atomic_write(
             path, lambda f: torch.save({"states": states, "histories": histories}, f)
         )

@@ -31,7 +31,8 @@ def _check_pair(
         raise ValueError(
             f"images differ in shape: {tuple(x.shape)} vs {tuple(x_hat.shape)}"
         )
-    return _batched(x).double(), _batched(x_hat).double()
+    # one device: a decoder's output may be on the model's device, the original not
+    return _batched(x).double(), _batched(x_hat).to(x.device).double()
 
 
 def mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:

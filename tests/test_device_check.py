@@ -1,0 +1,141 @@
+"""The CPU's stand-in for a second device (``lic_teach.device_check``): models train
+and code on it, and each kind of device mistake raises an error that names it."""
+
+import numpy as np
+import pytest
+import torch
+
+from lic_teach import budget, cache, device_check, metrics
+from lic_teach.device_check import DeviceMixError, StandInTensor
+from lic_teach.models import FactorizedPrior
+
+
+@pytest.fixture
+def stand_in():
+    with device_check.stand_in() as device:
+        yield device
+
+
+def _model(device):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return FactorizedPrior(8, 12).to(device)
+
+
+def test_a_model_trains_and_codes_on_the_stand_in_as_on_the_cpu(stand_in):
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    on_cpu, moved = _model("cpu"), _model(stand_in)
+    assert all(isinstance(p, StandInTensor) for p in moved.parameters())
+    assert all(
+        isinstance(p, torch.nn.Parameter) or p._is_param for p in moved.parameters()
+    )
+    for model, image in ((on_cpu, x), (moved, x.to(stand_in))):
+        # one implementation of Adam on both (PyTorch picks by device)
+        optimizer = torch.optim.Adam(model.parameters(), 1e-2, foreach=False)
+        torch.manual_seed(2)  # the same training noise
+        out = model(image)
+        loss = (out["x_hat"] - image).pow(2).mean() - 1e-3 * out["likelihoods"][
+            "y"
+        ].log().mean()
+        loss.backward()
+        optimizer.step()
+    for a, b in zip(on_cpu.parameters(), moved.parameters(), strict=True):
+        assert torch.equal(a.detach(), b.detach().cpu())
+    on_cpu.eval().update(force=True)
+    moved.eval().update(force=True)
+    assert moved.compress(x.to(stand_in)) == on_cpu.compress(x)
+
+
+def test_mixing_the_devices_in_an_operation_names_it(stand_in):
+    model = _model(stand_in)
+    with pytest.raises(DeviceMixError, match="aten.convolution"):
+        model.g_a(torch.rand(1, 3, 32, 32))  # the image left on the CPU
+    with pytest.raises(DeviceMixError, match="aten.add"):
+        torch.ones(3, device=stand_in) + torch.ones(3)
+    # as on CUDA: CPU scalars, copies between devices and CPU indices are allowed
+    on = torch.arange(4.0, device=stand_in)
+    assert float((on * torch.tensor(2.0)).sum().cpu()) == 12.0
+    on.copy_(torch.zeros(4))
+    assert on[torch.tensor([1, 2])].cpu().tolist() == [0.0, 0.0]
+
+
+def test_numpy_of_a_stand_in_tensor_raises_and_cpu_brings_it_back(stand_in):
+    on = torch.arange(3.0).to(stand_in)
+    with pytest.raises(DeviceMixError, match="numpy"):
+        on.numpy()
+    with pytest.raises(DeviceMixError, match="numpy"):
+        np.asarray(on)
+    back = on.cpu()
+    assert type(back) is torch.Tensor
+    assert back.numpy().tolist() == [0.0, 1.0, 2.0]
+    assert on.tolist() == [0.0, 1.0, 2.0]  # as CUDA allows
+    assert float(on.sum()) == 3.0
+
+
+def test_random_draws_need_a_generator_of_their_device(stand_in):
+    with pytest.raises(DeviceMixError, match="CPU torch.Generator"):
+        torch.rand(3, device=stand_in, generator=torch.Generator().manual_seed(0))
+    own = device_check.generator(stand_in, 0)
+    drawn = torch.rand(3, device=stand_in, generator=own)
+    assert isinstance(drawn, StandInTensor)
+    assert torch.equal(
+        drawn.cpu(), torch.rand(3, generator=torch.Generator().manual_seed(0))
+    )
+    with pytest.raises(DeviceMixError, match="stand-in device's generator"):
+        torch.rand(3, generator=device_check.generator(stand_in, 0))
+    with pytest.raises(DeviceMixError, match="CPU torch.Generator"):
+        torch.ones(3, device=stand_in).uniform_(generator=torch.Generator())
+
+
+def test_to_the_stand_in_keeps_gradients_flowing(stand_in):
+    leaf = torch.zeros(4, requires_grad=True)
+    (leaf.to(stand_in) * 3).sum().backward()
+    assert leaf.grad.tolist() == [3.0] * 4
+
+
+def test_metrics_bring_both_images_to_one_device(stand_in):
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    noisy = (x + 0.01).to(stand_in)
+    assert metrics.psnr(x, noisy) == pytest.approx(metrics.psnr(x, x + 0.01))
+
+
+def test_the_budget_uses_the_stand_in_when_asked(monkeypatch):
+    monkeypatch.setattr(device_check, "_ACTIVE", [])
+    monkeypatch.setenv(device_check.ENV_VAR, "1")
+    try:
+        assert budget.budget("smoke").device == "meta"
+        assert isinstance(torch.ones(2).to("meta"), StandInTensor)
+    finally:
+        while device_check._ACTIVE:
+            device_check._ACTIVE.pop().__exit__(None, None, None)
+    monkeypatch.delenv(device_check.ENV_VAR)
+    assert budget.budget("smoke").device in ("cpu", "cuda")
+
+
+def test_cached_models_are_saved_on_the_cpu_and_keyed_by_device(stand_in, tmp_path):
+    def train_all():
+        return {0.01: _model(stand_in)}, {0.01: []}
+
+    models, _, cached = cache.load_or_train(
+        lambda: FactorizedPrior(8, 12),
+        {"lambdas": [0.01]},
+        train_all,
+        tmp_path,
+        stand_in,
+    )
+    assert not cached
+    saved = torch.load(next(tmp_path.rglob("*.pt")), weights_only=True)
+    assert all(type(t) is torch.Tensor for t in saved["states"][0].values())
+    again, _, cached = cache.load_or_train(
+        lambda: FactorizedPrior(8, 12),
+        {"lambdas": [0.01]},
+        train_all,
+        tmp_path,
+        stand_in,
+    )
+    assert cached
+    assert isinstance(next(again[0.01].parameters()), StandInTensor)
+    _, _, cached = cache.load_or_train(
+        lambda: FactorizedPrior(8, 12), {"lambdas": [0.01]}, train_all, tmp_path, "cpu"
+    )
+    assert not cached  # another device, another key
