@@ -113,29 +113,19 @@ def test_the_budget_uses_the_stand_in_when_asked(monkeypatch):
 
 
 def test_cached_models_are_saved_on_the_cpu_and_keyed_by_device(stand_in, tmp_path):
-    def train_all():
-        return {0.01: _model(stand_in)}, {0.01: []}
+    def load_or_train(device):
+        return cache.load_or_train(
+            lambda: FactorizedPrior(8, 12),
+            {"lambdas": [0.01]},
+            lambda: ({0.01: _model(device)}, {0.01: []}),
+            tmp_path,
+            device,
+        )
 
-    models, _, cached = cache.load_or_train(
-        lambda: FactorizedPrior(8, 12),
-        {"lambdas": [0.01]},
-        train_all,
-        tmp_path,
-        stand_in,
-    )
-    assert not cached
+    assert not load_or_train(stand_in)[2]
     saved = torch.load(next(tmp_path.rglob("*.pt")), weights_only=True)
     assert all(type(t) is torch.Tensor for t in saved["states"][0].values())
-    again, _, cached = cache.load_or_train(
-        lambda: FactorizedPrior(8, 12),
-        {"lambdas": [0.01]},
-        train_all,
-        tmp_path,
-        stand_in,
-    )
+    again, _, cached = load_or_train(stand_in)
     assert cached
     assert isinstance(next(again[0.01].parameters()), StandInTensor)
-    _, _, cached = cache.load_or_train(
-        lambda: FactorizedPrior(8, 12), {"lambdas": [0.01]}, train_all, tmp_path, "cpu"
-    )
-    assert not cached  # another device, another key
+    assert not load_or_train("cpu")[2]  # another device, another key
