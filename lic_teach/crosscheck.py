@@ -282,17 +282,24 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
     """
     model.eval()
     model.update(force=True)
-    twin = to_compressai(model).eval()
-    x = pad_to(as_batch(x).to(next(model.parameters()).device), model.downsampling)
-    ours, theirs = model(x), twin(x)
-    y_ours, y_theirs = model.g_a(x), twin.g_a(x)
-    our_strings = model.image_to_strings(x, coder)
+    # the twin on the CPU: CompressAI's serial decoder builds its symbols there
+    twin = to_compressai(model).cpu().eval()
+    x = pad_to(as_batch(x).cpu(), model.downsampling)
+    device = next(model.parameters()).device
+    forward = model(x.to(device))
+    ours = {
+        "x_hat": forward["x_hat"].cpu(),
+        "likelihoods": {k: v.cpu() for k, v in forward["likelihoods"].items()},
+    }
+    theirs = twin(x)
+    y_ours, y_theirs = model.g_a(x.to(device)).cpu(), twin.g_a(x)
+    our_strings = model.image_to_strings(x.to(device), coder)
     coded = twin.compress(x)
     their_strings = [strings[0] for strings in coded["strings"]]
     pixels = x.shape[-2] * x.shape[-1]
     decoded = model.strings_to_image(
         our_strings, model.latent_size(*x.shape[-2:]), coder
-    )
+    ).cpu()
     their_decoded = twin.decompress(coded["strings"], coded["shape"])["x_hat"]
     likelihood_gap = max(
         float((ours["likelihoods"][k] - theirs["likelihoods"][k]).abs().max())

@@ -13,7 +13,7 @@ that needs no hardware), so it behaves as a CUDA tensor does towards CPU tensors
   tensors are allowed;
 - ``.numpy()`` (so ``np.asarray`` too) of a stand-in tensor raises: call ``.cpu()``;
 - a random draw on the stand-in device with a CPU ``torch.Generator``, or on the CPU
-  with a stand-in generator (:func:`generator`), raises.
+  with a stand-in generator (:func:`stand_in_generator`), raises.
 
 Within :func:`stand_in` (a context manager) or after :func:`activate` (for a whole
 process, such as a notebook's kernel: ``budget()`` calls it when
@@ -34,6 +34,7 @@ import weakref
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 DEVICE = torch.device("meta")  # what the stand-in looks like to PyTorch
@@ -141,16 +142,12 @@ def _is(device: torch.device, requested) -> bool:
 _STAND_IN_GENERATORS: weakref.WeakSet = weakref.WeakSet()
 
 
-def generator(device, seed: int | None = None) -> torch.Generator:
-    """A ``torch.Generator`` for draws on ``device``: on the stand-in device, a CPU
-    generator registered as the stand-in's (a plain ``torch.Generator(device)``
-    elsewhere)."""
-    if torch.device(device).type == DEVICE.type:
-        made = torch.Generator(device=CPU)
-        _STAND_IN_GENERATORS.add(made)
-    else:
-        made = torch.Generator(device=device)
-    return made if seed is None else made.manual_seed(seed)
+def stand_in_generator(seed: int) -> torch.Generator:
+    """A generator for draws on the stand-in device: a CPU generator registered as the
+    stand-in's (``seeding.generator`` gives it for the stand-in device)."""
+    made = torch.Generator(device=CPU).manual_seed(int(seed))
+    _STAND_IN_GENERATORS.add(made)
+    return made
 
 
 def _check_generators(func, args, kwargs, on_stand_in: bool) -> None:
@@ -209,6 +206,19 @@ class _StandInMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+class _Factories(TorchDispatchMode):
+    """Tensors PyTorch makes itself on a tensor's device (the scalar of ``y[:] = 0``,
+    for one) are made on the CPU and put on the stand-in, so that they hold values."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _is(DEVICE, kwargs.get("device")) and not any(
+            isinstance(t, StandInTensor) for t in tree_flatten(args)[0]
+        ):
+            return tree_map(_wrap, func(*args, **dict(kwargs, device=CPU)))
+        return func(*args, **kwargs)
+
+
 _ACTIVE: list = []
 
 
@@ -219,7 +229,7 @@ def stand_in():
     # module.to(DEVICE) then swaps each parameter for a stand-in one, not only its data
     torch.__future__.set_swap_module_params_on_conversion(True)
     try:
-        with _StandInMode():
+        with _StandInMode(), _Factories():
             yield DEVICE
     finally:
         torch.__future__.set_swap_module_params_on_conversion(swap)

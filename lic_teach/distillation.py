@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import metrics, train
+from . import metrics, seeding, train
 from .layers import GDN, lower_bound
 from .models.base import ImageCodec
 from .models.factorized import conv, deconv
@@ -412,7 +412,7 @@ def distill_hyper_synthesis(
     a batch of 256-pixel crops has 100,000 latents."""
     teacher.to(device).eval()
     scales = _per_batch(lambda x: teacher_scales(teacher, x))
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = seeding.generator(device, seed)
 
     def batch_loss(x):
         z_hat, target = scales(x)

@@ -95,7 +95,7 @@ class _CodingTables(nn.Module):
                 f"the coding tables {name!r} have inconsistent shapes or lengths: "
                 f"damaged weights"
             )
-        within = torch.arange(width)[None, :] < length[:, None]
+        within = torch.arange(width, device=length.device)[None, :] < length[:, None]
         steps = cdf[:, 1:] - cdf[:, :-1]
         last = cdf.gather(1, (length - 1)[:, None])[:, 0]
         if not (

@@ -30,7 +30,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from . import evaluate, metrics, quantization, train
+from . import evaluate, metrics, quantization, seeding, train
 from .data import as_batch, image_list, pad_to
 from .rdoq import check_factorized
 
@@ -115,7 +115,7 @@ def _sga(model, x, lmbda, cost, temperature, *, steps, lr, decay_at, seed, progr
     steps)``; the model frozen. The history has ``steps + 1`` entries: before each
     step and after the last."""
     x = as_batch(x).to(next(model.parameters()).device)
-    generator = torch.Generator(device=x.device).manual_seed(seed)
+    generator = seeding.generator(x.device, seed)
     with torch.no_grad():
         found = model.analysis(pad_to(x, model.downsampling))
     latents = [t.clone().requires_grad_(True) for t in found.values()]

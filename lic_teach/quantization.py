@@ -32,6 +32,8 @@ import math
 
 import torch
 
+from . import seeding
+
 
 def _shift(y: torch.Tensor, means) -> torch.Tensor:
     return y if means is None else y - means
@@ -68,12 +70,10 @@ def dither(shape, seed: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """The shared dither ``u ~ U(-1/2, 1/2)`` of universal quantization, drawn on
     ``device`` (default: the CPU): the same ``seed`` gives the same ``u`` to an encoder
     and a decoder on the same kind of device."""
-    generator = torch.Generator(device=device or "cpu").manual_seed(int(seed))
+    device = device or "cpu"
+    generator = seeding.generator(device, seed)
     return (
-        torch.rand(
-            tuple(shape), generator=generator, dtype=dtype, device=generator.device
-        )
-        - 0.5
+        torch.rand(tuple(shape), generator=generator, dtype=dtype, device=device) - 0.5
     )
 
 

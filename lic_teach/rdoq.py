@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from . import seeding
 from .entropy_models import per_channel
 from .train import MSE_SCALE
 
@@ -49,9 +50,9 @@ def channel_gains(
     ``(-1/2, 1/2)`` in channel ``c`` only (the size of a quantization error), averaged
     over ``probes`` draws and the batch."""
     check_factorized(model)
-    generator = torch.Generator(device=y_hat.device).manual_seed(seed)
+    generator = seeding.generator(y_hat.device, seed)
     reference = model.g_s(y_hat)
-    gains = torch.zeros(y_hat.shape[1])
+    gains = torch.zeros(y_hat.shape[1], device=y_hat.device)
     for channel in range(y_hat.shape[1]):
         for _ in range(probes):
             error = torch.zeros_like(y_hat)

@@ -85,8 +85,9 @@ def relaxed_estimate(
     difference from the real codec is the quantizer's alone."""
     images = data.image_list(images)
     bpp = psnr = 0.0
+    device = next(model.parameters()).device
     for x in images:
-        x = x[None] if x.dim() == 3 else x
+        x = (x[None] if x.dim() == 3 else x).to(device)
         if x.shape[-1] % model.y_stride or x.shape[-2] % model.y_stride:
             raise ValueError(
                 f"image sides must be multiples of {model.y_stride}, "

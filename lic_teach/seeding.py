@@ -9,6 +9,8 @@ import contextlib
 
 import torch
 
+from . import device_check
+
 
 @contextlib.contextmanager
 def seeded(seed: int):
@@ -18,3 +20,12 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def generator(device, seed: int) -> torch.Generator:
+    """A generator seeded with ``seed`` for random draws on ``device``, the data's
+    device (a CPU generator cannot draw on CUDA): the stand-in's own on the stand-in
+    device of :mod:`lic_teach.device_check`."""
+    if torch.device(device) == device_check.DEVICE:
+        return device_check.stand_in_generator(seed)
+    return torch.Generator(device=device).manual_seed(int(seed))

@@ -124,14 +124,14 @@ def _viterbi(
     latents (``candidates``, ``costs``: ``[S, n, 2, 3]``): per latent, the chosen
     candidate (0-2) and the quantizer used (0 or 1)."""
     sequences, length = candidates.shape[:2]
-    next_state = torch.tensor(NEXT_STATE)
-    from_state = torch.arange(4).repeat_interleave(
-        3
-    )  # 12 transitions: (state, candidate)
-    candidate = torch.arange(3).repeat(4)
-    total = torch.full((sequences, 4), float("inf"))
+    device = candidates.device
+    next_state = torch.tensor(NEXT_STATE, device=device)
+    # 12 transitions: (state, candidate)
+    from_state = torch.arange(4, device=device).repeat_interleave(3)
+    candidate = torch.arange(3, device=device).repeat(4)
+    total = torch.full((sequences, 4), float("inf"), device=device)
     total[:, 0] = 0.0
-    back = torch.empty(sequences, length, 4, dtype=torch.long)
+    back = torch.empty(sequences, length, 4, dtype=torch.long, device=device)
     for t in range(length):
         k = candidates[:, t][:, from_state // 2, candidate]  # [S, 12]
         target = next_state[from_state, torch.remainder(k, 2).long()]  # [S, 12]
@@ -142,9 +142,9 @@ def _viterbi(
             )
             total[:, state], back[:, t, state] = masked.min(dim=1)
     state = total.argmin(dim=1)
-    choice = torch.empty(sequences, length, dtype=torch.long)
-    quantizer = torch.empty(sequences, length, dtype=torch.long)
-    rows = torch.arange(sequences)
+    choice = torch.empty(sequences, length, dtype=torch.long, device=device)
+    quantizer = torch.empty(sequences, length, dtype=torch.long, device=device)
+    rows = torch.arange(sequences, device=device)
     for t in range(length - 1, -1, -1):
         transition = back[rows, t, state]
         choice[:, t], state = candidate[transition], from_state[transition]
@@ -167,11 +167,11 @@ def dq_tables(model) -> tuple[list, list, list]:
     cdfs, lengths, offsets = prior.tables()
     below = [-offset for offset in offsets]
     reach = max(lengths) - 2
-    k = (
-        torch.arange(reach, dtype=torch.float32)[None, :]
-        - torch.tensor(below, dtype=torch.float32)[:, None]
-    )
     medians = prior.medians().detach().reshape(-1, 1)
+    k = (
+        torch.arange(reach, dtype=torch.float32, device=medians.device)[None, :]
+        - torch.tensor(below, dtype=torch.float32, device=medians.device)[:, None]
+    )
     lower, upper = _dq_cell(k, 1)
     with torch.no_grad():  # [M, n] as a batch of one
         low, high = (
@@ -207,7 +207,8 @@ def compress_trellis(
     model.check_latents({"y": y}, height, width)
     k, quantizer, _, _ = _trellis(model, y, weights)
     channels = y.shape[1]
-    rows = torch.arange(channels).reshape(1, -1, 1, 1) + channels * quantizer
+    rows = torch.arange(channels, device=y.device).reshape(1, -1, 1, 1)
+    rows = rows + channels * quantizer
     symbols = k[0].permute(1, 2, 0).reshape(-1).int().tolist()
     indexes = rows[0].permute(1, 2, 0).reshape(-1).int().tolist()
     string = coding.get_coder(coder).encode_with_indexes(
@@ -238,8 +239,7 @@ def decompress_trellis(model, data: bytes) -> torch.Tensor:
     def latent(t):
         return t.reshape(*size, channels).permute(2, 0, 1)[None]
 
-    y_hat = dq_levels(latent(k), latent(quantizer)) + model.prior.medians_like(
-        latent(k)
-    )
-    x_hat = model.g_s(y_hat.to(next(model.parameters()).device))
+    # the states were followed on the CPU; the model decodes on its own device
+    levels = dq_levels(latent(k), latent(quantizer)).to(next(model.parameters()).device)
+    x_hat = model.g_s(levels + model.prior.medians_like(levels))
     return x_hat[0, :, : header.height, : header.width].clamp(0, 1)

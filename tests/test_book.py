@@ -42,6 +42,13 @@ def _toc_files():
 @pytest.fixture(scope="session")
 def executed_book(tmp_path_factory):
     """A copy of the book with every chapter executed at the smoke budget."""
+    return _execute_book(tmp_path_factory, {}, 2 * SMOKE_LIMIT_S)
+
+
+def _execute_book(tmp_path_factory, environment: dict, cell_timeout: float):
+    """A copy of the book with every chapter executed at the smoke budget, with
+    ``environment`` added to the kernels' environment and at most ``cell_timeout``
+    seconds a cell; ``(copy, seconds, errors)``."""
     copy = tmp_path_factory.mktemp("book")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, copy / name)
@@ -61,7 +68,7 @@ def executed_book(tmp_path_factory):
             try:
                 NotebookClient(
                     notebook,
-                    timeout=2 * SMOKE_LIMIT_S,
+                    timeout=cell_timeout,
                     kernel_name="python3",
                     resources={"metadata": {"path": str(path.parent)}},
                 ).execute()
@@ -74,15 +81,15 @@ def executed_book(tmp_path_factory):
             seconds[path.name] = time.perf_counter() - start
             nbformat.write(notebook, path)
 
-    previous = {
-        name: os.environ.get(name)
-        for name in ("LIC_BUDGET", "LIC_TEACH_CACHE", "OMP_NUM_THREADS")
+    settings = {
+        "LIC_BUDGET": "smoke",
+        # never a stale home cache
+        "LIC_TEACH_CACHE": str(tmp_path_factory.mktemp("cache")),
+        "OMP_NUM_THREADS": "1",  # one core per kernel
+        **environment,
     }
-    os.environ["LIC_BUDGET"] = "smoke"
-    os.environ["LIC_TEACH_CACHE"] = str(
-        tmp_path_factory.mktemp("cache")
-    )  # never a stale home cache
-    os.environ["OMP_NUM_THREADS"] = "1"  # one core per kernel
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(execute, [first, second]))
@@ -93,6 +100,33 @@ def executed_book(tmp_path_factory):
             else:
                 os.environ[name] = value
     return copy, seconds, errors
+
+
+@pytest.fixture(scope="session")
+def executed_on_stand_in(tmp_path_factory):
+    """The book executed at the smoke budget with ``budget().device`` the CPU's
+    stand-in for a second device (``lic_teach.device_check``)."""
+    return _execute_book(
+        tmp_path_factory, {"LIC_TEACH_CHECK_DEVICES": "1"}, 4 * SMOKE_LIMIT_S
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", [p.name for p in CHAPTERS])
+def test_chapter_keeps_its_tensors_on_the_budgets_device(executed_on_stand_in, chapter):
+    """Each chapter runs with the budget's device a stand-in for a GPU: no operation
+    mixes it with the CPU, no ``.numpy()`` of a tensor on it, no generator of the other
+    device (untimed: the check slows every operation)."""
+    _, _, errors = executed_on_stand_in
+    assert chapter not in errors, errors.get(chapter)
+    notebook = nbformat.read(executed_on_stand_in[0] / "book" / chapter, as_version=4)
+    printed = "".join(
+        o.get("text", "")
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+    assert "budget 'smoke' on meta" in printed, "the chapter ran on the stand-in"
 
 
 # The chapters run in two streams at once, one kernel on each core, each chapter still

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lic_teach import budget, cache, device_check, metrics
+from lic_teach import budget, cache, device_check, metrics, seeding
 from lic_teach.device_check import DeviceMixError, StandInTensor
 from lic_teach.models import FactorizedPrior
 
@@ -75,14 +75,14 @@ def test_numpy_of_a_stand_in_tensor_raises_and_cpu_brings_it_back(stand_in):
 def test_random_draws_need_a_generator_of_their_device(stand_in):
     with pytest.raises(DeviceMixError, match="CPU torch.Generator"):
         torch.rand(3, device=stand_in, generator=torch.Generator().manual_seed(0))
-    own = device_check.generator(stand_in, 0)
+    own = seeding.generator(stand_in, 0)
     drawn = torch.rand(3, device=stand_in, generator=own)
     assert isinstance(drawn, StandInTensor)
     assert torch.equal(
         drawn.cpu(), torch.rand(3, generator=torch.Generator().manual_seed(0))
     )
     with pytest.raises(DeviceMixError, match="stand-in device's generator"):
-        torch.rand(3, generator=device_check.generator(stand_in, 0))
+        torch.rand(3, generator=seeding.generator(stand_in, 0))
     with pytest.raises(DeviceMixError, match="CPU torch.Generator"):
         torch.ones(3, device=stand_in).uniform_(generator=torch.Generator())
 
@@ -129,3 +129,83 @@ def test_cached_models_are_saved_on_the_cpu_and_keyed_by_device(stand_in, tmp_pa
     assert cached
     assert isinstance(next(again[0.01].parameters()), StandInTensor)
     assert not load_or_train("cpu")[2]  # another device, another key
+
+
+def test_values_pytorch_makes_on_the_device_itself_are_kept(stand_in):
+    y = torch.ones(2, 4, device=stand_in)
+    y[:, 1:] = 0  # the scalar 0 is made by PyTorch on y's device
+    y[0, 0] = 5.0
+    assert y.cpu().tolist() == [[5.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize(
+    "architecture", ["mbt2018-mean", "mbt2018", "checkerboard-mean-scale"]
+)
+def test_the_crosscheck_runs_beside_a_model_on_another_device(stand_in, architecture):
+    from lic_teach import crosscheck
+    from lic_teach.models import registry
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = registry.architecture(architecture).model_class(8, 12).to(stand_in)
+    report = crosscheck.crosscheck(model, torch.rand(3, 64, 64))
+    assert report["same_bitstream"]
+    assert report["max_diff_decoded"] < 1e-4
+
+
+# Each test below failed before its fix (issue 35's list): with the bug back, it fails.
+
+
+def _factorized_pair(stand_in):
+    """The same small factorized prior on the CPU and on the stand-in, tables built."""
+    cpu, moved = _model("cpu").eval(), _model(stand_in).eval()
+    cpu.update(force=True)
+    moved.update(force=True)
+    return cpu, moved
+
+
+def test_the_trellis_codes_and_decodes_on_the_models_device(stand_in):
+    from lic_teach import rdoq, trellis
+
+    cpu, moved = _factorized_pair(stand_in)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    streams = []
+    for model, image in ((cpu, x), (moved, x.to(stand_in))):
+        with torch.no_grad():
+            y = model.g_a(image)
+        weights = rdoq.distortion_weights(rdoq.channel_gains(model, y), 0.01)
+        assert weights.device == y.device  # the gains follow the latents
+        streams.append(trellis.compress_trellis(model, y, weights, 64, 64))
+    assert streams[0] == streams[1]
+    decoded = trellis.decompress_trellis(moved, streams[1])
+    assert torch.equal(decoded.cpu(), trellis.decompress_trellis(cpu, streams[0]))
+
+
+def test_the_relaxed_estimate_moves_the_images_to_the_model(stand_in):
+    from lic_teach import relaxed_training
+
+    cpu, moved = _factorized_pair(stand_in)
+    images = [torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(4))]
+    for relaxation in ("noise", "universal"):
+        estimates = []
+        for model in (moved, cpu):
+            torch.manual_seed(6)  # the same noise for both
+            estimates.append(
+                relaxed_training.relaxed_estimate(model, images, relaxation, draws=1)
+            )
+        assert estimates[0] == pytest.approx(estimates[1])
+
+
+def test_the_dither_and_sga_draw_on_the_datas_device(stand_in):
+    from lic_teach import iterative_encoding, quantization
+
+    assert torch.equal(
+        quantization.dither((2, 3), 7, stand_in).cpu(), quantization.dither((2, 3), 7)
+    )
+    _, moved = _factorized_pair(stand_in)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    latents, history = iterative_encoding.sga_encode(
+        moved, x, 0.01, steps=2, progress=False
+    )
+    assert isinstance(latents, StandInTensor)
+    assert len(history) == 3
