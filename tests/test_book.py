@@ -120,13 +120,7 @@ def test_chapter_keeps_its_tensors_on_the_budgets_device(executed_on_stand_in, c
     _, _, errors = executed_on_stand_in
     assert chapter not in errors, errors.get(chapter)
     notebook = nbformat.read(executed_on_stand_in[0] / "book" / chapter, as_version=4)
-    printed = "".join(
-        o.get("text", "")
-        for c in notebook.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-    assert "budget 'smoke' on meta" in printed, "the chapter ran on the stand-in"
+    assert "budget 'smoke' on meta" in _printed(notebook), "it ran on the stand-in"
 
 
 # The chapters run in two streams at once, one kernel on each core, each chapter still
@@ -145,6 +139,16 @@ def _streams(paths):
     while len(first) < len(second) - 1:
         first.append(second.pop())
     return [sorted(first), second]
+
+
+def _printed(notebook) -> str:
+    """All that a notebook's code cells printed."""
+    return "".join(
+        o.get("text", "")
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def _slowest_cells(notebook, count: int = 4) -> str:
@@ -180,13 +184,7 @@ def test_chapter_runs_at_smoke_budget(executed_book, chapter):
         f"{chapter} took {seconds[chapter]:.0f} s at smoke; slowest cells: "
         + _slowest_cells(notebook)
     )
-    printed = "".join(
-        o.get("text", "")
-        for c in notebook.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-    assert "budget 'smoke'" in printed, "a chapter prints the budget it ran"
+    assert "budget 'smoke'" in _printed(notebook), "a chapter prints its budget"
 
 
 STRAY = re.compile(r"<[\w.]+ (object )?at 0x[0-9a-f]+>|<torch\._C\.Generator")
