@@ -48,7 +48,10 @@ def _attention_as_products():
 
 
 def macs(module: nn.Module, *inputs: torch.Tensor) -> int:
-    """Multiply-accumulates of one call ``module(*inputs)`` (no gradients)."""
+    """Multiply-accumulates of one call ``module(*inputs)`` (no gradients), the inputs
+    moved to the module's device."""
+    device = next(module.parameters()).device
+    inputs = [x.to(device) for x in inputs]
     with (
         torch.no_grad(),
         _attention_as_products(),

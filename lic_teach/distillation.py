@@ -93,8 +93,9 @@ class FeatureAdapters(nn.Module):
     def __init__(self, student_g_s: nn.Sequential, teacher_g_s: nn.Sequential, M: int):
         super().__init__()
         probe = torch.zeros(1, M, 2, 2, device=next(teacher_g_s.parameters()).device)
+        student_device = next(student_g_s.parameters()).device  # the student's own
         with torch.no_grad():
-            _, student = synthesis_features(student_g_s, probe)
+            _, student = synthesis_features(student_g_s, probe.to(student_device))
             _, teacher = synthesis_features(teacher_g_s, probe)
         by_size = {f.shape[-1]: j for j, f in enumerate(teacher)}
         self.pairs = [
@@ -198,6 +199,7 @@ def teacher_targets(
     decoder really receives (eval mode: the coder's rounding, as ``decompress`` sees
     them), its reconstruction and its intermediate features. No gradients."""
     teacher.eval()
+    x = x.to(next(teacher.parameters()).device)
     with torch.no_grad():
         y_hat, _ = teacher.entropy(teacher.g_a(x))
         x_hat, features = synthesis_features(teacher.g_s, y_hat)
@@ -231,7 +233,7 @@ def distill(
     lr: float = 1e-3,
     batch_size: int = 8,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = True,
     description: str = "distilling",
 ) -> tuple[ImageCodec, list[dict]]:
@@ -245,6 +247,7 @@ def distill(
     without. ``train.fit_decoder`` trains the student in the teacher's codec; returns
     ``(with_student(teacher, g_s), history)``, the history's ``psnr`` the student's
     against the images."""
+    device = device or next(teacher.parameters()).device  # default: the teacher's
     teacher.to(device).eval()
     codec = with_student(teacher, g_s)
     with seeded(seed):
@@ -381,6 +384,7 @@ def teacher_scales(
     """``(z_hat, scales)``: the hyper-latent the decoder receives (rounded) and the
     scales the teacher's ``h_s`` predicts from it. No gradients."""
     teacher.eval()
+    x = x.to(next(teacher.parameters()).device)
     with torch.no_grad():
         z_hat, _ = teacher.hyperprior(teacher.hyper_analysis(teacher.g_a(x)))
         return z_hat, teacher.h_s(z_hat)
@@ -396,7 +400,7 @@ def distill_hyper_synthesis(
     batch_size: int = 8,
     sample: int | None = 4096,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = True,
     description: str = "distilling h_s",
 ) -> list[dict]:
@@ -410,6 +414,7 @@ def distill_hyper_synthesis(
     ``sample`` latents drawn at random from the batch (all of them with
     ``sample=None``): the divergence of one latent is a sum over up to 129 symbols, and
     a batch of 256-pixel crops has 100,000 latents."""
+    device = device or next(teacher.parameters()).device  # default: the teacher's
     teacher.to(device).eval()
     scales = _per_batch(lambda x: teacher_scales(teacher, x))
     generator = seeding.generator(device, seed)
@@ -448,6 +453,7 @@ def rate_excess(
     symbols followed the teacher's pmfs); ``ideal``, the excess of ``-log2`` probability
     of the symbols really coded; ``real``, the excess of the ``y`` strings the coder
     writes."""
+    x = x.to(next(teacher.parameters()).device)
     z_hat, scales = teacher_scales(teacher, x)
     with torch.no_grad():
         student_scales = student.h_s(z_hat)

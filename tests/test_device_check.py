@@ -209,3 +209,30 @@ def test_the_dither_and_sga_draw_on_the_datas_device(stand_in):
     )
     assert isinstance(latents, StandInTensor)
     assert len(history) == 3
+
+
+def test_distillation_follows_the_teachers_device(stand_in):
+    from lic_teach import complexity, distillation
+    from lic_teach.models import ScaleHyperprior
+
+    _, teacher = _factorized_pair(stand_in)
+    images = [torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(7))]
+    g_s = distillation.student_synthesis(12, (8, 8, 8), (2, 2, 2, 2))  # on the CPU
+    assert distillation.FeatureAdapters(g_s, teacher.g_s, 12).pairs
+    codec, _ = distillation.distill(
+        teacher, g_s, images, steps=1, feature_weight=1.0, progress=False
+    )
+    assert isinstance(next(g_s.parameters()), StandInTensor)  # trained on the device
+    assert isinstance(
+        distillation.teacher_targets(teacher, images[0])[0], StandInTensor
+    )
+    assert complexity.macs(teacher.g_a, images[0][:1]) > 0  # the input moved too
+    assert codec.image_to_strings(images[0][:1], "ans")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        hyper = ScaleHyperprior(8, 12).to(stand_in).eval()
+    hyper.update(force=True)
+    student = distillation.StudentHyperprior.from_teacher(hyper, 4).eval()
+    student.update(force=True)
+    photo = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(8))
+    assert set(distillation.rate_excess(hyper, student, photo)) >= {"real"}

@@ -77,7 +77,8 @@ class ImageCodec(nn.Module):
 
     def image_to_strings(self, x: torch.Tensor, coder: str) -> list[bytes]:
         """The strings of a padded image ``[1, 3, H, W]``: its :meth:`analysis` coded by
-        ``latents_to_strings``."""
+        ``latents_to_strings``; ``x`` is moved to the model's device."""
+        x = x.to(next(self.parameters()).device)
         return self.latents_to_strings(self.analysis(x), coder)
 
     def strings_to_image(self, strings, latent_size, coder: str) -> torch.Tensor:
