@@ -285,15 +285,15 @@ def crosscheck(model, x: torch.Tensor, coder: str = "ans") -> dict:
     # the twin on the CPU: CompressAI's serial decoder builds its symbols there
     twin = to_compressai(model).cpu().eval()
     x = pad_to(as_batch(x).cpu(), model.downsampling)
-    device = next(model.parameters()).device
-    forward = model(x.to(device))
+    on_model = x.to(next(model.parameters()).device)
+    forward = model(on_model)
     ours = {
         "x_hat": forward["x_hat"].cpu(),
         "likelihoods": {k: v.cpu() for k, v in forward["likelihoods"].items()},
     }
     theirs = twin(x)
-    y_ours, y_theirs = model.g_a(x.to(device)).cpu(), twin.g_a(x)
-    our_strings = model.image_to_strings(x.to(device), coder)
+    y_ours, y_theirs = model.g_a(on_model).cpu(), twin.g_a(x)
+    our_strings = model.image_to_strings(x, coder)  # it moves x to the model
     coded = twin.compress(x)
     their_strings = [strings[0] for strings in coded["strings"]]
     pixels = x.shape[-2] * x.shape[-1]
