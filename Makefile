@@ -5,7 +5,7 @@
 #   make exercises                  regenerate the student notebooks, tests and Gradescope zips from exercises/source
 #   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv and a summary per
 #                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once)
-#   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...; DATA=photos/ into ZOO=my-zoo/)
+#   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...; DATA=photos/ into ZOO=my-zoo/; DEVICE=cuda)
 #   make zoo-study                  the zoo's recipe study into lic_teach/studies/zoo_recipe (resumable; MINUTES=N a recipe)
 #   make studies                    train the chapters' zoo-scale studies into lic_teach/studies (resumable; JOBS=N)
 PYTHON ?= python3
@@ -51,7 +51,7 @@ grade: $(STAMP)
 	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)" $(if $(JOBS),--jobs $(JOBS))
 
 zoo: $(STAMP)
-	$(PY) -m lic_teach.zoo train $(FAMILIES) $(if $(DATA),--data $(DATA) --folder $(or $(ZOO),my-zoo))
+	$(PY) -m lic_teach.zoo train $(FAMILIES) $(if $(DATA),--data $(DATA) --folder $(or $(ZOO),my-zoo)) $(if $(DEVICE),--device $(DEVICE))
 
 zoo-study: $(STAMP)
 	$(PY) -m lic_teach.experiments.zoo_recipe --interleave $(if $(MINUTES),--minutes-per-recipe $(MINUTES))

@@ -117,3 +117,23 @@ def _device(cuda: bool) -> str:
     if os.environ.get(device_check.ENV_VAR, "").strip() == "1":
         return str(device_check.activate())
     return "cuda" if cuda else "cpu"
+
+
+def device_named(name: str) -> torch.device:
+    """The device a command line asks for by ``name`` (``cpu``, ``cuda``, ``cuda:1``);
+    ``ValueError`` saying why, for a name torch does not know or a CUDA device this
+    machine lacks (rather than torch's error at the first tensor moved there)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}: use cpu or cuda") from error
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ValueError(
+                f"device {name!r} asked for, but this machine has "
+                f"{count or 'no'} CUDA GPU{'' if count == 1 else 's'}"
+            )
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r}: use cpu or cuda")
+    return device

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 import lic_teach
 
-from . import baselines, cache, data, evaluate, metrics, train, zoo_data
+from . import baselines, budget, cache, data, evaluate, metrics, train, zoo_data
 from .entropy_models import TABLE_BUFFERS
 from .models import registry
 from .seeding import seeded
@@ -342,6 +342,7 @@ def _segments(
     decay_segments: int,
     work: Path,
     bar,
+    device,
 ) -> float:
     """Train ``model`` for ``count`` segments at ``lr``, the last ``decay_segments`` of
     them at ``lr / 10`` (``train.learning_rate`` at each segment's first step),
@@ -368,6 +369,7 @@ def _segments(
                 ),
                 batch_size=recipe.batch_size,
                 seed=recipe.seed + segment,
+                device=device,
                 progress=False,
             )
             elapsed = time.perf_counter() - started
@@ -385,12 +387,15 @@ def train_family(
     work: Path | None = None,
     progress: bool = True,
     data_folder: Path | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[dict]:
     """Train ``family`` by ``recipe`` into ``folder`` (weights and manifests), resuming
     from the segments saved in ``work`` (default: the cache); return the manifests.
     ``data_folder``: train on the photos in it instead of the bundled ones
     (:func:`training_photos`); the segments are then kept apart, keyed by those
-    photos' pixels, and the manifests say what was trained on."""
+    photos' pixels, and the manifests say what was trained on. ``device``: where the
+    models train and are measured (``"cuda"`` on a GPU machine); the segments and
+    weights saved are the same files on every device."""
     architecture = registry.architecture(FAMILIES[family])
     # a crop is cut from each photo at each scale
     photos = training_photos(
@@ -413,7 +418,7 @@ def train_family(
     crops, lambdas = training_crops(recipe, photos), sorted(recipe.lambdas)
     middle = lambdas[len(lambdas) // 2]
     with seeded(recipe.seed):
-        base = architecture.model_class(recipe.N, recipe.M)
+        base = architecture.model_class(recipe.N, recipe.M).to(device)
     total = recipe.base_segments + len(lambdas) * recipe.finetune_segments
     with tqdm(total=total, desc=f"zoo {family}", disable=not progress) as bar:
         base_seconds = _segments(
@@ -427,6 +432,7 @@ def train_family(
             recipe.decay_segments,
             work,
             bar,
+            device,
         )
         found = []
         for quality, lmbda in enumerate(lambdas, start=1):
@@ -442,6 +448,7 @@ def train_family(
                 recipe.finetune_decay_segments,
                 work,
                 bar,
+                device,
             )
             model.eval().update(force=True)
             found.append(
@@ -459,10 +466,11 @@ def train_family(
     return found
 
 
-def held_out_figures(point: dict, images: dict, recipe: Recipe) -> dict:
+def held_out_figures(point: dict, images: dict, eval_size: int | None) -> dict:
     """A manifest's ``rd_held_out``: the model's R-D point on the held-out photos
-    (``evaluate.codec_point``), and the PSNR Pillow's JPEG (``CLASSICAL["jpeg"]``)
-    reaches there at the same rate (what the model reached, against JPEG)."""
+    (``evaluate.codec_point``; their central ``eval_size`` square if set), and the PSNR
+    Pillow's JPEG (``CLASSICAL["jpeg"]``) reaches there at the same rate (what the
+    model reached, against JPEG)."""
     jpeg_curve = evaluate.classical_curve("jpeg", images, baselines.DENSE_QUALITIES)
     try:
         jpeg = round(baselines.psnr_at_rate(jpeg_curve, point["bpp"]), 3)
@@ -470,9 +478,12 @@ def held_out_figures(point: dict, images: dict, recipe: Recipe) -> dict:
         jpeg = None
     return {
         "images": sorted(images),
-        "size": recipe.eval_size or "full",
+        "size": eval_size or "full",
         "coder": "ans",
-        **{k: round(float(point[k]), 5) for k in ("bpp", "psnr", "ms_ssim")},
+        **{
+            k: None if point[k] is None else round(float(point[k]), 5)
+            for k in ("bpp", "psnr", "ms_ssim")  # MS-SSIM: None below 161 pixels
+        },
         "jpeg_psnr_at_equal_rate": jpeg,
     }
 
@@ -504,37 +515,60 @@ def _publish(
     folder: Path,
     training: tuple[dict, object],
 ) -> dict:
-    """Save ``model`` into the zoo with its manifest, its R-D point on the held-out
-    photos and its transforms' ceiling (``evaluate.ceiling``) on the training and the
-    held-out photos. Its parameters are rounded to float16 first (half the bytes),
-    and its coding tables rebuilt from the rounded parameters, so the figures are
-    those of the shipped file."""
+    """:func:`publish_model` for a model trained by :func:`train_family`."""
+    return publish_model(
+        model,
+        folder,
+        {"family": family, "quality": quality, "lambda": lmbda},
+        {
+            "recipe": dataclasses.asdict(recipe),
+            "steps": recipe.steps(),
+            "training_seconds": round(seconds, 1),
+            "trained_on": training[1],
+        },
+        training[0],
+        recipe.eval_size,
+    )
+
+
+def publish_model(
+    model,
+    folder: Path,
+    name: dict,
+    training: dict,
+    photos: dict,
+    eval_size: int | None = None,
+) -> dict:
+    """Save ``model`` into the zoo in ``folder`` with its manifest, and return it.
+    ``name``: its ``family``, ``quality`` and ``lambda``; ``training``: how it was
+    trained (at least ``recipe``, ``steps``, ``training_seconds`` and ``trained_on``),
+    copied into the manifest. The manifest adds its R-D point on the held-out photos
+    (their central ``eval_size`` square if set) and its transforms' ceiling
+    (``evaluate.ceiling``) on the training ``photos`` and the held-out ones. Its
+    parameters are rounded to float16 first (half the bytes), and its coding tables
+    rebuilt from the rounded parameters, so the figures are those of the shipped
+    file."""
     rounded_to_half(model)
-    path = weights_path(folder, family, quality)
+    path = weights_path(folder, name["family"], name["quality"])
     digest = save_weights(model, path, half=True, tables=False)
-    images = data.held_out(recipe.eval_size)
+    images = data.held_out(eval_size)
     point = evaluate.codec_point(model, images, with_ms_ssim=True)
     ceiling = {
-        "train": round(evaluate.ceiling(model, _bounded(training[0])), 3),
+        "train": round(evaluate.ceiling(model, _bounded(photos)), 3),
         "held_out": round(evaluate.ceiling(model, images), 3),
     }
     manifest = {
-        "family": family,
-        "quality": quality,
-        "architecture": FAMILIES[family],
+        **name,
+        "architecture": FAMILIES[name["family"]],
         "class": type(model).__name__,
         "hyperparameters": list(model.hyperparameters()),
-        "lambda": lmbda,
-        "recipe": dataclasses.asdict(recipe),
-        "steps": recipe.steps(),
-        "training_seconds": round(seconds, 1),
-        "trained_on": training[1],
+        **training,
         "lic_teach_version": lic_teach.__version__,
         "torch_version": torch.__version__,
         "sha256": digest,
         "file": path.name,
         "table_fingerprint": model.table_fingerprint(),
-        "rd_held_out": held_out_figures(point, images, recipe),
+        "rd_held_out": held_out_figures(point, images, eval_size),
         "ceiling_psnr": ceiling,
     }
     cache.atomic_write(path.with_suffix(".json"), json.dumps(manifest, indent=1) + "\n")
@@ -567,6 +601,11 @@ def parse_args(argv):
         help="a folder of your own photos to train on (default: the bundled ones)",
     )
     trainer.add_argument(
+        "--device",
+        default="cpu",
+        help="where to train: cpu (default) or cuda (a GPU machine)",
+    )
+    trainer.add_argument(
         "--smoke", action="store_true", help="the tiny recipe the tests use"
     )
     lister = commands.add_parser(
@@ -595,9 +634,16 @@ def train_command(args) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        device = budget.device_named(args.device)
+    except ValueError as error:
+        print(f"zoo: {error}", file=sys.stderr)
+        return 2
     for family in args.families or FAMILIES:
         try:
-            manifests = train_family(family, recipe, args.folder, data_folder=args.data)
+            manifests = train_family(
+                family, recipe, args.folder, data_folder=args.data, device=device
+            )
         except (FileNotFoundError, ValueError) as error:  # the photos of --data
             print(f"zoo: {error}", file=sys.stderr)
             return 2

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lic_teach.budget import NAMES, budget
+from lic_teach.budget import NAMES, budget, device_named
 
 
 def test_names_and_order_of_sizes():
@@ -44,3 +44,17 @@ def test_unknown_budget_is_a_clear_error(monkeypatch):
 def test_printable():
     assert "smoke" in str(budget("smoke"))
     assert budget("smoke").as_dict()["name"] == "smoke"
+
+
+def test_a_device_is_named_or_refused_with_the_reason(monkeypatch):
+    assert device_named("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert device_named("cuda") == torch.device("cuda")
+    with pytest.raises(ValueError, match="has 1 CUDA GPU$"):
+        device_named("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="has no CUDA GPUs"):
+        device_named("cuda")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        device_named("gpu")

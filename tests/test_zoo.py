@@ -9,7 +9,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from lic_teach import baselines, crosscheck, data, evaluate, zoo, zoo_data
+from lic_teach import baselines, crosscheck, data, evaluate, train, zoo, zoo_data
 from lic_teach.experiments import evaluation
 from lic_teach.models import FactorizedPrior
 
@@ -317,3 +317,48 @@ def test_the_training_ceiling_of_a_huge_photo_is_measured_on_a_central_square():
     assert bounded["wide"].shape == (3, 1024, 1024)
     assert bounded["thin"].shape == (3, 300, 300)
     assert bounded["small"] is photos["small"]
+
+
+def test_the_zoo_trains_on_another_device_to_the_same_files(
+    smoke_zoo, tmp_path, monkeypatch
+):
+    """``make zoo DEVICE=cuda``, checked on the CPU's stand-in for a second device:
+    training, measuring and saving there give the CPU's weights to the bit."""
+    from lic_teach import device_check
+
+    folder, _ = smoke_zoo
+    trained_on = []
+    fit = train.fit
+
+    def spied_fit(model, *args, **kwargs):
+        trained_on.append(kwargs["device"])
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spied_fit)
+    with device_check.stand_in() as device:
+        moved = zoo.train_family(
+            "factorized",
+            zoo.SMOKE_RECIPE,
+            tmp_path / "zoo",
+            tmp_path / "work",
+            progress=False,
+            device=device,
+        )
+    assert trained_on
+    assert set(trained_on) == {device}
+    on_cpu = [m for m in zoo.manifests(folder) if m["family"] == "factorized"]
+    for a, b in zip(moved, on_cpu, strict=True):
+        assert a["sha256"] == b["sha256"]
+        assert a["rd_held_out"] == b["rd_held_out"]
+        assert a["ceiling_psnr"] == b["ceiling_psnr"]
+
+
+def test_a_device_this_machine_lacks_is_refused_by_name(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    arguments = ["train", "factorized", "--smoke", "--folder", "unused"]
+    assert zoo.main([*arguments, "--device", "cuda"]) == 2
+    assert "this machine has no CUDA GPU" in capsys.readouterr().err
+    assert zoo.main([*arguments, "--device", "tpu7"]) == 2
+    assert "unknown device 'tpu7'" in capsys.readouterr().err
+    assert zoo.main([*arguments, "--device", "meta"]) == 2
+    assert "use cpu or cuda" in capsys.readouterr().err

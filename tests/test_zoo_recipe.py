@@ -329,3 +329,52 @@ def test_the_command_line_extends_only_open_ended_recipes(tmp_path, monkeypatch)
     arguments = ["--recipes", "tiny,extended", "--folder", str(tmp_path)]
     assert zoo_recipe.main([*arguments, "--minutes-per-recipe", str(15 / 60)]) == 0
     assert budgets == {"tiny": TINY.cpu_seconds, "extended": 15.0}
+
+
+def test_the_latest_cooled_family_is_published_into_the_zoo(open_ended, tmp_path):
+    folder, _ = open_ended
+    family = dataclasses.replace(OPEN, cooldown_lambdas=(0.005,))
+    record = zoo_recipe.run(family, tmp_path, clock=counter(), progress=False)
+    weights = record["cooled_family_weights"]
+    assert sorted(weights) == ["0.005", "0.025"]
+    assert weights["0.025"] == record["cooled_weights"]
+    manifests = zoo_recipe.to_zoo(family, tmp_path, tmp_path / "zoo")
+    assert [(m["family"], m["quality"], m["lambda"]) for m in manifests] == [
+        ("factorized", 1, 0.005),
+        ("factorized", 2, 0.025),
+    ]
+    last = record["segments"][-1]
+    points = last["cooled_family"]["points"]
+    held_out = data.held_out(family.eval_size)
+    for m in manifests:
+        cooled = points[str(m["lambda"])]
+        assert m["steps"] == last["steps"] + cooled["steps"]
+        assert m["training_seconds"] == round(
+            last["cpu_seconds"] + cooled["cpu_seconds"], 1
+        )
+        assert m["study"]["segment"] == last["segment"]
+        assert len(m["learning_curve"]) == len(record["segments"])
+        # the zoo's model is the study's cooled copy: the same real-bitstream point
+        model = zoo.load("factorized", m["quality"], tmp_path / "zoo")
+        point = evaluate.codec_point(model, held_out)
+        assert point["bpp"] == pytest.approx(cooled["bpp"], abs=1e-9)
+        assert point["psnr"] == pytest.approx(cooled["psnr"], abs=1e-9)
+        assert m["rd_held_out"]["bpp"] == pytest.approx(cooled["bpp"], abs=1e-5)
+    assert [e["cooled_bd_rate_vs_jpeg"] for e in manifests[0]["learning_curve"]] == [
+        s["cooled_family"]["bd_rate_vs_jpeg"] for s in record["segments"]
+    ]
+
+
+def test_the_command_line_publishes_into_the_zoo_or_says_why_not(
+    open_ended, straight, tmp_path, monkeypatch, capsys
+):
+    folder, _ = open_ended
+    monkeypatch.setattr(zoo_recipe, "RECIPES", (OPEN, TINY))
+    arguments = ["--folder", str(folder), "--to-zoo", str(tmp_path)]
+    assert zoo_recipe.main([*arguments, "--recipes", "open"]) == 0
+    assert "factorized q1" in capsys.readouterr().out
+    assert [m["lambda"] for m in zoo.manifests(tmp_path)] == [OPEN.lmbda]
+    folder, _ = straight  # a fixed-budget run: no cooled family
+    arguments = ["--folder", str(folder), "--to-zoo", str(tmp_path)]
+    assert zoo_recipe.main([*arguments, "--recipes", "tiny"]) == 2
+    assert "tiny" in capsys.readouterr().err

@@ -56,18 +56,17 @@ from tqdm.auto import tqdm
 import lic_teach
 
 from .. import baselines, cache, data, evaluate, metrics, tables, train, zoo, zoo_data
-from ..models import FactorizedPrior, MeanScaleHyperprior
+from ..models import registry
 from ..seeding import seeded
 
 FOLDER = Path(__file__).resolve().parent.parent / "studies" / "zoo_recipe"
 CHUNK = 10  # training steps between two readings of the CPU clock
-ARCHITECTURES = {"factorized": FactorizedPrior, "mean-scale": MeanScaleHyperprior}
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """One recipe: ``architecture`` (a key of :data:`ARCHITECTURES`) with ``N``,
-    ``M``, trained on ``batch_size`` crops of ``patch_size`` pixels (augmented as
+    """One recipe: ``architecture`` (a zoo family: a key of ``zoo.FAMILIES``) with
+    ``N``, ``M``, trained on ``batch_size`` crops of ``patch_size`` pixels (augmented as
     ``min_scale``, ``flip``, ``rotate`` say) at ``lmbda`` for ``cpu_seconds`` of CPU,
     in segments of ``segment_seconds``. ``eval_size``: measure on the central square
     of that size of each photo (``None``: the whole photos).
@@ -146,6 +145,11 @@ RECIPES = (
     Recipe(
         "mean-scale-N96-M192-p256-open", "mean-scale", 96, 192, 256, 2, **OPEN_ENDED
     ),
+    # the mean-scale hyperprior at the narrow trunk's transforms (N=48, M=64), on
+    # 256-pixel crops for a 4x4 z: the N=96 one is slow and its rate spiked three times
+    # at lr 1e-3 in 55 minutes; does the hyperprior beat the factorized prior at equal
+    # transforms and CPU?
+    Recipe("mean-scale-N48-M64-p256-open", "mean-scale", 48, 64, 256, 2, **OPEN_ENDED),
     # two controls of the narrow factorized trunk: trained at 0.0067 from the start
     # (against its copies fine-tuned to 0.0067 during the cooldown: per-lambda
     # training or fine-tuning?), and without the augmentation (no downscaling, flips
@@ -224,7 +228,8 @@ def measure(model, held_out: dict, training: dict, jpeg: metrics.RDCurve) -> dic
 def new_model(recipe: Recipe):
     """The recipe's model, initialized from its seed."""
     with seeded(recipe.seed):
-        return ARCHITECTURES[recipe.architecture](recipe.N, recipe.M)
+        family = registry.architecture(zoo.FAMILIES[recipe.architecture])
+        return family.model_class(recipe.N, recipe.M)
 
 
 def optimizers(model, recipe: Recipe) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -322,17 +327,19 @@ def cool_down(state: State, recipe: Recipe, crops, clock, lmbda=None) -> tuple:
     return model.eval(), {"steps": steps, "cpu_seconds": seconds}
 
 
-def cooled_family(state, recipe: Recipe, crops, clock, photos, entry) -> dict:
+def cooled_family(state, recipe: Recipe, crops, clock, photos, entry) -> tuple:
     """At a cooldown point, copies cooled down at each of ``recipe.cooldown_lambdas``
     too, measured (``photos``: held-out photos, training photos, JPEG's curve), beside
-    ``entry``'s own cooled copy: ``{"points": {lambda: point}, "bd_rate_vs_jpeg"}``,
-    the BD-rate of the curve they make against Pillow's JPEG on the held-out photos
-    (``None`` where the curves do not overlap enough)."""
+    ``entry``'s own cooled copy. Returns ``({"points": {lambda: point},
+    "bd_rate_vs_jpeg"}, {lambda: model})``: the BD-rate of the curve they make against
+    Pillow's JPEG on the held-out photos (``None`` where the curves do not overlap
+    enough), and the copies."""
     held_out, training, jpeg = photos
-    points = {str(recipe.lmbda): entry["cooled"]}
+    points, models = {str(recipe.lmbda): entry["cooled"]}, {}
     for lmbda in recipe.cooldown_lambdas:
-        cooled, spent = cool_down(state, recipe, crops, clock, lmbda)
-        points[str(lmbda)] = {**spent, **measure(cooled, held_out, training, jpeg)}
+        models[lmbda], spent = cool_down(state, recipe, crops, clock, lmbda)
+        point = measure(models[lmbda], held_out, training, jpeg)
+        points[str(lmbda)] = {**spent, **point}
     ordered = sorted(points.values(), key=lambda p: p["bpp"])
     try:
         bd_rate = metrics.bd_rate(
@@ -343,7 +350,7 @@ def cooled_family(state, recipe: Recipe, crops, clock, photos, entry) -> dict:
         )
     except ValueError:  # no overlap, or a curve that does not rise
         bd_rate = None
-    return {"points": points, "bd_rate_vs_jpeg": bd_rate}
+    return {"points": points, "bd_rate_vs_jpeg": bd_rate}, models
 
 
 def train_segment(state: State, recipe: Recipe, crops, clock, bar) -> dict:
@@ -407,9 +414,11 @@ def weights_path(recipe: Recipe, folder: Path) -> Path:
     return Path(folder) / f"{recipe.name}.safetensors"
 
 
-def cooled_path(recipe: Recipe, folder: Path) -> Path:
-    """An open-ended recipe's latest cooled-down model, float16, in ``folder``."""
-    return Path(folder) / f"{recipe.name}-cooled.safetensors"
+def cooled_path(recipe: Recipe, folder: Path, lmbda: float | None = None) -> Path:
+    """An open-ended recipe's latest cooled-down model, float16, in ``folder``: at
+    the recipe's lambda, or at ``lmbda`` (one of ``cooldown_lambdas``)."""
+    tail = "" if lmbda in (None, recipe.lmbda) else f"-{lmbda:g}"
+    return Path(folder) / f"{recipe.name}-cooled{tail}.safetensors"
 
 
 def state_path(recipe: Recipe, folder: Path) -> Path:
@@ -454,16 +463,22 @@ def read_record(recipe: Recipe, folder: Path) -> dict | None:
 
 
 def save(state: State, recipe: Recipe, folder: Path, cooled=None) -> None:
-    """``cooled``'s float16 weights if given (entered in the record), then the exact
+    """The float16 weights of ``cooled`` (``{lambda: model}``, the copies of the last
+    cooldown) if given, entered in the record (``cooled_weights``: the copy at the
+    recipe's lambda; ``cooled_family_weights``: each copy by lambda); then the exact
     state (``resume/``, the record in it), then the float16 weights, then the record,
     each written atomically: a run stopped between two writes finds the state first."""
     if cooled is not None:
-        path = cooled_path(recipe, folder)
-        state.record["cooled_weights"] = {
-            "file": path.name,
-            "sha256": zoo.save_weights(cooled, path, half=True, tables=False),
-            "segment": len(state.record["segments"]),
-        }
+        written = {}
+        for lmbda, model in sorted(cooled.items()):
+            path = cooled_path(recipe, folder, lmbda)
+            written[str(lmbda)] = {
+                "file": path.name,
+                "sha256": zoo.save_weights(model, path, half=True, tables=False),
+                "segment": len(state.record["segments"]),
+            }
+        state.record["cooled_weights"] = written[str(recipe.lmbda)]
+        state.record["cooled_family_weights"] = written
     payload = {
         "model": state.model.state_dict(),
         "main": state.adam[0].state_dict(),
@@ -626,12 +641,102 @@ def _cool_last(state, recipe, folder, crops, clock, photos) -> None:
     entry = state.record["segments"][-1]
     cooled, spent = cool_down(state, recipe, crops, clock)
     entry["cooled"] = {**spent, **measure(cooled, *photos)}
+    models = {recipe.lmbda: cooled}
     if recipe.cooldown_lambdas:
-        entry["cooled_family"] = cooled_family(
+        entry["cooled_family"], others = cooled_family(
             state, recipe, crops, clock, photos, entry
         )
+        models.update(others)
     del entry["cooldown_pending"]
-    save(state, recipe, folder, cooled)
+    save(state, recipe, folder, models)
+
+
+# --------------------------------------------------------------------- into the zoo
+
+
+def learning_curve(record: dict) -> list[dict]:
+    """A record's learning curve, one entry a segment: the trunk's ``steps``, CPU
+    seconds and real-bitstream PSNR over JPEG's at its rate (dB), and where the
+    segment was cooled down, the cooled copy's (``cooled_over_jpeg_db``) and the
+    cooled family's BD-rate against JPEG (``cooled_bd_rate_vs_jpeg``, %)."""
+    curve = []
+    for segment in record["segments"]:
+        entry = {
+            k: segment[k] for k in ("segment", "steps", "cpu_seconds", "over_jpeg_db")
+        }
+        if "cooled" in segment:
+            entry["cooled_over_jpeg_db"] = segment["cooled"]["over_jpeg_db"]
+        if "cooled_family" in segment:
+            entry["cooled_bd_rate_vs_jpeg"] = segment["cooled_family"][
+                "bd_rate_vs_jpeg"
+            ]
+        curve.append(entry)
+    return curve
+
+
+def to_zoo(
+    recipe: Recipe, folder: Path = FOLDER, zoo_folder: Path = zoo.FOLDER
+) -> list[dict]:
+    """Publish the latest cooled family of ``recipe``'s record in ``folder`` (the
+    copies of its trunk cooled down at its lambda and each of ``cooldown_lambdas``)
+    into the zoo in ``zoo_folder`` as family ``recipe.architecture``, quality 1, 2, ...
+    by increasing lambda, each with a manifest (``zoo.publish_model``) that names the
+    record it came from and keeps its :func:`learning_curve`. ``training_seconds`` is
+    CPU seconds of one thread: the trunk's up to that cooldown and the copy's own.
+    Returns the manifests; ``ValueError`` if the record has no cooled family."""
+    record = read_record(recipe, folder)
+    weights = (record or {}).get("cooled_family_weights")
+    if not weights:
+        raise ValueError(
+            f"{recipe.name} in {folder} has no cooled family to publish: train it "
+            f"(python -m lic_teach.experiments.zoo_recipe --recipes {recipe.name}) "
+            f"until a cooldown saves one"
+        )
+    segment = record["segments"][weights[str(recipe.lmbda)]["segment"] - 1]
+    points = {str(recipe.lmbda): segment["cooled"]}
+    points.update(segment.get("cooled_family", {}).get("points", {}))
+    photos = zoo_data.training_photos()
+    manifests = []
+    for quality, key in enumerate(sorted(weights, key=float), start=1):
+        model = new_model(recipe)
+        zoo.load_weights(
+            model, Path(folder) / weights[key]["file"], weights[key]["sha256"]
+        )
+        training = {
+            "recipe": recipe_fields(recipe),
+            "steps": segment["steps"] + points[key]["steps"],
+            "training_seconds": round(
+                segment["cpu_seconds"] + points[key]["cpu_seconds"], 1
+            ),
+            "clock": "CPU seconds of one thread (time.process_time)",
+            "trained_on": {
+                "photos": record["trained_on"],
+                "augmentation": {
+                    k: recipe_fields(recipe)[k] for k in ("min_scale", "flip", "rotate")
+                },
+            },
+            "study": {
+                "record": record_path(recipe, folder).name,
+                "settings_hash": record["settings_hash"],
+                "segment": segment["segment"],
+            },
+            "learning_curve": learning_curve(record),
+        }
+        manifests.append(
+            zoo.publish_model(
+                model.eval(),
+                zoo_folder,
+                {
+                    "family": recipe.architecture,
+                    "quality": quality,
+                    "lambda": float(key),
+                },
+                training,
+                photos,
+                recipe.eval_size,
+            )
+        )
+    return manifests
 
 
 def records(folder: Path = FOLDER) -> list[dict]:
@@ -757,7 +862,28 @@ def parse_args(argv):
         help="comma-separated recipe names (default: all, in order)",
     )
     parser.add_argument("--folder", type=Path, default=FOLDER)
+    parser.add_argument(
+        "--to-zoo",
+        type=Path,
+        default=None,
+        metavar="ZOO_FOLDER",
+        help="train nothing: publish each recipe's latest cooled family into this "
+        "zoo folder (lic_teach/zoo_weights: the shipped zoo)",
+    )
     return parser.parse_args(argv)
+
+
+def _publish_all(recipes, folder: Path, zoo_folder: Path) -> int:
+    """``--to-zoo``: :func:`to_zoo` for each recipe, a line per model published."""
+    for recipe in recipes:
+        try:
+            manifests = to_zoo(recipe, folder, zoo_folder)
+        except ValueError as error:
+            print(f"zoo_recipe: {error}", file=sys.stderr)
+            return 2
+        for manifest in manifests:
+            print(zoo.describe(manifest))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -773,6 +899,8 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.to_zoo is not None:
+        return _publish_all([known[n] for n in names], args.folder, args.to_zoo)
     chosen = []
     for name in names:
         recipe, minutes = known[name], args.minutes_per_recipe
