@@ -4,11 +4,19 @@ Layout (all integers big-endian)::
 
     magic "LICT" | format version (1 byte) | model name (1 length byte + ASCII)
     | hyper-parameters (1 count byte + 4 bytes each) | table fingerprint (4 bytes)
-    | image height, width (4 bytes each) | coder (1 byte) | string count (1 byte)
-    | string lengths (4 bytes each) | strings | CRC-32 of everything before (4 bytes)
+    | index digest (4 bytes) | image height, width (4 bytes each) | coder (1 byte)
+    | string count (1 byte) | string lengths (4 bytes each) | strings
+    | CRC-32 of everything before (4 bytes)
 
 The fingerprint is a CRC-32 of the model's coding tables, so a decoder with other
-weights refuses the stream instead of decoding noise; the final CRC-32 catches
+weights refuses the stream instead of decoding noise. The *index digest* is a CRC-32 of
+every table index the entropy coder was driven by, in coding order
+(:func:`index_digest`): a hyperprior's indexes come from ``h_s``'s floating-point
+output, which a GPU and a CPU compute differently in the last bits, so a latent whose
+scale lies near a table boundary can get another table on the decoder's device, and
+the decoder would then read every later symbol wrongly. The decoder computes the same
+digest and refuses a stream whose digest differs, rather than return a wrong image. The
+final CRC-32 catches
 truncated or altered bytes before they reach the entropy decoder. A CRC is no defence
 against bytes written on purpose, so a header must also describe an image of at least
 one and at most :data:`MAX_IMAGE_PIXELS` pixels (like Pillow's decompression-bomb
@@ -17,14 +25,17 @@ check); the coders check the strings themselves (``lic_teach.native_rans``).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import struct
 import zlib
+from array import array
 from dataclasses import dataclass
 
 from .coding import CODERS
 
 MAGIC = b"LICT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the index digest
 CODER_IDS = {name: coder.bitstream_id for name, coder in CODERS.items()}
 
 # The largest image a bitstream may describe; set to None to lift the limit (at your own
@@ -35,8 +46,9 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 @dataclass
 class Header:
     """What a decoder must know before the strings: the writing model's class name (plus
-    a layout suffix), its hyper-parameters, its tables' fingerprint, the image size and
-    the coder's name."""
+    a layout suffix), its hyper-parameters, its tables' fingerprint, the image size,
+    the coder's name, and the digest of the indexes it coded with (checked after
+    decoding)."""
 
     model: str
     params: tuple[int, ...]
@@ -44,6 +56,52 @@ class Header:
     height: int
     width: int
     coder: str
+    index_digest: int = 0
+
+
+_DIGEST: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "index_digest", default=None
+)
+
+
+@contextlib.contextmanager
+def index_digest(side: str):
+    """Within the block, every table index given to :func:`note_indexes` for ``side``
+    (``"encode"`` or ``"decode"``; the entropy models note what they code and what
+    they decode) is folded into one CRC-32, in order; yields a one-item list that holds
+    it. An encoder and a decoder that drive the entropy coder with the same indexes in
+    the same order get the same digest (an encoder that also decodes, as a hyperprior's
+    does to get the decoder's ``z_hat``, counts only what it codes)."""
+    if side not in ("encode", "decode"):
+        raise ValueError(f"side must be 'encode' or 'decode', got {side!r}")
+    holder = [0, side]
+    token = _DIGEST.set(holder)
+    try:
+        yield holder
+    finally:
+        _DIGEST.reset(token)
+
+
+def note_indexes(indexes: list[int], side: str) -> None:
+    """Fold ``indexes`` (table indexes as coded, in coding order) into the digest of the
+    enclosing :func:`index_digest` of ``side``, if any."""
+    holder = _DIGEST.get()
+    if holder is not None and holder[1] == side:
+        holder[0] = zlib.crc32(array("i", indexes).tobytes(), holder[0])
+
+
+def check_index_digest(header: Header, digest: int) -> None:
+    """``ValueError`` unless the decoder's index ``digest`` is the one ``header``
+    carries."""
+    if digest != header.index_digest:
+        raise ValueError(
+            "this bitstream was entropy-coded with other table indexes than this "
+            "decoder computes from it (index digest "
+            f"{header.index_digest:08x}, here {digest:08x}): it was written where the "
+            "model's arithmetic differs (another kind of device, such as a GPU, or "
+            "another torch build), and would decode to a wrong image; decode it on "
+            "the kind of device that wrote it"
+        )
 
 
 def pack(header: Header, strings: list[bytes]) -> bytes:
@@ -55,8 +113,9 @@ def pack(header: Header, strings: list[bytes]) -> bytes:
         name,
         struct.pack(f">B{len(header.params)}I", len(header.params), *header.params),
         struct.pack(
-            ">IIIBB",
+            ">IIIIBB",
             header.fingerprint,
+            header.index_digest,
             header.height,
             header.width,
             CODER_IDS[header.coder],
@@ -105,7 +164,7 @@ def unpack(data) -> tuple[Header, list[bytes]]:
     model = reader.take(name_length).decode("ascii", errors="replace")
     (count,) = reader.unpack(">B")
     params = reader.unpack(f">{count}I")
-    fingerprint, height, width, coder_id, num_strings = reader.unpack(">IIIBB")
+    fingerprint, digest, height, width, coder_id, num_strings = reader.unpack(">IIIIBB")
     lengths = reader.unpack(f">{num_strings}I")
     strings = [reader.take(length) for length in lengths]
     (checksum,) = reader.unpack(">I")
@@ -120,7 +179,7 @@ def unpack(data) -> tuple[Header, list[bytes]]:
     if coder_id not in coders:
         raise ValueError(f"unknown coder id {coder_id} in bitstream")
     return Header(
-        model, tuple(params), fingerprint, height, width, coders[coder_id]
+        model, tuple(params), fingerprint, height, width, coders[coder_id], digest
     ), strings
 
 

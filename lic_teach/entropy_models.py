@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import coding
+from . import bitstream, coding
 from .layers import lower_bound
 from .quantization import hard_round, uniform_noise
 
@@ -118,15 +118,17 @@ class _CodingTables(nn.Module):
         )
 
     def _code(self, symbols: torch.Tensor, indexes: torch.Tensor, coder: str) -> bytes:
+        indexes = indexes.reshape(-1).int().tolist()
+        bitstream.note_indexes(indexes, "encode")
         return coding.get_coder(coder).encode_with_indexes(
-            symbols.reshape(-1).int().tolist(),
-            indexes.reshape(-1).int().tolist(),
-            *self.tables(),
+            symbols.reshape(-1).int().tolist(), indexes, *self.tables()
         )
 
     def _decode(self, string: bytes, indexes: torch.Tensor, coder: str) -> torch.Tensor:
+        flat = indexes.reshape(-1).int().tolist()
+        bitstream.note_indexes(flat, "decode")
         values = coding.get_coder(coder).decode_with_indexes(
-            string, indexes.reshape(-1).int().tolist(), *self.tables()
+            string, flat, *self.tables()
         )
         return torch.tensor(values, dtype=torch.float32).reshape(indexes.shape)
 
@@ -437,8 +439,9 @@ class GaussianStreamDecoder:
         self.stream = coding.get_coder(coder).stream_decoder(string)
 
     def decode(self, scales: torch.Tensor, means=None) -> torch.Tensor:
-        indexes = self.conditional.build_indexes(scales)
-        values = self.stream.decode(indexes.reshape(-1).tolist(), *self.tables)
+        indexes = self.conditional.build_indexes(scales).reshape(-1).tolist()
+        bitstream.note_indexes(indexes, "decode")
+        values = self.stream.decode(indexes, *self.tables)
         symbols = torch.tensor(values, dtype=torch.float32, device=scales.device)
         return self.conditional.dequantize(symbols.reshape(scales.shape), means)
 

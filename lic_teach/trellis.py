@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from . import coding
+from . import bitstream, coding
 from .entropy_models import LIKELIHOOD_BOUND
 from .rdoq import check_factorized, per_channel
 
@@ -214,7 +214,9 @@ def compress_trellis(
     string = coding.get_coder(coder).encode_with_indexes(
         symbols, indexes, *dq_tables(model)
     )
-    return model.write_bitstream([string], height, width, coder, DQ_SUFFIX)
+    with bitstream.index_digest("encode") as digest:
+        bitstream.note_indexes(indexes, "encode")
+    return model.write_bitstream([string], height, width, coder, DQ_SUFFIX, digest[0])
 
 
 @torch.no_grad()
@@ -229,12 +231,16 @@ def decompress_trellis(model, data: bytes) -> torch.Tensor:
     next_state = torch.tensor(NEXT_STATE)
     k = torch.empty(size[0] * size[1], channels)
     quantizer = torch.empty(size[0] * size[1], channels)
-    for position in range(size[0] * size[1]):
-        quantizer[position] = state // 2
-        rows = (torch.arange(channels) + channels * (state // 2)).tolist()
-        k[position] = torch.tensor(stream.decode(rows, *tables), dtype=torch.float32)
-        state = next_state[state, torch.remainder(k[position], 2).long()]
+    with bitstream.index_digest("decode") as digest:
+        for position in range(size[0] * size[1]):
+            quantizer[position] = state // 2
+            rows = (torch.arange(channels) + channels * (state // 2)).tolist()
+            bitstream.note_indexes(rows, "decode")
+            decoded = stream.decode(rows, *tables)
+            k[position] = torch.tensor(decoded, dtype=torch.float32)
+            state = next_state[state, torch.remainder(k[position], 2).long()]
     stream.finish()
+    bitstream.check_index_digest(header, digest[0])
 
     def latent(t):
         return t.reshape(*size, channels).permute(2, 0, 1)[None]

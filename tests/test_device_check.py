@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lic_teach import budget, cache, device_check, metrics, seeding
+from lic_teach import bitstream, budget, cache, device_check, metrics, seeding
 from lic_teach.device_check import DeviceMixError, StandInTensor
 from lic_teach.models import FactorizedPrior
 
@@ -236,3 +236,68 @@ def test_distillation_follows_the_teachers_device(stand_in):
     student.update(force=True)
     photo = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(8))
     assert set(distillation.rate_excess(hyper, student, photo)) >= {"real"}
+
+
+def _registered(architecture: str, device):
+    from lic_teach.models import registry
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = registry.architecture(architecture).model_class(8, 12)
+    return model.to(device).eval()
+
+
+@pytest.mark.parametrize(
+    "architecture",
+    ["bmshj2018-factorized", "mbt2018-mean", "mbt2018", "checkerboard-mean-scale"],
+)
+def test_a_bitstream_decodes_to_the_same_image_on_either_device(stand_in, architecture):
+    cpu, moved = _registered(architecture, "cpu"), _registered(architecture, stand_in)
+    x = torch.rand(3, 40, 56, generator=torch.Generator().manual_seed(3))
+    on_cpu, on_device = cpu.compress(x), moved.compress(x)
+    assert on_cpu == on_device
+    assert torch.equal(moved.decompress(on_cpu).cpu(), cpu.decompress(on_device))
+
+
+@pytest.mark.parametrize("architecture", ["mbt2018-mean", "mbt2018"])
+def test_a_stream_coded_with_other_indexes_is_refused_not_misdecoded(
+    architecture, monkeypatch
+):
+    """What a GPU's last bits can do to a CPU decoder: the encoder's ``h_s`` puts a few
+    scales across a table boundary, so its indexes differ from the decoder's."""
+    from lic_teach.entropy_models import GaussianConditional
+
+    model = _registered(architecture, "cpu")
+    x = torch.rand(3, 48, 48, generator=torch.Generator().manual_seed(4))
+    build_indexes = GaussianConditional.build_indexes
+
+    def other_arithmetic(self, scales):
+        indexes = build_indexes(self, scales).clone()
+        indexes.view(-1)[:2] += 1  # two scales on the other side of a boundary
+        return indexes
+
+    honest = model.compress(x)
+    monkeypatch.setattr(GaussianConditional, "build_indexes", other_arithmetic)
+    elsewhere = model.compress(x)
+    monkeypatch.undo()
+    header, strings = bitstream.unpack(honest)
+    assert bitstream.unpack(elsewhere)[0].index_digest != header.index_digest
+    assert model.decompress(honest).shape == (3, 48, 48)
+    with pytest.raises(ValueError, match="another kind of device"):
+        model.decompress(elsewhere)
+    # where the coder itself notices nothing, the digest does
+    header.index_digest ^= 1
+    with pytest.raises(ValueError, match="index digest"):
+        model.decompress(bitstream.pack(header, strings))
+
+
+def test_deterministic_algorithms_hold_inside_and_are_restored_after():
+    before = torch.are_deterministic_algorithms_enabled()
+    with seeding.deterministic():
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark
+    assert torch.are_deterministic_algorithms_enabled() == before
+    with seeding.deterministic(enabled=False):
+        assert torch.are_deterministic_algorithms_enabled() == before

@@ -159,8 +159,9 @@ class ImageCodec(nn.Module):
         device = next(self.parameters()).device
         latents = {name: latent.to(device) for name, latent in latents.items()}
         self.update()
-        strings = self.latents_to_strings(latents, coder)
-        return self.write_bitstream(strings, height, width, coder)
+        with bitstream.index_digest("encode") as digest:
+            strings = self.latents_to_strings(latents, coder)
+        return self.write_bitstream(strings, height, width, coder, digest=digest[0])
 
     def write_bitstream(
         self,
@@ -169,11 +170,13 @@ class ImageCodec(nn.Module):
         width: int,
         coder: str,
         layout: str = "",
+        digest: int = 0,
     ) -> bytes:
         """The container of this model's ``strings`` of a ``height x width`` image: a
         header (class, hyper-parameters, coding tables' fingerprint, size, coder), the
         strings, a CRC-32. ``layout`` names another arrangement of the latents (e.g.
-        ``"+DQ"``) that only a matching decoder reads."""
+        ``"+DQ"``) that only a matching decoder reads; ``digest``: the
+        ``bitstream.index_digest`` of the coding, which the decoder checks."""
         self.update()
         header = bitstream.Header(
             type(self).__name__ + layout,
@@ -182,6 +185,7 @@ class ImageCodec(nn.Module):
             height,
             width,
             coder,
+            digest,
         )
         return bitstream.pack(header, strings)
 
@@ -216,8 +220,19 @@ class ImageCodec(nn.Module):
     def decompress(self, data: bytes) -> torch.Tensor:
         """The image ``[3, H, W]`` of the original size from :meth:`compress`'s bytes.
 
-        Raises ``ValueError`` for bytes that are truncated, altered, not a bitstream, or
-        written by another model (class, hyper-parameters or weights)."""
+        Raises ``ValueError`` for bytes that are truncated, altered, not a bitstream,
+        written by another model (class, hyper-parameters or weights), or coded with
+        table indexes this model does not compute from them
+        (``bitstream.check_index_digest``: written on another kind of device)."""
         header, strings, latent_size = self.read_bitstream(data)
-        x_hat = self.strings_to_image(strings, latent_size, header.coder)
+        with bitstream.index_digest("decode") as digest:
+            try:
+                x_hat = self.strings_to_image(strings, latent_size, header.coder)
+            except ValueError as error:  # intact bytes (CRC) the coder cannot read
+                raise ValueError(
+                    f"{error} (or, if it was written on another kind of device such "
+                    f"as a GPU, coded with other table indexes than this decoder "
+                    f"computes: decode it on the kind of device that wrote it)"
+                ) from error
+        bitstream.check_index_digest(header, digest[0])
         return x_hat[0, :, : header.height, : header.width].clamp(0, 1)
