@@ -7,13 +7,15 @@
 #                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once)
 #   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...; DATA=photos/ into ZOO=my-zoo/; DEVICE=cuda)
 #   make zoo-study                  the zoo's recipe study into lic_teach/studies/zoo_recipe (resumable; MINUTES=N a recipe)
+#   make gpu-check                  on a GPU machine: chapters on CUDA, training and coding times, streams
+#                                   encoded on CUDA and decoded on the CPU, into gpu-check.md (OUT=...)
 #   make studies                    train the chapters' zoo-scale studies into lic_teach/studies (resumable; JOBS=N)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install book test test-colab lab exercises grade zoo zoo-study studies clean
+.PHONY: install book test test-colab lab exercises grade zoo zoo-study studies gpu-check clean
 
 install: $(STAMP)
 
@@ -55,6 +57,9 @@ zoo: $(STAMP)
 
 zoo-study: $(STAMP)
 	$(PY) -m lic_teach.experiments.zoo_recipe --interleave $(if $(MINUTES),--minutes-per-recipe $(MINUTES))
+
+gpu-check: $(STAMP)
+	$(PY) -m lic_teach.gpu_check --out "$(or $(OUT),gpu-check.md)"
 
 studies: $(STAMP)
 	$(PY) -m lic_teach.experiments.rectification $(if $(JOBS),--jobs $(JOBS))

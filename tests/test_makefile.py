@@ -17,11 +17,13 @@ EXPECTED = {
     "test-colab": "-m pytest -m colab -s tests/test_colab_environment.py",
     "exercises": "exercises/assign.py",
     "zoo": "-m lic_teach.zoo train",
+    "zoo DEVICE=cuda": "--device cuda",
     "zoo-study": "-m lic_teach.experiments.zoo_recipe --interleave",
     "studies": (
         "-m lic_teach.experiments.rectification",
         "-m lic_teach.experiments.lattice_vq",
     ),
+    "gpu-check": '-m lic_teach.gpu_check --out "gpu-check.md"',
     "lab": "jupyter lab book/",
     "book": "jupyter-book build .",
 }
@@ -42,7 +44,14 @@ def test_each_target_runs_its_command(target):
     # prints and, when the tests themselves run under make, not as a sub-make (which
     # prints its directory)
     result = subprocess.run(
-        ["make", "-n", "--no-print-directory", "-o", ".venv/.installed-stamp", target],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            ".venv/.installed-stamp",
+            *target.split(),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
