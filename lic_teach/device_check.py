@@ -71,6 +71,12 @@ class StandInTensor(torch.Tensor):
     def __repr__(self, *, tensor_contents=None):
         return f"{self.elem!r} (on the stand-in device)"
 
+    def __format__(self, spec: str) -> str:
+        """As a CUDA tensor formats: a scalar by its value (``f"{t:.3f}"``)."""
+        if self.dim() == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

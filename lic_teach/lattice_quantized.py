@@ -142,9 +142,9 @@ class LatticeQuantized(nn.Module):
         v, medians = self.latent_vectors(x)
         basis = self.lattice.basis
         if self.training:
-            v_hat = v + cell_noise(
-                v.shape[:-1], basis, self.quantize, generator, v.dtype
-            )
+            # drawn where the basis is (a fixed lattice's stays on the CPU)
+            noise = cell_noise(v.shape[:-1], basis, self.quantize, generator, v.dtype)
+            v_hat = v + noise.to(v.device)
         else:
             v_hat = self.quantize(v)
         log_mass = cell_log_mass(

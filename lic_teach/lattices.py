@@ -355,8 +355,9 @@ def second_moment(basis, quantize, count: int = 200_000, seed: int = 0) -> dict:
 def babai_miss_rate(basis, count: int = 2000, seed: int = 0) -> dict:
     """How often Babai's rounding misses the closest point, for points uniform over a
     fundamental region: ``{"rate", "error", "count", "excess"}`` (``excess``: the mean
-    squared error of Babai's rounding over that of the exact quantizer, minus one)."""
-    basis = check_basis(basis)
+    squared error of Babai's rounding over that of the exact quantizer, minus one). On
+    the CPU, wherever ``basis`` is (the exact search is plain Python)."""
+    basis = check_basis(basis.detach().cpu() if torch.is_tensor(basis) else basis)
     r = torch.rand(
         count,
         basis.shape[0],
@@ -392,6 +393,7 @@ def cell_log_mass(
     the basis. ``log`` of a mean underestimates on average (Jensen): the rate is
     overestimated, by less with more samples."""
     u = cell_points(samples, basis, quantize, generator, dtype=points.dtype)  # [S, n]
+    u = u.to(points.device)  # a fixed lattice's basis stays on the CPU
     shifted = points.unsqueeze(-2) + u  # [..., S, n]
     log_p = log_density(shifted)  # [..., S]
     volume = torch.linalg.det(basis.to(points.dtype)).abs()
@@ -456,8 +458,8 @@ def dn_cell_log_mass(
     ``log P_i(|y_i - q_i| < half)`` and ``log_density(t) -> [..., n]`` each ``log
     p_i(t_i)``."""
     x, w = np.polynomial.legendre.leggauss(nodes)
-    d = torch.as_tensor((x + 1) / 4, dtype=q.dtype)  # nodes on [0, 1/2]
-    weights = torch.as_tensor(w / 4, dtype=q.dtype)
+    d = torch.as_tensor((x + 1) / 4, dtype=q.dtype, device=q.device)  # on [0, 1/2]
+    weights = torch.as_tensor(w / 4, dtype=q.dtype, device=q.device)
     inner = torch.stack([log_bin(q, dk.expand_as(q)) for dk in d])  # [K, ..., n]
     ends = torch.stack(
         [torch.logaddexp(log_density(q + 1 - dk), log_density(q - 1 + dk)) for dk in d]

@@ -185,12 +185,12 @@ def stp_loss(
 def hard_latents(
     model: nn.Module, x: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(y, y_hat)`` of images ``x``: the encoder's latents and the latents the decoder
-    receives (the entropy model in eval mode: the coder's rounding, around the means for
-    a mean-scale model). No gradients."""
+    """``(y, y_hat)`` of images ``x`` (moved to ``model``'s device): the encoder's
+    latents and the latents the decoder receives (the entropy model in eval mode: the
+    coder's rounding, around the means for a mean-scale model). No gradients."""
     model.eval()
     with torch.no_grad():
-        y = model.g_a(x)
+        y = model.g_a(x.to(next(model.parameters()).device))
         y_hat, _ = model.entropy(y)
     return y, y_hat
 
@@ -205,7 +205,9 @@ class FrozenLatents(Dataset):
     encoder's pass at every step. Each crop is encoded on its own, as the coder would
     encode it (the latents of a crop of a photo differ from the same window of the whole
     photo's latents near the crop's edges, and a decoder trained on such windows learns
-    to decode edges it never meets). Randomness comes from torch's global generator."""
+    to decode edges it never meets). Randomness comes from torch's global generator. The
+    latents are computed on ``codec``'s device and kept on the CPU with the crops (the
+    training loop moves each batch to the model)."""
 
     def __init__(
         self,
@@ -221,8 +223,8 @@ class FrozenLatents(Dataset):
             hard_latents(codec, self.x[i : i + batch_size])
             for i in range(0, length, batch_size)
         ]
-        self.y = torch.cat([y for y, _ in parts])
-        self.y_hat = torch.cat([y_hat for _, y_hat in parts])
+        self.y = torch.cat([y for y, _ in parts]).cpu()
+        self.y_hat = torch.cat([y_hat for _, y_hat in parts]).cpu()
 
     def __len__(self) -> int:
         return len(self.x)
@@ -244,14 +246,14 @@ def pretrain_rectifier(
     lr: float = 1e-3,
     batch_size: int = 8,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """A warm start for QR (this book's; the paper does not publish QR's schedule):
     ``codec.g_s.rectifier`` alone trained on ``mean((QR(y_hat) - y)^2)``, the feature
     distance of :func:`stp_loss` without the decoder, by ``train.fit_decoder``. A step
-    costs a fraction of a phase-2 step, since ``g_s`` does not run. Returns the history
-    (``rectified``)."""
+    costs a fraction of a phase-2 step, since ``g_s`` does not run; on ``device``
+    (default: the codec's). Returns the history (``rectified``)."""
     qr = getattr(codec.g_s, "rectifier", None)
     if qr is None:
         raise ValueError("this codec has no rectifier (see rectified())")
@@ -270,7 +272,7 @@ def pretrain_rectifier(
         lr=lr,
         batch_size=batch_size,
         seed=seed,
-        device=device,
+        device=device or next(codec.parameters()).device,
         progress=progress,
         description="QR warm start",
     )
@@ -287,14 +289,15 @@ def stp_phase2(
     lr: float = 1e-4,
     rectifier_lr: float | None = None,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """Phase 2 of STP training: ``codec.g_s`` (for a :func:`rectified` codec, QR and the
     synthesis together) trained on hard latents with :func:`stp_loss` by
     ``train.fit_decoder``; the encoder and the entropy model are frozen, so the
     bitstream cannot change. ``images`` are images (their latents computed at every
-    step) or :class:`FrozenLatents`. QR learns at ``rectifier_lr`` (default ``lr``).
+    step) or :class:`FrozenLatents`. QR learns at ``rectifier_lr`` (default ``lr``), on
+    ``device`` (default: the codec's).
 
     ``codec`` without a rectifier and ``alpha=0`` is the control: the same synthesis
     fine-tuned on the same latents for the same steps, without QR. Returns
@@ -332,7 +335,7 @@ def stp_phase2(
         lr=lr,
         batch_size=batch_size,
         seed=seed,
-        device=device,
+        device=device or next(codec.parameters()).device,
         progress=progress,
         description=f"STP phase 2 (alpha={alpha:g})",
     )

@@ -301,3 +301,38 @@ def test_deterministic_algorithms_hold_inside_and_are_restored_after():
     assert torch.are_deterministic_algorithms_enabled() == before
     with seeding.deterministic(enabled=False):
         assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_a_scalar_on_the_stand_in_formats_as_one_on_cuda(stand_in):
+    value = torch.tensor(2.0, device=stand_in) / 3
+    assert f"{value:.3f}" == "0.667"
+
+
+def test_a_fixed_lattice_codes_beside_a_model_on_another_device(stand_in):
+    """A fixed lattice's basis stays on the CPU: its D_n quadrature nodes, its cells'
+    sample points and its training noise must reach the model's device."""
+    from lic_teach import lattice_quantized, lattices
+
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    found = []
+    for device in ("cpu", stand_in):
+        model = _model(device).eval()
+        model.update(force=True)
+        lattice = lattices.checkerboard(4).with_volume(1.0)
+        codec = lattice_quantized.LatticeQuantized(model, lattice, 8).to(device)
+        with torch.no_grad():
+            exact, _ = codec.eval().measured_bits(x.to(device))
+            estimated, _ = codec.measured_bits(
+                x.to(device), 8, torch.Generator().manual_seed(0), exact=False
+            )
+            noisy = codec.train()(x.to(device), torch.Generator().manual_seed(1))
+        found.append((exact, estimated, float(noisy["x_hat"].sum().cpu())))
+    assert found[0] == pytest.approx(found[1], rel=1e-6)
+
+
+def test_babai_s_miss_rate_takes_a_learned_basis_from_any_device(stand_in):
+    from lic_teach import lattices
+
+    basis = torch.tensor([[1.0, 0.0], [0.9, 0.3]], dtype=torch.float64)
+    moved = lattices.babai_miss_rate(basis.to(stand_in), 200)
+    assert moved == lattices.babai_miss_rate(basis, 200)

@@ -375,12 +375,17 @@ def image_lattice(variant: str):
 
 
 def fine_tune(
-    variant: str, quality: int, study: ImageStudy, seed: int = 0, progress: bool = False
+    variant: str,
+    quality: int,
+    study: ImageStudy,
+    seed: int = 0,
+    progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> tuple:
     """``(codec, seconds)``: the zoo model of ``quality`` fine-tuned for ``study.steps``
-    with the variant's quantizer (the same crops, seed and learning rate for every
-    variant)."""
-    base = zoo.load("factorized", quality)
+    with the variant's quantizer on ``device`` (the same crops, seed and learning rate
+    for every variant)."""
+    base = zoo.load("factorized", quality).to(device)
     lmbda, lattice = zoo.lambda_of("factorized", quality), image_lattice(variant)
     codec = (
         base
@@ -405,6 +410,7 @@ def fine_tune(
         batch_size=study.batch_size,
         seed=seed,
         lr_of={"lattice.basis": study.basis_lr},
+        device=device,
         progress=progress,
         description=f"{variant}, q{quality}",
     )
@@ -458,7 +464,7 @@ def measure(codec, images: dict, study: ImageStudy) -> dict:
         x = data.quantize_8bit(x)
         height, width = x.shape[-2:]
         pixels = height * width
-        padded = data.pad_to(x[None], 16)
+        padded = data.pad_to(x[None], 16).to(next(codec.parameters()).device)
         if lattice:
             bits, x_hat = codec.measured_bits(padded)
         else:
@@ -498,12 +504,13 @@ def run(
     study: ImageStudy,
     images: dict | None = None,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> dict:
-    """One fine-tuning and its measurement on the held-out photos: ``{"variant",
-    "quality", "seed", "seconds", "study", **measure(...)}``, and for a learned basis
-    the basis and Babai's miss rate for it."""
+    """One fine-tuning on ``device`` and its measurement on the held-out photos:
+    ``{"variant", "quality", "seed", "seconds", "study", **measure(...)}``, and for a
+    learned basis the basis and Babai's miss rate for it."""
     images = data.held_out(study.eval_size) if images is None else images
-    codec, seconds = fine_tune(variant, quality, study, seed, progress)
+    codec, seconds = fine_tune(variant, quality, study, seed, progress, device)
     record = {
         "variant": variant,
         "quality": quality,
@@ -519,11 +526,14 @@ def run(
     return record
 
 
-def image_study(study: ImageStudy, progress: bool = False) -> list[dict]:
-    """:func:`run` for every variant, quality and seed of ``study``, here and now."""
+def image_study(
+    study: ImageStudy, progress: bool = False, device: str | torch.device = "cpu"
+) -> list[dict]:
+    """:func:`run` for every variant, quality and seed of ``study``, here and now, on
+    ``device``."""
     images = data.held_out(study.eval_size)
     return [
-        run(v, q, seed, study, images, progress)
+        run(v, q, seed, study, images, progress, device)
         for seed in study.seeds
         for v in study.variants
         for q in study.qualities

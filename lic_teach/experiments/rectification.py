@@ -362,11 +362,12 @@ def run(
     folder: Path = zoo.FOLDER,
     progress: bool = False,
     weights: Path | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """One (family, quality, seed) of the study: the zoo model and its three decoders,
-    measured; with ``weights``, the STP decoder's ``g_s`` (QR and synthesis) saved
-    there."""
-    base = zoo.load(family, quality, folder)
+    trained and measured on ``device``; with ``weights``, the STP decoder's ``g_s`` (QR
+    and synthesis) saved there."""
+    base = zoo.load(family, quality, folder).to(device)
     lmbda = zoo.lambda_of(family, quality, folder)
     images = data.held_out(study.eval_size)
     with seeded(seed):
