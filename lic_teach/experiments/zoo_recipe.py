@@ -149,7 +149,38 @@ RECIPES = (
     # 256-pixel crops for a 4x4 z: the N=96 one is slow and its rate spiked three times
     # at lr 1e-3 in 55 minutes; does the hyperprior beat the factorized prior at equal
     # transforms and CPU?
-    Recipe("mean-scale-N48-M64-p256-open", "mean-scale", 48, 64, 256, 2, **OPEN_ENDED),
+    Recipe(
+        "mean-scale-N48-M64-p256-open",
+        "mean-scale",
+        48,
+        64,
+        256,
+        2,
+        **OPEN_ENDED,
+        cooldown_lambdas=(0.0018, 0.0067, 0.0932),
+    ),
+    # the ladder at equal recipe (issue 34): the factorized prior and the scale
+    # hyperprior with the mean-scale one's transforms, crops and schedule
+    Recipe(
+        "factorized-N48-M64-p256-open",
+        "factorized",
+        48,
+        64,
+        256,
+        2,
+        **OPEN_ENDED,
+        cooldown_lambdas=(0.0018, 0.0067, 0.0932),
+    ),
+    Recipe(
+        "scale-N48-M64-p256-open",
+        "scale",
+        48,
+        64,
+        256,
+        2,
+        **OPEN_ENDED,
+        cooldown_lambdas=(0.0018, 0.0067, 0.0932),
+    ),
     # two controls of the narrow factorized trunk: trained at 0.0067 from the start
     # (against its copies fine-tuned to 0.0067 during the cooldown: per-lambda
     # training or fine-tuning?), and without the augmentation (no downscaling, flips
