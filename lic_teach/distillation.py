@@ -206,11 +206,17 @@ def teacher_targets(
     return y_hat, x_hat, features
 
 
-def _per_batch(compute):
-    """``compute(x)`` remembered for each batch object: a list of batches cycled by
-    ``train.batches`` repeats the same tensors, so the frozen teacher runs once per
-    batch. A ``Dataset``'s batches are cycled as first drawn, so the memory stays
-    bounded."""
+def _per_batch(compute, data, device) -> tuple:
+    """``(data, compute)`` for training on ``device``: a list of batches moved there
+    once, with ``compute(x)`` remembered for each of its batches (cycled by
+    ``train.batches``, the same tensors repeat, so the frozen teacher runs once per
+    batch); a ``Dataset`` as it is, with ``compute`` run at every step, since its
+    batches are too many to keep (at the ``gpu`` budget's crops, the teacher's outputs
+    of all of them would take tens of gigabytes) and each is a new tensor on the
+    device."""
+    if not isinstance(data, (list, tuple)):
+        return data, compute
+    data = [x.to(device) for x in data]
     memo = {}
 
     def cached(x):
@@ -218,7 +224,7 @@ def _per_batch(compute):
             memo[id(x)] = (x, compute(x))
         return memo[id(x)][1]
 
-    return cached
+    return data, cached
 
 
 def distill(
@@ -241,8 +247,8 @@ def distill(
     hard latents of the images in ``data``, with :func:`distillation_loss`; the teacher
     (encoder, entropy model, decoder) stays frozen. The learning rate drops tenfold for
     the last tenth of the steps (``train.DECAY_AT``). ``data`` is a ``Dataset`` of
-    images or a list of batches; a batch that repeats (one image to fit, as in
-    microdosing) costs the teacher once. The adapters of ``feature_weight`` are drawn
+    images or a list of batches; a listed batch (one image to fit, as in microdosing)
+    costs the teacher once. The adapters of ``feature_weight`` are drawn
     from ``seed`` apart from the data, so a run with features sees the crops of the run
     without. ``train.fit_decoder`` trains the student in the teacher's codec; returns
     ``(with_student(teacher, g_s), history)``, the history's ``psnr`` the student's
@@ -254,7 +260,7 @@ def distill(
         adapters = (
             FeatureAdapters(g_s, teacher.g_s, teacher.M) if feature_weight else None
         )
-    targets = _per_batch(lambda x: teacher_targets(teacher, x))
+    data, targets = _per_batch(lambda x: teacher_targets(teacher, x), data, device)
 
     def batch_loss(x):
         y_hat, x_teacher, teacher_features = targets(x)
@@ -416,7 +422,7 @@ def distill_hyper_synthesis(
     a batch of 256-pixel crops has 100,000 latents."""
     device = device or next(teacher.parameters()).device  # default: the teacher's
     teacher.to(device).eval()
-    scales = _per_batch(lambda x: teacher_scales(teacher, x))
+    data, scales = _per_batch(lambda x: teacher_scales(teacher, x), data, device)
     generator = seeding.generator(device, seed)
 
     def batch_loss(x):

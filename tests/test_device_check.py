@@ -336,3 +336,29 @@ def test_babai_s_miss_rate_takes_a_learned_basis_from_any_device(stand_in):
     basis = torch.tensor([[1.0, 0.0], [0.9, 0.3]], dtype=torch.float64)
     moved = lattices.babai_miss_rate(basis.to(stand_in), 200)
     assert moved == lattices.babai_miss_rate(basis, 200)
+
+
+def test_the_teacher_runs_once_per_listed_batch_and_keeps_no_dataset_batch(
+    stand_in, monkeypatch
+):
+    """Moved to a device, a batch is a new tensor at every step: a memo keyed by the
+    moved tensor never hits and grows by the teacher's outputs at every step (tens of
+    gigabytes at the gpu budget)."""
+    from lic_teach import data, distillation
+
+    _, teacher = _factorized_pair(stand_in)
+    calls, teacher_targets = [], distillation.teacher_targets
+
+    def counted(model, x):
+        calls.append(x)
+        return teacher_targets(model, x)
+
+    monkeypatch.setattr(distillation, "teacher_targets", counted)
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    g_s = distillation.student_synthesis(12, (8, 8, 8), (2, 2, 2, 2))
+    distillation.distill(teacher, g_s, [batch], steps=4, progress=False)
+    assert len(calls) == 1  # the listed batch moved once, its targets kept
+    calls.clear()
+    crops = data.RandomCropDataset([torch.rand(3, 64, 64)], 32, length=4)
+    distillation.distill(teacher, g_s, crops, steps=4, batch_size=2, progress=False)
+    assert len(calls) == 4  # a Dataset's batches: computed at each step, none kept

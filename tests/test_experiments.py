@@ -115,3 +115,23 @@ def test_relaxation_and_decoder_families_start_from_chapter_3(monkeypatch, tmp_p
         assert torch.equal(
             model.g_s[0].weight, decoders["RDOQ"][0][lmbda].g_s[0].weight
         )
+
+
+def test_a_fine_tuning_is_cached_under_the_source_of_its_own_code(monkeypatch):
+    """Editing the code a fine-tuning runs (``relaxed_training`` for the relaxations)
+    must train it again, not reuse weights the old code made."""
+    from lic_teach import cache
+    from lic_teach.experiments import end_to_end, relaxations
+    from lic_teach.models import FactorizedPrior
+
+    B = budget("smoke")
+    base = {lmbda: FactorizedPrior(8, 12) for lmbda in experiments.lambdas(B)}
+    monkeypatch.setattr(end_to_end, "factorized_family", lambda *a: (base, {}, {}))
+    seen = []
+    monkeypatch.setattr(
+        cache, "family", lambda make, settings, *a: seen.append(settings) or ({}, {}, 0)
+    )
+    relaxations.relaxation_family(("noise",), B, progress=False)
+    (settings,) = seen
+    assert settings["tune"] == cache.source_fingerprint(relaxations.__name__)
+    assert "lic_teach.relaxed_training" in cache._import_closure(relaxations.__name__)

@@ -89,6 +89,8 @@ def finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool = 
         batch_size=B.batch_size,
         data=key,
         start=[cache.tensors_fingerprint(m.state_dict()) for m in base.values()],
+        # the code of the fine-tuning itself, which lives where ``tune`` is defined
+        tune=cache.source_fingerprint(tune.__module__),
     )
     models, histories, _ = cache.family(
         lambda: FactorizedPrior(B.N, B.M),
