@@ -65,17 +65,18 @@ class Budget:
 # cpu: N=32, M=48 converged fastest per second of the sizes tried; the end-to-end
 # chapter's 2400 + 3 x 480 steps leave room in its 5 minutes on a 2-core CPU for the
 # rest of it.
-# gpu: sized for a Colab T4 by counted FLOPs (lic_teach.gpu_estimate; CI has no GPU).
-# At N=128, M=192 the end-to-end family alone took 9.3 minutes in 3200 steps, and the
-# chapters that retrain it on a fresh Colab machine up to 15.4; at N=96, M=128 the
-# family takes 5.3 and no chapter more than 8.8.
+# gpu: sized for a Colab T4 by lic_teach.gpu_estimate (counted FLOPs at an assumed 30%
+# of the T4's peak, and 10 ms a step beside them; CI has no GPU). At N=128, M=192 and
+# 4000 steps the end-to-end family alone took 13 minutes, and the chapters that retrain
+# it on a fresh Colab machine up to 22; at N=96, M=128 and 2400 steps no chapter takes
+# more than 8.7.
 _FIELDS = ("train_steps", "batch_size", "patch_size", "N", "M", "eval_images",
            "eval_size", "rd_points", "rd_models")  # fmt: skip
 _SIZES = {
     #         steps batch patch    N    M images   size points models
     "smoke": (   20,    4,   64,  16,  24,     1,   128,     3,     2),
     "cpu":   ( 2400,    8,   64,  32,  48,     2,  None,     6,     3),
-    "gpu":   ( 3200,    8,  256,  96, 128,     2,  None,     8,     3),
+    "gpu":   ( 2400,    8,  256,  96, 128,     2,  None,     8,     3),
 }  # fmt: skip
 NAMES = tuple(_SIZES)
 

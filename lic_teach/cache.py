@@ -17,6 +17,7 @@ import ast
 import functools
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import tempfile
@@ -184,6 +185,24 @@ def source_fingerprint(*modules: str) -> str:
         digest.update(name.encode())
         digest.update(Path(importlib.util.find_spec(name).origin).read_bytes())
     return digest.hexdigest()[:HASH_LENGTH]
+
+
+def function_fingerprint(function) -> str:
+    """A short hash of the code ``function`` runs: :func:`source_fingerprint` of its
+    module where that is part of ``lic_teach``; else (a function defined in a
+    notebook, say) of its own source text. ``ValueError`` where that text cannot be
+    read (a cache key that does not change with the code would reuse stale models)."""
+    module = getattr(function, "__module__", "") or ""
+    if _is_lic_teach_module(module):
+        return source_fingerprint(module)
+    try:
+        text = inspect.getsource(function)
+    except (OSError, TypeError) as error:
+        raise ValueError(
+            f"cannot read the source of {function!r} to key the cache by it; "
+            "define it in a module or a notebook cell"
+        ) from error
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 
 @functools.cache

@@ -79,7 +79,6 @@ def run_chapters(paths: list[Path], stand_in: bool, timeout: float = 600) -> lis
     ``[{"chapter", "seconds", "error"}]``."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     rows = []
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -98,8 +97,9 @@ def run_chapters(paths: list[Path], stand_in: bool, timeout: float = 600) -> lis
                 started, error = complexity.clock(), None
                 try:
                     client.execute()
-                except CellExecutionError as failure:
-                    error = str(failure).strip().splitlines()[-1][:300]
+                except Exception as failure:  # a cell's error, a timeout, a dead kernel
+                    lines = str(failure).strip().splitlines() or [""]
+                    error = f"{type(failure).__name__}: {lines[-1][:300]}"
                 seconds = complexity.clock() - started
                 rows.append({"chapter": path.stem, "seconds": seconds, "error": error})
     return rows
@@ -115,17 +115,22 @@ def _crops(sizes: budget.Budget, steps: int):
 
 def training_steps(device, sizes: budget.Budget, steps: int) -> list[dict]:
     """Seconds a training step of the factorized prior and the mean-scale hyperprior
-    at ``sizes`` on ``device`` (two untimed steps first), and what ``sizes``'s
-    ``train_steps`` would take at that pace."""
+    at ``sizes`` on ``device`` (after an untimed call of two steps; a call of two steps
+    timed and subtracted from one of ``steps + 2``, so that a call's own setup and its
+    final table build are not counted), and what ``sizes``'s ``train_steps`` would
+    take at that pace."""
     rows = []
     crops = _crops(sizes, steps + 2)
     for model_class in (FactorizedPrior, MeanScaleHyperprior):
         model = model_class(sizes.N, sizes.M).to(device)
         options = {"batch_size": sizes.batch_size, "device": device, "progress": False}
-        train.fit(model, crops, steps=2, **options)
+        train.fit(model, crops, steps=2, **options)  # untimed: the first calls' costs
         started = complexity.clock()
-        train.fit(model, crops, steps=steps, **options)
-        per_step = (complexity.clock() - started) / steps
+        train.fit(model, crops, steps=2, **options)
+        overhead = complexity.clock() - started  # a call's own: setup, table build
+        started = complexity.clock()
+        train.fit(model, crops, steps=steps + 2, **options)
+        per_step = (complexity.clock() - started - overhead) / steps
         rows.append(
             {
                 "model": model_class.__name__,
@@ -185,40 +190,67 @@ def across_devices(device) -> list[dict]:
     return rows
 
 
-def report(results: dict) -> str:
-    """The Markdown report of :func:`check`'s ``results``."""
-    lines = ["# GPU check", ""]
-    lines += [f"- {k}: {v}" for k, v in results["environment"].items()]
-    lines += ["", "## Chapters at smoke", "", "| chapter | seconds | error |"]
-    lines += ["| --- | --- | --- |"]
-    lines += [
-        f"| {r['chapter']} | {r['seconds']:.1f} | {r['error'] or ''} |"
-        for r in results["chapters"]
+def _chapters_section(rows: list) -> list[str]:
+    lines = ["| chapter | seconds | error |", "| --- | --- | --- |"]
+    return lines + [
+        f"| {r['chapter']} | {r['seconds']:.1f} | {r['error'] or ''} |" for r in rows
     ]
-    sizes = results["sizes"]
-    lines += ["", f"## Training at the {sizes} budget's sizes", ""]
-    lines += ["| model | seconds a step | the budget's steps would take (min) |"]
-    lines += ["| --- | --- | --- |"]
-    lines += [
-        f"| {r['model']} | {r['seconds_a_step']:.4f} | "
-        f"{r['budget_training_minutes']:.1f} |"
-        for r in results["training"]
-    ]
-    coding = results["coding"]
-    lines += ["", "## Coding", ""]
-    lines += [
+
+
+def _training_section(rows: list) -> list[str]:
+    lines = ["| model | seconds a step | the budget's steps would take (min) |"]
+    return (
+        lines
+        + ["| --- | --- | --- |"]
+        + [
+            f"| {r['model']} | {r['seconds_a_step']:.4f} | "
+            f"{r['budget_training_minutes']:.1f} |"
+            for r in rows
+        ]
+    )
+
+
+def _coding_section(coding: dict) -> list[str]:
+    return [
         f"- coding tables of a mean-scale hyperprior: "
         f"{coding['table_build_seconds']:.3f} s",
         f"- serial (autoregressive) model, {coding['serial_side']} px square: encode "
         f"{coding['serial_encode_seconds']:.2f} s, decode "
         f"{coding['serial_decode_seconds']:.2f} s",
     ]
-    lines += ["", "## Encoded on the device, decoded on the CPU", ""]
-    lines += ["| family | quality | bytes | outcome |", "| --- | --- | --- | --- |"]
-    lines += [
+
+
+def _across_section(rows: list) -> list[str]:
+    lines = ["| family | quality | bytes | outcome |", "| --- | --- | --- | --- |"]
+    return lines + [
         f"| {r['family']} | q{r['quality']} | {r['bytes']} | {r['outcome']} |"
-        for r in results["across_devices"]
+        for r in rows
     ]
+
+
+def report(results: dict) -> str:
+    """The Markdown report of :func:`check`'s ``results`` (a part that failed: its
+    error)."""
+    lines = ["# GPU check", ""]
+    lines += [f"- {k}: {v}" for k, v in results["environment"].items()]
+    sections = {
+        "chapters": ("Chapters at smoke", _chapters_section),
+        "training": (
+            f"Training at the {results['sizes']} budget's sizes",
+            _training_section,
+        ),
+        "coding": ("Coding", _coding_section),
+        "across_devices": (
+            "Encoded on the device, decoded on the CPU",
+            _across_section,
+        ),
+    }
+    for name, (title, section) in sections.items():
+        lines += ["", f"## {title}", ""]
+        if name in results["failed"]:
+            lines.append(f"FAILED: {results['failed'][name]}")
+        else:
+            lines += section(results[name])
     return "\n".join(lines) + "\n"
 
 
@@ -240,15 +272,27 @@ def chapter_paths(chosen: str, book: Path = BOOK) -> list[Path]:
 
 
 def check(device, sizes: budget.Budget, steps: int, chapters: list, stand_in: bool):
-    """Every measurement of the module docstring: a dict for :func:`report`."""
-    return {
+    """Every measurement of the module docstring: a dict for :func:`report`. A part
+    that fails (CUDA out of memory, say) is reported as its error in ``failed``; the
+    others still run."""
+    results = {
         "environment": environment(torch.device(device)),
         "sizes": sizes.name,
-        "chapters": run_chapters(chapters, stand_in),
-        "training": training_steps(device, sizes, steps),
-        "coding": coding_times(device, sizes),
-        "across_devices": across_devices(device),
+        "failed": {},
     }
+    parts = {
+        "chapters": lambda: run_chapters(chapters, stand_in),
+        "training": lambda: training_steps(device, sizes, steps),
+        "coding": lambda: coding_times(device, sizes),
+        "across_devices": lambda: across_devices(device),
+    }
+    for name, part in parts.items():
+        try:
+            results[name] = part()
+        except Exception as error:  # reported, not fatal: the report is still written
+            results[name] = None
+            results["failed"][name] = f"{type(error).__name__}: {str(error)[:300]}"
+    return results
 
 
 def parse_args(argv):
@@ -271,7 +315,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     """Run the check, write the report, print it; 2 with a message where it cannot
-    start (no such device, no such chapter), 1 if a chapter failed."""
+    start (no such device, no such chapter), 1 if a chapter or a part failed."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         chapters = chapter_paths(args.chapters)
@@ -287,7 +331,8 @@ def main(argv=None) -> int:
     text = report(results)
     cache.atomic_write(args.out, text)
     print(text)
-    return 1 if any(r["error"] for r in results["chapters"]) else 0
+    failed = results["failed"] or any(r["error"] for r in results["chapters"] or [])
+    return 1 if failed else 0
 
 
 def _gpu_sizes() -> budget.Budget:

@@ -40,6 +40,8 @@ from .models import (
 
 T4_PEAK_FLOPS = 8.1e12  # float32, NVIDIA T4 datasheet
 UTILIZATION = 0.3  # assumed share of the peak; make gpu-check measures the real pace
+STEP_SECONDS = 0.01  # assumed a training step's cost beside its FLOPs: Python, launches
+LAUNCH_SECONDS = 1e-5  # assumed: one small CUDA kernel's launch, waited for
 LIMIT_SECONDS = 600  # the gpu budget's promise: 10 minutes a chapter on a T4
 ZOO = (48, 64)  # N, M of the shipped zoo's models
 EVALUATION_SIDE = 512  # the held-out photos, about 512 x 512 each
@@ -66,7 +68,9 @@ class Work:
     ``"hyper"`` for the entropy model alone (what the model adds to a factorized
     prior's transforms, trained on fixed latents), or ``"students"`` for the
     distillation chapter's student synthesis transforms of a teacher of ``N``, ``M``
-    (:func:`student_flops`; ``model`` unused)."""
+    (:func:`student_flops`; ``model`` unused). ``steps``: the optimizer steps it
+    takes, each costing :data:`STEP_SECONDS` beside its arithmetic (Python, kernel
+    launches, the optimizer), plus ``seconds_a_step`` of work that is not arithmetic."""
 
     what: str
     model: type | None
@@ -76,9 +80,13 @@ class Work:
     passes: int
     training: bool = False
     part: str = "all"
+    steps: int = 0
+    seconds_a_step: float = 0.0
 
     def flops(self) -> float:
         """The item's floating-point operations."""
+        if not self.passes:
+            return 0.0
         if self.part == "students":
             per_pass = student_flops(self.N, self.M, self.side)
         else:
@@ -115,8 +123,10 @@ def student_flops(N: int, M: int, side: int) -> float:
 
 
 def seconds(work: list[Work]) -> float:
-    """The estimated seconds of ``work`` on a T4 (:data:`UTILIZATION` of its peak)."""
-    return sum(w.flops() for w in work) / (T4_PEAK_FLOPS * UTILIZATION)
+    """The estimated seconds of ``work`` on a T4: its FLOPs at :data:`UTILIZATION`
+    of the peak, and each step's :data:`STEP_SECONDS` and ``seconds_a_step``."""
+    arithmetic = sum(w.flops() for w in work) / (T4_PEAK_FLOPS * UTILIZATION)
+    return arithmetic + sum(w.steps * (STEP_SECONDS + w.seconds_a_step) for w in work)
 
 
 def end_to_end_family(B: budget.Budget) -> list[Work]:
@@ -125,10 +135,11 @@ def end_to_end_family(B: budget.Budget) -> list[Work]:
     lambda."""
     return [
         Work("the end-to-end chapter's base model", FactorizedPrior, B.N, B.M,
-             B.patch_size, B.train_steps * B.batch_size, training=True),
+             B.patch_size, B.train_steps * B.batch_size, True,
+             steps=B.train_steps),
         Work("the end-to-end chapter's fine-tunes", FactorizedPrior, B.N, B.M,
-             B.patch_size, B.rd_models * (B.train_steps // 5) * B.batch_size,
-             training=True),
+             B.patch_size, B.rd_models * (B.train_steps // 5) * B.batch_size, True,
+             steps=B.rd_models * (B.train_steps // 5)),
     ]  # fmt: skip
 
 
@@ -142,7 +153,8 @@ def _entropy_models(B: budget.Budget, models: tuple) -> list[Work]:
              B.rd_models * 512),
         *(
             Work(f"{m.__name__}'s entropy model", m, B.N, B.M, side,
-                 B.rd_models * steps * 4, training=True, part="hyper")
+                 B.rd_models * steps * 4, True, part="hyper",
+                 steps=B.rd_models * steps)
             for m in models
         ),
     ]  # fmt: skip
@@ -155,26 +167,22 @@ def _evaluation(B: budget.Budget, models: int, size: int = EVALUATION_SIDE):
                 3 * models * B.eval_images)  # fmt: skip
 
 
+# the notebooks' own budget tables: the distillation chapter's student steps, the
+# quantization chapter's SGA steps, the shallow decoders' SGA (steps, crop, qualities)
+STUDENT_STEPS = {"smoke": 10, "cpu": 260, "gpu": 2000}
+SGA_STEPS = {"smoke": 10, "cpu": 200, "gpu": 1000}
+SHALLOW_SGA = {"smoke": (3, 64, 1), "cpu": (120, 128, 4), "gpu": (1000, 256, 4)}
+
+
 def chapter_work(chapter: str, B: budget.Budget) -> list[Work]:
     """The network work of ``chapter`` (its notebook's name, as in :data:`CHAPTERS`)
     at ``B``'s sizes, on a fresh machine (the numbers are the notebook's and its
     helpers')."""
     finetune = max(1, B.train_steps // 15)  # end_to_end.finetune_steps
-    steps = {"smoke": 10, "cpu": 260, "gpu": 3000}[
-        B.name
-    ]  # the distillation chapter's students
-    sga = {"smoke": 10, "cpu": 200, "gpu": 1000}[
-        B.name
-    ]  # the quantization chapter's SGA
-    (
-        sga_9,
-        side,
-        qualities,
-    ) = {  # the shallow decoders' SGA: steps, crop, qualities (3 families, 2 crops)
-        "smoke": (3, 64, 1),
-        "cpu": (120, 128, 4),
-        "gpu": (1000, 256, 4),
-    }[B.name]
+    steps, sga = STUDENT_STEPS[B.name], SGA_STEPS[B.name]
+    sga_9, side, qualities = SHALLOW_SGA[B.name]
+    gains = 6 * (1 + 2 * B.M) * 8  # rdoq.channel_gains: 2 probes a channel, 6 calls
+    latent_positions = (B.patch_size // 16) ** 2
     work = {
         "ch01_transform_coding": [],  # classical codecs and the DCT, on the CPU
         "ch02_entropy_coding": [],  # entropy coding, on the CPU
@@ -182,17 +190,22 @@ def chapter_work(chapter: str, B: budget.Budget) -> list[Work]:
         "ch04_quantization": [
             *end_to_end_family(B),
             Work("15 relaxations' fine-tunes", FactorizedPrior, B.N, B.M,
-                 B.patch_size, 15 * finetune * B.batch_size, training=True),
-            Work("SGA of one 256-px crop", FactorizedPrior, B.N, B.M, 256, sga,
-                 training=True),
+                 B.patch_size, 15 * finetune * B.batch_size, True,
+                 steps=15 * finetune),
+            Work("SGA of one 256-px crop", FactorizedPrior, B.N, B.M, 256, sga, True,
+                 steps=sga),
             _evaluation(B, 15 * 2),
         ],
         "ch05_decoder_sees": [
             *end_to_end_family(B),
             Work("12 decoders' fine-tunes", FactorizedPrior, B.N, B.M, B.patch_size,
-                 12 * finetune * B.batch_size, training=True),
-            Work("channel gains (6 x 385 passes of 8 crops)", FactorizedPrior, B.N,
-                 B.M, B.patch_size, 6 * 385 * 8),
+                 12 * finetune * B.batch_size, True, steps=12 * finetune),
+            # the trellis decoders' Viterbi search, a Python loop over the positions
+            # of a step's latents, about 25 kernel launches each
+            Work("the trellis's search in 3 decoders' training", None, B.N, B.M,
+                 B.patch_size, 0, steps=3 * finetune,
+                 seconds_a_step=latent_positions * 25 * LAUNCH_SECONDS),
+            Work("channel gains", FactorizedPrior, B.N, B.M, B.patch_size, gains),
             _evaluation(B, 21),
         ],
         "ch06_hyperprior": [
@@ -211,21 +224,23 @@ def chapter_work(chapter: str, B: budget.Budget) -> list[Work]:
             Work("the teacher's passes for 14 students", FactorizedPrior, *ZOO,
                  B.patch_size, 14 * steps * B.batch_size),
             Work("14 students' training", None, *ZOO, B.patch_size,
-                 14 * steps * B.batch_size, training=True, part="students"),
+                 14 * steps * B.batch_size, True, part="students",
+                 steps=14 * steps),
             Work("h_s student", ScaleHyperprior, *ZOO, 256,
-                 3 * steps * B.batch_size, part="hyper", training=True),
+                 3 * steps * B.batch_size, True, part="hyper", steps=steps),
         ],
         "ch09_shallow_decoders": [
             Work(f"{6 * qualities} SGA runs of {side}-px crops", MeanScaleHyperprior,
-                 *ZOO, side, 6 * qualities * sga_9, training=True),
+                 *ZOO, side, 6 * qualities * sga_9, True,
+                 steps=6 * qualities * sga_9),
         ],
         "ch10_quantization_rectifier": [
             Work("phase 2 and its controls (2250 steps of 8 crops of 128 px)",
-                 FactorizedPrior, *ZOO, 128, 2250 * 8, training=True),
+                 FactorizedPrior, *ZOO, 128, 2250 * 8, True, steps=2250),
         ],
         "ch11_lattice_vq": [
             Work("18 lattice fine-tunes (150 steps of 8 crops of 128 px)",
-                 FactorizedPrior, *ZOO, 128, 18 * 150 * 8, training=True),
+                 FactorizedPrior, *ZOO, 128, 18 * 150 * 8, True, steps=18 * 150),
         ],
         "ch12_evaluating_codecs": [
             *end_to_end_family(B),

@@ -211,12 +211,21 @@ def compress_trellis(
     rows = rows + channels * quantizer
     symbols = k[0].permute(1, 2, 0).reshape(-1).int().tolist()
     indexes = rows[0].permute(1, 2, 0).reshape(-1).int().tolist()
-    string = coding.get_coder(coder).encode_with_indexes(
-        symbols, indexes, *dq_tables(model)
-    )
+    tables = dq_tables(model)
+    string = coding.get_coder(coder).encode_with_indexes(symbols, indexes, *tables)
     with bitstream.index_digest("encode") as digest:
+        _note_tables(tables, "encode")
         bitstream.note_indexes(indexes, "encode")
     return model.write_bitstream([string], height, width, coder, DQ_SUFFIX, digest[0])
+
+
+def _note_tables(tables: tuple[list, list, list], side: str) -> None:
+    """Fold ``dq_tables``'s integers into the bitstream's index digest: ``Q1``'s rows
+    are computed from the prior's float CDF on the model's device, so another device
+    may round one of them otherwise, and the fingerprint covers only the prior's own
+    tables."""
+    cdfs, lengths, offsets = tables
+    bitstream.note_indexes([v for row in cdfs for v in row] + lengths + offsets, side)
 
 
 @torch.no_grad()
@@ -232,6 +241,7 @@ def decompress_trellis(model, data: bytes) -> torch.Tensor:
     k = torch.empty(size[0] * size[1], channels)
     quantizer = torch.empty(size[0] * size[1], channels)
     with bitstream.index_digest("decode") as digest:
+        _note_tables(tables, "decode")
         for position in range(size[0] * size[1]):
             quantizer[position] = state // 2
             rows = (torch.arange(channels) + channels * (state // 2)).tolist()
@@ -239,8 +249,8 @@ def decompress_trellis(model, data: bytes) -> torch.Tensor:
             decoded = stream.decode(rows, *tables)
             k[position] = torch.tensor(decoded, dtype=torch.float32)
             state = next_state[state, torch.remainder(k[position], 2).long()]
+    bitstream.check_index_digest(header, digest[0])  # before the coder's own check
     stream.finish()
-    bitstream.check_index_digest(header, digest[0])
 
     def latent(t):
         return t.reshape(*size, channels).permute(2, 0, 1)[None]

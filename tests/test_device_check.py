@@ -259,9 +259,12 @@ def test_a_bitstream_decodes_to_the_same_image_on_either_device(stand_in, archit
     assert torch.equal(moved.decompress(on_cpu).cpu(), cpu.decompress(on_device))
 
 
-@pytest.mark.parametrize("architecture", ["mbt2018-mean", "mbt2018"])
+@pytest.mark.parametrize(
+    ("architecture", "coder"),
+    [("mbt2018-mean", "ans"), ("mbt2018", "ans"), ("mbt2018-mean", "readable")],
+)
 def test_a_stream_coded_with_other_indexes_is_refused_not_misdecoded(
-    architecture, monkeypatch
+    architecture, coder, monkeypatch
 ):
     """What a GPU's last bits can do to a CPU decoder: the encoder's ``h_s`` puts a few
     scales across a table boundary, so its indexes differ from the decoder's."""
@@ -276,9 +279,9 @@ def test_a_stream_coded_with_other_indexes_is_refused_not_misdecoded(
         indexes.view(-1)[:2] += 1  # two scales on the other side of a boundary
         return indexes
 
-    honest = model.compress(x)
+    honest = model.compress(x, coder)
     monkeypatch.setattr(GaussianConditional, "build_indexes", other_arithmetic)
-    elsewhere = model.compress(x)
+    elsewhere = model.compress(x, coder)
     monkeypatch.undo()
     header, strings = bitstream.unpack(honest)
     assert bitstream.unpack(elsewhere)[0].index_digest != header.index_digest
@@ -362,3 +365,28 @@ def test_the_teacher_runs_once_per_listed_batch_and_keeps_no_dataset_batch(
     crops = data.RandomCropDataset([torch.rand(3, 64, 64)], 32, length=4)
     distillation.distill(teacher, g_s, crops, steps=4, batch_size=2, progress=False)
     assert len(calls) == 4  # a Dataset's batches: computed at each step, none kept
+
+
+def test_a_trellis_stream_coded_with_other_tables_is_refused(monkeypatch):
+    """The trellis's second quantizer's tables come from the prior's float CDF on the
+    model's device: a table another device rounds otherwise must not decode."""
+    from lic_teach import rdoq, trellis
+
+    model, _ = _factorized_pair("cpu")
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y = model.g_a(x)
+    weights = rdoq.distortion_weights(rdoq.channel_gains(model, y), 0.01)
+    dq_tables = trellis.dq_tables
+
+    def rounded_otherwise(m):
+        cdfs, lengths, offsets = dq_tables(m)
+        row = len(cdfs) - 1  # a row of the second quantizer
+        cdfs[row][1] += 1
+        return cdfs, lengths, offsets
+
+    monkeypatch.setattr(trellis, "dq_tables", rounded_otherwise)
+    elsewhere = trellis.compress_trellis(model, y, weights, 64, 64)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="index digest"):
+        trellis.decompress_trellis(model, elsewhere)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lic_teach import experiments
@@ -134,4 +135,19 @@ def test_a_fine_tuning_is_cached_under_the_source_of_its_own_code(monkeypatch):
     relaxations.relaxation_family(("noise",), B, progress=False)
     (settings,) = seen
     assert settings["tune"] == cache.source_fingerprint(relaxations.__name__)
+    assert settings["tune"] == cache.function_fingerprint(relaxations.relaxation_family)
     assert "lic_teach.relaxed_training" in cache._import_closure(relaxations.__name__)
+
+
+def test_a_function_outside_the_package_is_keyed_by_its_own_source():
+    from lic_teach import cache
+
+    def tune(model, crops, **options):
+        return []
+
+    def other(model, crops, **options):
+        return [1]
+
+    assert cache.function_fingerprint(tune) != cache.function_fingerprint(other)
+    with pytest.raises(ValueError, match="cannot read the source"):
+        cache.function_fingerprint(eval("lambda model: model"))

@@ -51,3 +51,17 @@ def test_chapters_run_in_kernels_of_their_own_and_failures_are_reported(tmp_path
     assert row["chapter"] == "ch99_broken"
     assert "the chapter broke" in row["error"]
     assert row["seconds"] > 0
+
+
+def test_a_part_that_fails_is_reported_and_the_rest_still_runs(tmp_path, monkeypatch):
+    def out_of_memory(*arguments):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(gpu_check, "coding_times", out_of_memory)
+    out = tmp_path / "report.md"
+    arguments = ["--stand-in", "--sizes", "smoke", "--steps", "2", "--chapters", "none"]
+    assert gpu_check.main([*arguments, "--out", str(out)]) == 1
+    text = out.read_text()
+    assert "FAILED: RuntimeError: CUDA out of memory" in text
+    assert "| FactorizedPrior |" in text  # the parts before and after it ran
+    assert "decoded; largest difference" in text

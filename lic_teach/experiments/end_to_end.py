@@ -90,7 +90,7 @@ def finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool = 
         data=key,
         start=[cache.tensors_fingerprint(m.state_dict()) for m in base.values()],
         # the code of the fine-tuning itself, which lives where ``tune`` is defined
-        tune=cache.source_fingerprint(tune.__module__),
+        tune=cache.function_fingerprint(tune),
     )
     models, histories, _ = cache.family(
         lambda: FactorizedPrior(B.N, B.M),
