@@ -19,6 +19,10 @@ from .kernel import grading_cell, in_parallel, run_in_kernel
 from .limits import DEFAULT_LIMITS, Limits, default_jobs
 
 CHECK_CALL = re.compile(r"""grader\.check\(\s*["'](q\d+)["']\s*\)""")
+EXERCISE = re.compile(
+    r"ch\d\d"
+)  # an exercise's name: a folder of its tests, nothing else
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a submission larger than this is not read
 CHECKOUT_AUTOGRADER = Path(__file__).resolve().parents[2] / "exercises" / "autograder"
 """Where ``make exercises`` writes the full tests, in the checkout this package runs
 from (an editable install); an installed package has none."""
@@ -67,8 +71,10 @@ def points(test_file: Path) -> float:
 
 def exercise_of(notebook: dict, path: Path) -> str | None:
     """The exercise a notebook answers: its ``lic_teach.exercise`` metadata, else
-    ``chNN`` in its name."""
-    named = notebook.get("metadata", {}).get("lic_teach", {}).get("exercise")
+    ``chNN`` in its name. A name that is not ``chNN`` (a path that leaves the
+    autograder folder, say) is returned as it is, and refused by :func:`tests_of`."""
+    metadata = notebook.get("metadata", {}).get("lic_teach", {})
+    named = metadata.get("exercise") if isinstance(metadata, dict) else None
     if named:
         return str(named)
     match = re.search(r"ch\d\d", path.name)
@@ -90,13 +96,31 @@ def questions_of_cells(cells: list[dict]) -> dict[int, str]:
     return owner
 
 
+def _valid_score(entry, possible: float) -> tuple[float, str]:
+    """``(score, failures)`` of a grading cell's entry ``[score, failures]``: a score
+    that is not a number from 0 to what the question is worth counts 0 (the cell runs
+    in the student's kernel, whose code may have changed what it reports)."""
+    if not (isinstance(entry, list) and len(entry) == 2):
+        return 0.0, "its result was not a score"
+    score, failed = entry
+    failed = failed if isinstance(failed, str) else ""
+    if type(score) not in (int, float) or not 0 <= score <= possible:
+        return (
+            0.0,
+            f"its result {str(score)[:40]!r} is not a score from 0 to {possible:g}",
+        )
+    return float(score), failed
+
+
 def scored(grade: Grade, results: dict, cell_errors: dict[str, list[str]]) -> Grade:
     """``grade`` filled from one grading cell's ``results``: a question with a failed
-    cell scores zero."""
-    for question in grade.possible:
-        score, failed = results.get(question, [0, "its tests never ran"])
+    cell scores zero, and so does one whose result is not a score it can have."""
+    results = results if isinstance(results, dict) else {}
+    for question, possible in grade.possible.items():
+        entry = results.get(question, [0, "its tests never ran"])
+        score, failed = _valid_score(entry, possible)
         errors = cell_errors.get(question, [])
-        grade.scores[question] = 0.0 if errors else float(score)
+        grade.scores[question] = 0.0 if errors else score
         notes = errors + ([failed.strip()] if failed else [])
         if notes:
             grade.feedback[question] = "; ".join(notes)
@@ -121,12 +145,14 @@ def tests_of(path: Path, notebook: dict, autograder, exercise: str | None):
     """``(exercise, {question: test file})`` for a notebook, or a reason it cannot be
     graded; the tests from ``autograder`` (see :func:`autograder_folder`)."""
     exercise = exercise or exercise_of(notebook, path)
-    tests = autograder_folder(autograder) / str(exercise)
-    if exercise is None or not tests.is_dir():
-        return exercise, (
-            f"cannot tell which exercise this answers (found {exercise!r}); "
-            f"name it chNN_... or pass --exercise"
+    if exercise is None or not EXERCISE.fullmatch(str(exercise)):
+        return None, (
+            f"cannot tell which exercise this answers (found {str(exercise)[:60]!r}, "
+            f"not chNN); name it chNN_... or pass --exercise"
         )
+    tests = autograder_folder(autograder) / exercise
+    if not tests.is_dir():
+        return exercise, f"no tests of exercise {exercise} in {tests.parent}"
     return exercise, question_files(tests)
 
 
@@ -141,6 +167,9 @@ def grade_notebook(
     import nbformat
 
     path = Path(path)
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        reason = f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB: not read"
+        return Grade(path.name, exercise or "?", {}, {}, {"notebook": reason})
     try:
         notebook = nbformat.read(str(path), as_version=4)
     except Exception as error:  # any unreadable file is reported, never fatal
@@ -165,8 +194,8 @@ def grade_notebook(
     outcome = run_in_kernel(notebook, limits)
     if isinstance(outcome, str):
         return grade.zero(outcome)
-    if outcome["died"] and not outcome["results"]:
-        return grade.zero(outcome["died"])
+    if outcome["died"]:  # what it reported before dying may be its own code's
+        return grade.zero(f"{outcome['died']}; no result of a kernel that died counts")
     cell_errors: dict[str, list[str]] = {}
     for index, line in sorted(outcome["errors"].items()):
         if index in owner:

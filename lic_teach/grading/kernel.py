@@ -236,10 +236,21 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
             int(index): line for index, line in outcome["errors"].items()
         }
         outcome["results"] = {
-            path.stem.removeprefix("scores-"): json.loads(path.read_text())
+            path.stem.removeprefix("scores-"): _read_scores(path)
             for path in Path(tmp).glob("scores-*.json")
         }
         return outcome
+
+
+def _read_scores(path: Path) -> dict:
+    """A grading cell's JSON scores; ``{}`` (nothing scored) for a file that is not
+    JSON or too large to be one (the student's code may have written it)."""
+    try:
+        if path.stat().st_size > 2**20:
+            return {}
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def in_parallel(calls, jobs: int, desc: str = "grading") -> list:

@@ -1,0 +1,82 @@
+"""What a dishonest submission controls without breaking out of its kernel (issue 36):
+the scores its kernel reports, the exercise its metadata names, its size, and a kernel
+that dies after writing results. Each is checked by the grader, outside the kernel."""
+
+import json
+
+import nbformat
+import pytest
+
+from lic_teach.grading import grades, kernel
+from lic_teach.grading.grades import Grade
+
+
+def _grade() -> Grade:
+    return Grade("s.ipynb", "ch01", {"q1": 0.0, "q2": 0.0}, {"q1": 1.0, "q2": 2.0})
+
+
+@pytest.mark.parametrize(
+    "reported",
+    [250, -1, float("nan"), float("inf"), "1", True, [1], None, 2.5],
+)
+def test_a_score_it_cannot_have_counts_zero(reported):
+    grade = grades.scored(_grade(), {"q1": [1, ""], "q2": [reported, ""]}, {})
+    assert grade.scores == {"q1": 1.0, "q2": 0.0}
+    assert "not a score" in grade.feedback["q2"]
+    assert grade.total <= sum(grade.possible.values())
+
+
+def test_results_that_are_not_a_table_of_scores_count_zero():
+    for results in ([1, 2], "q1", {"q1": 1}, {"q1": [1, 2, 3]}):
+        assert grades.scored(_grade(), results, {}).total == 0
+
+
+def test_the_exercise_is_a_name_never_a_path(tmp_path):
+    (tmp_path / "ch01").mkdir()
+    (tmp_path / "ch01" / "q1.py").write_text("OK_FORMAT = True\n")
+    for named in ("../../lic_teach/exercise_tests/ch01", "ch01/../ch01", "/tmp", "ch1"):
+        notebook = {"metadata": {"lic_teach": {"exercise": named}}}
+        exercise, tests = grades.tests_of(
+            tmp_path / "ch01_x.ipynb", notebook, tmp_path, None
+        )
+        assert isinstance(tests, str)
+        assert "not chNN" in tests
+    exercise, tests = grades.tests_of(tmp_path / "a.ipynb", {}, tmp_path, "ch01")
+    assert exercise == "ch01"
+    assert list(tests) == ["q1"]
+    _, missing = grades.tests_of(tmp_path / "a.ipynb", {}, tmp_path, "ch02")
+    assert "no tests of exercise ch02" in missing
+
+
+def test_a_huge_notebook_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(grades, "MAX_NOTEBOOK_BYTES", 1000)
+    path = tmp_path / "ch01_big.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1\n" * 400)]
+    nbformat.write(notebook, path)
+    grade = grades.grade_notebook(path)
+    assert grade.total == 0
+    assert "not read" in grade.feedback["notebook"]
+
+
+def test_results_of_a_kernel_that_died_do_not_count(tmp_path, monkeypatch):
+    """The student's code can write the grader's score file and then end its kernel
+    (``os._exit``): what it wrote must not stand for a result."""
+    (tmp_path / "ch01").mkdir()
+    (tmp_path / "ch01" / "q1.py").write_text("OK_FORMAT = True\ntest = {}\n")
+    monkeypatch.setattr(grades, "points", lambda path: 1.0)
+    forged = {"results": {"grade": {"q1": [1, ""]}}, "errors": {}, "died": "it died"}
+    monkeypatch.setattr(grades, "run_in_kernel", lambda notebook, limits: forged)
+    path = tmp_path / "ch01_x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    grade = grades.grade_notebook(path, tmp_path)
+    assert grade.scores == {"q1": 0.0}
+    assert "no result of a kernel that died counts" in grade.feedback["q1"]
+
+
+def test_a_score_file_that_is_not_json_scores_nothing(tmp_path):
+    path = tmp_path / "scores-grade.json"
+    path.write_text("{not json")
+    assert kernel._read_scores(path) == {}
+    path.write_text(json.dumps({"q1": [1, ""]}))
+    assert kernel._read_scores(path) == {"q1": [1, ""]}
