@@ -8,8 +8,9 @@ measures those and writes a short Markdown report:
 - every chapter of ``book/`` executed at the ``smoke`` budget on CUDA (seconds, or the
   error);
 - ``steps`` training steps of the factorized prior and the mean-scale hyperprior at the
-  ``gpu`` budget's sizes (seconds a step, after two untimed steps), and what the
-  budget's ``train_steps`` would then take;
+  ``gpu`` budget's sizes (seconds a step, after two untimed steps), beside what
+  :mod:`lic_teach.gpu_estimate` assumes for a T4 (their ratio calibrates it), and what
+  the budget's ``train_steps`` would then take;
 - one build of a hyperprior's coding tables (``model.update(force=True)``) and one
   serial (autoregressive) encode and decode at those sizes;
 - each zoo family's middle model encoding on CUDA and decoding on the CPU: the same
@@ -36,7 +37,7 @@ import torch
 
 import lic_teach
 
-from . import budget, cache, complexity, data, device_check, train, zoo
+from . import budget, cache, complexity, data, device_check, gpu_estimate, train, zoo
 from .models import FactorizedPrior, JointAutoregressive, MeanScaleHyperprior
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
@@ -131,10 +132,15 @@ def training_steps(device, sizes: budget.Budget, steps: int) -> list[dict]:
         started = complexity.clock()
         train.fit(model, crops, steps=steps + 2, **options)
         per_step = (complexity.clock() - started - overhead) / steps
+        step = gpu_estimate.Work(
+            "a step", model_class, sizes.N, sizes.M, sizes.patch_size,
+            sizes.batch_size, True, steps=1,
+        )  # fmt: skip
         rows.append(
             {
                 "model": model_class.__name__,
                 "seconds_a_step": per_step,
+                "estimated_on_a_t4": gpu_estimate.seconds([step]),
                 "budget_training_minutes": per_step * sizes.train_steps / 60,
             }
         )
@@ -198,16 +204,16 @@ def _chapters_section(rows: list) -> list[str]:
 
 
 def _training_section(rows: list) -> list[str]:
-    lines = ["| model | seconds a step | the budget's steps would take (min) |"]
-    return (
-        lines
-        + ["| --- | --- | --- |"]
-        + [
-            f"| {r['model']} | {r['seconds_a_step']:.4f} | "
-            f"{r['budget_training_minutes']:.1f} |"
-            for r in rows
-        ]
-    )
+    lines = [
+        "| model | seconds a step | gpu_estimate's for a T4 | "
+        "the budget's steps would take (min) |",
+        "| --- | --- | --- | --- |",
+    ]
+    return lines + [
+        f"| {r['model']} | {r['seconds_a_step']:.4f} | "
+        f"{r['estimated_on_a_t4']:.4f} | {r['budget_training_minutes']:.1f} |"
+        for r in rows
+    ]
 
 
 def _coding_section(coding: dict) -> list[str]:

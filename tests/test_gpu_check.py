@@ -16,6 +16,7 @@ def test_the_check_measures_and_reports_every_part_on_the_stand_in(tmp_path):
     assert "- device: meta" in text
     for model in ("FactorizedPrior", "MeanScaleHyperprior"):
         assert f"| {model} |" in text
+    assert "gpu_estimate's for a T4" in text  # beside the measured pace
     assert "serial (autoregressive) model, 64 px square" in text
     families = {m["family"] for m in zoo.manifests()}
     for family in families:
