@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import sandbox
 from .grades import autograder_folder, grade_folder
 from .limits import MEMORY_GIB, Limits, available_memory_gib, default_jobs
 from .reports import summary_markdown, write_csv
@@ -65,6 +66,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"(default {MEMORY_GIB:g}; 0: no limit)",
     )
     parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run each kernel in a bubblewrap sandbox: no network, no view of the "
+        "repository, the other submissions or other processes (see "
+        "lic_teach.grading.sandbox; not yet the default)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -87,8 +95,15 @@ def main(argv=None) -> int:
     N]``."""
     args = parse_args(argv)
     limits = Limits(
-        args.cell_timeout, args.test_timeout, args.total_timeout, args.memory_gib
+        args.cell_timeout,
+        args.test_timeout,
+        args.total_timeout,
+        args.memory_gib,
+        args.sandbox,
     )
+    if args.sandbox and sandbox.available():
+        print(f"python -m lic_teach.grading: {sandbox.available()}", file=sys.stderr)
+        return 2
     jobs = args.jobs or default_jobs(args.memory_gib)
     if args.memory_gib > 0 and jobs * args.memory_gib > available_memory_gib():
         print(

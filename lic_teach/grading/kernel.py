@@ -23,6 +23,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from . import sandbox
 from .limits import DEFAULT_LIMITS, Limits, limit_memory
 
 GRADING_CELL = '''
@@ -212,6 +213,15 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
             str(report),
             json.dumps(limits.__dict__),
         ]
+        if limits.sandbox:
+            tests = [
+                Path(path).resolve()
+                for cell in notebook.cells
+                for path in cell.metadata.get("lic_teach_grading", {})
+                .get("tests", {})
+                .values()
+            ]
+            command = sandbox.wrap(command, [Path(tmp)], tests)
         child = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,

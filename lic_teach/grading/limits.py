@@ -16,12 +16,13 @@ MEMORY_GIB = 4.0  # the exercise solutions' kernels peak at 1.2 GiB of data
 @dataclass(frozen=True)
 class Limits:
     """What one notebook may take: seconds per cell, per question's tests and in all;
-    memory."""
+    memory; and whether its kernel runs in a sandbox (:mod:`.sandbox`)."""
 
     cell_timeout: int = 120
     test_timeout: int = 60
     total_timeout: int = 900
     memory_gib: float = MEMORY_GIB
+    sandbox: bool = False
 
 
 DEFAULT_LIMITS = Limits()

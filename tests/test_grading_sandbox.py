@@ -1,0 +1,138 @@
+"""The grading sandbox (``lic_teach.grading.sandbox``, bubblewrap): what a submission's
+kernel can no longer reach. Without ``bwrap`` these tests skip, except in CI, which
+installs it."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lic_teach.grading import grades, sandbox
+from lic_teach.grading.limits import Limits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sandboxed():
+    why_not = sandbox.available()
+    if why_not:
+        if os.environ.get("LIC_TEACH_CI"):
+            pytest.fail(f"CI must grade in a sandbox: {why_not}")
+        pytest.skip(why_not)
+
+
+@pytest.fixture
+def listener():
+    """A TCP server on this machine's loopback that counts the connections it gets."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    connections, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connections.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], connections
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def _run(code: str, writable: list[Path]) -> subprocess.CompletedProcess:
+    command = sandbox.wrap([sys.executable, "-c", code], writable, [])
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_a_sandboxed_process_sees_and_reaches_only_its_own(
+    sandboxed, listener, tmp_path
+):
+    port, connections = listener
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    code = textwrap.dedent(f"""
+        import os, socket
+        def attempt(action):
+            try:
+                action()
+                return "yes"
+            except OSError:
+                return "no"
+        print("repository", os.path.exists({str(ROOT / "exercises")!r}))
+        print("others", os.path.exists({str(tmp_path / "others")!r}))
+        print("loopback", attempt(lambda: socket.create_connection(
+            ("127.0.0.1", {port}), timeout=2)))
+        print("outside_write", attempt(lambda: open("/etc/pwned", "w")))
+        open({str(mine / "answer.txt")!r}, "w").write("42")
+        open("/tmp/left-behind", "w").write("x")
+        print("processes", sorted(p for p in os.listdir("/proc") if p.isdigit()))
+    """)
+    (tmp_path / "others").mkdir()
+    result = _run(code, [mine])
+    assert result.returncode == 0, result.stderr
+    seen = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert seen["repository"] == "False"  # no solutions, no hidden tests
+    assert seen["others"] == "False"  # no other submission
+    assert seen["loopback"] == "no"
+    assert not connections  # this machine's services are out of reach
+    assert seen["outside_write"] == "no"
+    assert seen["processes"] == "['1', '2']"  # itself and its shell of bwrap
+    assert (mine / "answer.txt").read_text() == "42"
+    assert not Path("/tmp/left-behind").exists()  # its /tmp was its own
+
+
+@pytest.mark.slow
+def test_a_submission_that_copies_the_solution_or_leaves_a_process_gets_nothing(
+    sandboxed, tmp_path
+):
+    """Graded in the sandbox, a notebook that executes the solution from the
+    repository, plants a file outside its folder and starts a process that outlives
+    it, scores zero, and nothing of it remains."""
+    marker = tmp_path / "planted"
+    solution = ROOT / "exercises" / "autograder" / "ch01" / "solution.ipynb"
+    student = nbformat.read(
+        str(ROOT / "exercises" / "student" / "ch01_transform_coding.ipynb"),
+        as_version=4,
+    )
+    attack = textwrap.dedent(f"""
+        import json, subprocess
+        try:
+            cells = json.load(open({str(solution)!r}))["cells"]
+            for cell in cells:
+                source = "".join(cell["source"])
+                if cell["cell_type"] == "code" and "grader" not in source:
+                    exec(source, globals())
+        except OSError:
+            pass
+        try:
+            open({str(marker)!r}, "w").write("planted")
+        except OSError:
+            pass
+        subprocess.Popen(["sleep", "4321"], start_new_session=True)
+    """)
+    student.cells.append(nbformat.v4.new_code_cell(attack))
+    # the answers the attack would have copied are checked at the end
+    checks = [c for c in student.cells if "grader.check" in "".join(c.source)]
+    student.cells = [c for c in student.cells if c not in checks] + checks
+    path = tmp_path / "ch01_attack.ipynb"
+    nbformat.write(student, path)
+    grade = grades.grade_notebook(path, limits=Limits(sandbox=True))
+    assert grade.total == 0
+    assert not marker.exists()
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", "sleep 4321"], capture_output=True)
+    assert left.returncode == 1  # no such process remains
