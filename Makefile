@@ -4,7 +4,7 @@
 #   make test-colab                 the Colab-like environment check (Python 3.13, numpy 2; needs PyPI)
 #   make exercises                  regenerate the student notebooks, tests and Gradescope zips from exercises/source
 #   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv and a summary per
-#                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once; SANDBOX=1: bubblewrap)
+#                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once; in bubblewrap, SANDBOX=0: without)
 #   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...; DATA=photos/ into ZOO=my-zoo/; DEVICE=cuda)
 #   make zoo-study                  the zoo's recipe study into lic_teach/studies/zoo_recipe (resumable; MINUTES=N a recipe)
 #   make gpu-check                  on a GPU machine: chapters on CUDA, training and coding times, streams
@@ -50,7 +50,7 @@ exercises: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder/ [OUT=scores.csv] [JOBS=N]"; exit 2; }
-	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox)
+	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)" $(if $(JOBS),--jobs $(JOBS)) $(if $(filter 0,$(SANDBOX)),--no-sandbox)
 
 zoo: $(STAMP)
 	$(PY) -m lic_teach.zoo train $(FAMILIES) $(if $(DATA),--data $(DATA) --folder $(or $(ZOO),my-zoo)) $(if $(DEVICE),--device $(DEVICE))

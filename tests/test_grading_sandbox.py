@@ -136,3 +136,20 @@ def test_a_submission_that_copies_the_solution_or_leaves_a_process_gets_nothing(
     time.sleep(1)
     left = subprocess.run(["pgrep", "-f", "sleep 4321"], capture_output=True)
     assert left.returncode == 1  # no such process remains
+
+
+def test_make_grade_refuses_without_a_sandbox_unless_told(
+    tmp_path, monkeypatch, capsys
+):
+    from lic_teach import grading
+
+    monkeypatch.setattr(sandbox, "available", lambda: "bubblewrap is not installed")
+    assert grading.main([str(tmp_path)]) == 2
+    said = capsys.readouterr().err
+    assert "no sandbox for the kernels: bubblewrap is not installed" in said
+    assert "--no-sandbox" in said
+    # told to, it grades (here: a folder without notebooks, refused for that) and warns
+    assert grading.main([str(tmp_path), "--no-sandbox"]) == 2
+    said = capsys.readouterr().err
+    assert "can read the solutions" in said
+    assert "no .ipynb files" in said

@@ -6,7 +6,9 @@ the book, not part of the compression code.
     (or: make grade SUBMISSIONS=submissions/ JOBS=4)
 
 Each submission runs in its own fresh Jupyter kernel, in an empty temporary folder,
-without Docker and without network. After the student's cells, the full otter tests of
+without Docker; the command line puts each kernel in a bubblewrap sandbox
+(:mod:`~lic_teach.grading.sandbox`: no network, nothing of the machine but what it
+needs). After the student's cells, the full otter tests of
 the exercise, hidden ones included (``chNN/qK.py`` in the autograder folder), run
 against the notebook's variables, one question at a time. Nothing a submission does
 stops the others:

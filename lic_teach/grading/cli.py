@@ -66,11 +66,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"(default {MEMORY_GIB:g}; 0: no limit)",
     )
     parser.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="run each kernel in a bubblewrap sandbox: no network, no view of the "
-        "repository, the other submissions or other processes (see "
-        "lic_teach.grading.sandbox; not yet the default)",
+        "--no-sandbox",
+        dest="sandbox",
+        action="store_false",
+        help="run the kernels without the bubblewrap sandbox (lic_teach.grading."
+        "sandbox): a submission can then read the solutions and the other "
+        "submissions, reach the network and leave processes behind",
     )
     parser.add_argument(
         "--jobs",
@@ -102,8 +103,19 @@ def main(argv=None) -> int:
         args.sandbox,
     )
     if args.sandbox and sandbox.available():
-        print(f"python -m lic_teach.grading: {sandbox.available()}", file=sys.stderr)
+        print(
+            f"python -m lic_teach.grading: no sandbox for the kernels: "
+            f"{sandbox.available()}; or grade trusted notebooks with --no-sandbox",
+            file=sys.stderr,
+        )
         return 2
+    if not args.sandbox:
+        print(
+            "warning: --no-sandbox: each notebook's kernel can read the solutions, the "
+            "hidden tests and the other submissions, reach the network and leave "
+            "processes behind",
+            file=sys.stderr,
+        )
     jobs = args.jobs or default_jobs(args.memory_gib)
     if args.memory_gib > 0 and jobs * args.memory_gib > available_memory_gib():
         print(
