@@ -80,6 +80,11 @@ def test_a_sandboxed_process_sees_and_reaches_only_its_own(
         open({str(mine / "answer.txt")!r}, "w").write("42")
         open("/tmp/left-behind", "w").write("x")
         print("processes", sorted(p for p in os.listdir("/proc") if p.isdigit()))
+        def fill(path):
+            with open(path, "wb") as f:
+                for _ in range({sandbox.SHM_BYTES // 2**20 + 16}):
+                    f.write(bytes(2**20))
+        print("shared_memory_filled", attempt(lambda: fill("/dev/shm/big")))
     """)
     (tmp_path / "others").mkdir()
     result = _run(code, [mine])
@@ -93,6 +98,7 @@ def test_a_sandboxed_process_sees_and_reaches_only_its_own(
     assert seen["processes"] == "['1', '2']"  # itself and its shell of bwrap
     assert (mine / "answer.txt").read_text() == "42"
     assert not Path("/tmp/left-behind").exists()  # its /tmp was its own
+    assert seen["shared_memory_filled"] == "no"  # past SHM_BYTES
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ namespaces of every kind: no network (its own loopback only, where nbclient and 
 kernel talk), its own process tree (it sees no other process, and everything it
 started dies with it), a read-only view of the system (``/usr``, ``/etc``, the Python
 installation and this environment, and the ``lic_teach`` package), a private, empty
-``/tmp``, ``/dev/shm`` and home, and nothing else of the machine: not the repository,
+``/tmp`` (at most :data:`TMP_BYTES`), ``/dev/shm`` (:data:`SHM_BYTES`) and home, and
+nothing else of the machine: not the repository,
 its solutions or hidden tests (but the test files of the exercise graded, which the
 kernel runs), not the other submissions, not other kernels' connection files. Only the
 submission's own folder is writable.
@@ -25,6 +26,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+TMP_BYTES = 2**30  # its private /tmp holds at most this
+SHM_BYTES = (
+    2**28
+)  # and /dev/shm this (both are memory, which RLIMIT_DATA does not count)
 SYSTEM = ("/usr", "/etc")  # read-only; /bin, /lib, ... are links into /usr here
 LINKS = ("/bin", "/sbin", "/lib", "/lib64")
 
@@ -70,8 +75,8 @@ def wrap(command: list[str], writable: list[Path], readable: list[Path]) -> list
         *_python_binds(),
         "--proc", "/proc",
         "--dev", "/dev",
-        "--tmpfs", "/tmp",
-        "--tmpfs", "/dev/shm",
+        "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+        "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
         "--dir", "/tmp/home",
         "--setenv", "HOME", "/tmp/home",
         "--setenv", "TMPDIR", "/tmp",
