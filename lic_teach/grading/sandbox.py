@@ -71,12 +71,14 @@ def wrap(command: list[str], writable: list[Path], readable: list[Path]) -> list
         "--unshare-all",
         "--die-with-parent",
         "--new-session",
-        *_system_binds(),
-        *_python_binds(),
+        # the private folders first: what is bound later may lie inside them (a
+        # checkout, its environment or a submission under /tmp)
         "--proc", "/proc",
         "--dev", "/dev",
         "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
         "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
+        *_system_binds(),
+        *_python_binds(),
         "--dir", "/tmp/home",
         "--setenv", "HOME", "/tmp/home",
         "--setenv", "TMPDIR", "/tmp",
