@@ -150,12 +150,17 @@ def test_make_grade_refuses_without_a_sandbox_unless_told(
     from lic_teach import grading
 
     monkeypatch.setattr(sandbox, "available", lambda: "bubblewrap is not installed")
-    assert grading.main([str(tmp_path)]) == 2
+    tests = tmp_path / "autograder"
+    (tests / "ch01").mkdir(parents=True)  # an installed package has no tests of its own
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    arguments = [str(submissions), "--autograder", str(tests)]
+    assert grading.main(arguments) == 2
     said = capsys.readouterr().err
     assert "no sandbox for the kernels: bubblewrap is not installed" in said
     assert "--no-sandbox" in said
     # told to, it grades (here: a folder without notebooks, refused for that) and warns
-    assert grading.main([str(tmp_path), "--no-sandbox"]) == 2
+    assert grading.main([*arguments, "--no-sandbox"]) == 2
     said = capsys.readouterr().err
     assert "can read the solutions" in said
     assert "no .ipynb files" in said
