@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"gpu-check: {error}", file=sys.stderr)
         return 2
-    sizes = budget.budget(args.sizes) if args.sizes != "gpu" else _gpu_sizes()
+    sizes = gpu_estimate.sizes(args.sizes)
     with device_check.stand_in() if args.stand_in else contextlib.nullcontext():
         results = check(
             device or device_check.DEVICE, sizes, args.steps, chapters, args.stand_in
@@ -339,15 +339,6 @@ def main(argv=None) -> int:
     print(text)
     failed = results["failed"] or any(r["error"] for r in results["chapters"] or [])
     return 1 if failed else 0
-
-
-def _gpu_sizes() -> budget.Budget:
-    """The ``gpu`` budget's sizes, without its warning where CUDA is absent."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return budget.budget("gpu")
 
 
 if __name__ == "__main__":

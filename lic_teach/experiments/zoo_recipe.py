@@ -743,7 +743,7 @@ def to_zoo(
             "trained_on": {
                 "photos": record["trained_on"],
                 "augmentation": {
-                    k: recipe_fields(recipe)[k] for k in ("min_scale", "flip", "rotate")
+                    k: getattr(recipe, k) for k in ("min_scale", "flip", "rotate")
                 },
             },
             "study": {
