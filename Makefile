@@ -4,7 +4,8 @@
 #   make test-colab                 the Colab-like environment check (Python 3.13, numpy 2; needs PyPI)
 #   make exercises                  regenerate the student notebooks, tests and Gradescope zips from exercises/source
 #   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv and a summary per
-#                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once; in bubblewrap, SANDBOX=0: without)
+#                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once; in bubblewrap, SANDBOX=0: without;
+#                                   HIDDEN_SEED=n: hidden tests on inputs drawn from your seed)
 #   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...; DATA=photos/ into ZOO=my-zoo/; DEVICE=cuda)
 #   make zoo-study                  the zoo's recipe study into lic_teach/studies/zoo_recipe (resumable; MINUTES=N a recipe)
 #   make gpu-check                  on a GPU machine: chapters on CUDA, training and coding times, streams
@@ -49,8 +50,8 @@ exercises: $(STAMP)
 	$(PY) exercises/assign.py
 
 grade: $(STAMP)
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder/ [OUT=scores.csv] [JOBS=N]"; exit 2; }
-	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)" $(if $(JOBS),--jobs $(JOBS)) $(if $(filter 0,$(SANDBOX)),--no-sandbox)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder/ [OUT=scores.csv] [JOBS=N] [HIDDEN_SEED=n]"; exit 2; }
+	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)" $(if $(JOBS),--jobs $(JOBS)) $(if $(filter 0,$(SANDBOX)),--no-sandbox) $(if $(HIDDEN_SEED),--hidden-seed $(HIDDEN_SEED))
 
 zoo: $(STAMP)
 	$(PY) -m lic_teach.zoo train $(FAMILIES) $(if $(DATA),--data $(DATA) --folder $(or $(ZOO),my-zoo)) $(if $(DEVICE),--device $(DEVICE))

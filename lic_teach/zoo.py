@@ -40,6 +40,7 @@ FAMILIES = {
     "factorized": "bmshj2018-factorized",
     "scale": "bmshj2018-hyperprior",
     "mean-scale": "mbt2018-mean",  # family -> registered architecture
+    "checkerboard": "checkerboard-mean-scale",
     "jpeg-like": "ym2023-jpeg-like",
     "two-layer": "ym2023-two-layer",
 }

@@ -181,6 +181,18 @@ RECIPES = (
         **OPEN_ENDED,
         cooldown_lambdas=(0.0018, 0.0067, 0.0932),
     ),
+    # the ladder's fourth rung: the mean-scale hyperprior with He et al.'s checkerboard
+    # context (two parallel passes), same transforms, crops and schedule
+    Recipe(
+        "checkerboard-N48-M64-p256-open",
+        "checkerboard",
+        48,
+        64,
+        256,
+        2,
+        **OPEN_ENDED,
+        cooldown_lambdas=(0.0018, 0.0067, 0.0932),
+    ),
     # two controls of the narrow factorized trunk: trained at 0.0067 from the start
     # (against its copies fine-tuned to 0.0067 during the cooldown: per-lambda
     # training or fine-tuning?), and without the augmentation (no downscaling, flips

@@ -8,18 +8,21 @@ the book, not part of the compression code.
 Each submission runs in its own fresh Jupyter kernel, in an empty temporary folder,
 without Docker; the command line puts each kernel in a bubblewrap sandbox
 (:mod:`~lic_teach.grading.sandbox`: no network, nothing of the machine but what it
-needs). After the student's cells, the full otter tests of
-the exercise, hidden ones included (``chNN/qK.py`` in the autograder folder), run
-against the notebook's variables, one question at a time. Nothing a submission does
-stops the others:
+needs). After the student's cells the kernel only answers questions
+(:mod:`~lic_teach.grading.serve`): the full otter tests of the exercise, hidden ones
+included (``chNN/qK.py`` in the autograder folder), run one question at a time in a
+separate judge process (:mod:`~lic_teach.grading.judge`) that asks the kernel for the
+notebook's values and calls, which cross as checked plain data
+(:mod:`~lic_teach.grading.values`). Nothing a submission does stops the others:
 
 - every cell of a question must run: a cell that raises, or runs past ``cell_timeout``
   seconds and is interrupted, scores its question zero with a message, and the next
   cells still run (a question's cells are those up to its ``grader.check("qN")``);
 - a test that runs past ``test_timeout`` seconds (a student function that never returns)
   fails that question only;
-- a submission that kills its kernel, or runs past ``total_timeout`` seconds in all,
-  scores zero with a message that says so;
+- a submission that kills its kernel scores zero on what the judge had not finished
+  asking it, and one that runs past ``total_timeout`` seconds in all scores zero, each
+  with a message that says so;
 - a kernel may use ``memory_gib`` of memory: past it an allocation fails, the cell
   raises ``MemoryError`` and its question scores zero, and the machine keeps the memory
   the other kernels need;
@@ -30,8 +33,10 @@ more than the available memory holds at ``memory_gib`` each; each kernel gets an
 share of the cores' threads. The grades come back in file-name order.
 
 One module per concern: :mod:`~lic_teach.grading.limits` (what a notebook may take, how
-many at once), :mod:`~lic_teach.grading.kernel` (running a notebook in a kernel, in
-parallel), :mod:`~lic_teach.grading.grades` (a submission's exercise, questions and
+many at once), :mod:`~lic_teach.grading.kernel` (running a notebook in a kernel with
+its judge, in parallel), :mod:`~lic_teach.grading.values`,
+:mod:`~lic_teach.grading.serve` and :mod:`~lic_teach.grading.judge` (the two sides of
+the wall), :mod:`~lic_teach.grading.grades` (a submission's exercise, questions and
 scores), :mod:`~lic_teach.grading.reports` (the CSV and the summary per question) and
 :mod:`~lic_teach.grading.cli` (the command line). Their public names are importable
 from here.

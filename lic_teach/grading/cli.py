@@ -74,6 +74,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "submissions, reach the network and leave processes behind",
     )
     parser.add_argument(
+        "--hidden-seed",
+        type=int,
+        default=None,
+        help="redraw the random inputs of the hidden tests from this seed, which only "
+        "you know (default: the inputs the published tests were written with)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -101,6 +108,7 @@ def main(argv=None) -> int:
         args.total_timeout,
         args.memory_gib,
         args.sandbox,
+        args.hidden_seed,
     )
     if args.sandbox and sandbox.available():
         print(

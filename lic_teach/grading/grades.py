@@ -6,7 +6,9 @@ writes them to ``exercises/autograder/`` in the repository). Which exercise a no
 answers is read from its metadata (``lic_teach.exercise``, written by ``make
 exercises``) or else from a ``chNN`` in its file name. Every cell of a question must
 run: a question with a cell that raised or was stopped scores zero, whatever its tests
-say.
+say. The tests run in the grader's own judge process (:mod:`.judge`), never in the
+student's kernel, so a score is what the tests computed, capped at what the question
+is worth.
 """
 
 from __future__ import annotations
@@ -194,13 +196,17 @@ def grade_notebook(
     outcome = run_in_kernel(notebook, limits)
     if isinstance(outcome, str):
         return grade.zero(outcome)
-    if outcome["died"]:  # what it reported before dying may be its own code's
-        return grade.zero(f"{outcome['died']}; no result of a kernel that died counts")
     cell_errors: dict[str, list[str]] = {}
     for index, line in sorted(outcome["errors"].items()):
         if index in owner:
             cell_errors.setdefault(owner[index], []).append(line)
-    return scored(grade, outcome["results"].get("grade", {}), cell_errors)
+    grade = scored(grade, outcome["results"].get("grade", {}), cell_errors)
+    if outcome["died"]:  # the judge's scores stand; what it could not ask scored 0
+        for question, score in grade.scores.items():
+            if score == 0:
+                notes = [grade.feedback.get(question, ""), outcome["died"]]
+                grade.feedback[question] = "; ".join(n for n in notes if n)
+    return grade
 
 
 def grade_folder(

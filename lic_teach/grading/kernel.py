@@ -4,10 +4,11 @@ empty temporary folder, within its :class:`Limits`.
 :func:`run_in_kernel` starts a child process (``python -m lic_teach.grading --execute``)
 that caps its own memory, runs the notebook with ``nbclient`` (a cell past its time is
 interrupted and the next cells still run) and writes which cells failed; the parent
-kills the whole process group when the notebook runs past its total time. The scores
-come from :func:`grading_cell` cells, which run otter's tests on the kernel's variables
-and write plain JSON. :func:`in_parallel` runs several notebooks at once, each kernel
-with its share of the cores' threads.
+kills the whole process group when the notebook runs past its total time. At its
+:func:`grading_cell` the kernel serves the judge (:mod:`.serve`), a second process
+started beside it (``python -m lic_teach.grading --judge``) that runs the tests and
+writes the scores where the kernel cannot reach (:mod:`.judge`). :func:`in_parallel`
+runs several notebooks at once, each kernel with its share of the cores' threads.
 """
 
 from __future__ import annotations
@@ -20,55 +21,22 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from . import sandbox
 from .limits import DEFAULT_LIMITS, Limits, limit_memory
 
-GRADING_CELL = '''
-def _lic_teach_grade(tests, out, seconds):
-    """Run each question's otter tests on this notebook's variables; write scores."""
-    import io, json, signal
-    from otter.nbmeta_config import NBMetadataConfig
-    from otter.test_files import create_test_file
-
-    class TestTimeout(BaseException):
-        pass
-
-    def on_alarm(*_):
-        raise TestTimeout()
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    results = {}
-    for question, path in tests.items():
-        signal.alarm(seconds)
-        try:
-            test_file = create_test_file(path, NBMetadataConfig())
-            test_file.run(_lic_teach_grade.__globals__)
-            signal.alarm(0)
-            failed = [
-                (case.test_case.failure_message
-                 or case.message.strip().splitlines()[-1])
-                + (" (a hidden test)" if case.test_case.hidden else "")
-                for case in test_file.test_case_results
-                if not case.passed
-            ]
-            results[question] = [test_file.score, "; ".join(failed)]
-        except TestTimeout:
-            results[question] = [0, f"its tests ran past {seconds} s and were stopped"]
-        except BaseException as error:
-            signal.alarm(0)
-            stopped = f"its tests stopped with {type(error).__name__}: {error}"
-            results[question] = [0, stopped]
-    with io.open(out, "w") as f:
-        json.dump(results, f)
-'''
+SERVE_CELL = """from lic_teach.grading.serve import serve
+serve(globals(), {requests!r}, {answers!r}, {seconds!r})"""
 
 
 def grading_cell(phase: str, tests: dict[str, Path]):
-    """A cell that runs ``tests`` (question -> test file) on the kernel's variables when
-    :func:`run_in_kernel` executes it; its scores come back under ``phase``."""
+    """A cell at which :func:`run_in_kernel` grades the notebook: the judge
+    (:mod:`.judge`) runs ``tests`` (question -> test file) in its own process, asking
+    this kernel for the notebook's values (:mod:`.serve`); its scores come back under
+    ``phase``. A notebook may have several, each graded when the kernel reaches it."""
     import nbformat
 
     cell = nbformat.v4.new_code_cell("")
@@ -195,13 +163,25 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
     import nbformat
 
     notebook = nbformat.from_dict(notebook)
-    with tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,  # the kernel's: bound into its sandbox
+        tempfile.TemporaryDirectory() as private,  # the judge's: never bound
+    ):
+        phases = []
         for cell in notebook.cells:
             grading = cell.metadata.get("lic_teach_grading")
-            if grading:
-                out = os.path.join(tmp, f"scores-{grading['phase']}.json")
-                call = f"_lic_teach_grade({grading['tests']!r}, {out!r}, "
-                cell.source = f"{GRADING_CELL}\n{call}{limits.test_timeout!r})"
+            if not grading:
+                continue
+            number = len(phases)
+            pipes = {
+                name: os.path.join(tmp, f"{name}-{number}")
+                for name in ("requests", "answers")
+            }
+            for path in pipes.values():
+                os.mkfifo(path, 0o600)
+            cell.source = SERVE_CELL.format(**pipes, seconds=limits.test_timeout)
+            out = os.path.join(private, f"scores-{number}.json")
+            phases.append({**grading, **pipes, "out": out})
         nbformat.write(notebook, os.path.join(tmp, "submission.ipynb"))
         report = Path(tmp) / "report.json"
         command = [
@@ -214,42 +194,93 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
             json.dumps(limits.__dict__),
         ]
         if limits.sandbox:
-            tests = [
-                Path(path).resolve()
-                for cell in notebook.cells
-                for path in cell.metadata.get("lic_teach_grading", {})
-                .get("tests", {})
-                .values()
-            ]
-            command = sandbox.wrap(command, [Path(tmp)], tests)
-        child = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env=dict(os.environ, **_thread_share()),
-        )
-        try:
-            _, stderr = child.communicate(timeout=limits.total_timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.communicate()
+            command = sandbox.wrap(command, [Path(tmp)], [])
+        deadline = time.monotonic() + limits.total_timeout
+        child = _start(command)
+        processes = [child]
+        if phases:
+            spec = os.path.join(private, "judge.json")
+            with open(spec, "w") as f:
+                json.dump(
+                    {
+                        "phases": phases,
+                        "pid": child.pid,
+                        "seconds": limits.test_timeout,
+                        "hidden_seed": limits.hidden_seed,
+                    },
+                    f,
+                )
+            processes.append(
+                _start([sys.executable, "-m", "lic_teach.grading", "--judge", spec])
+            )
+        if _wait(processes, deadline):
             return (
                 f"the notebook ran past {limits.total_timeout} s in all and was stopped"
             )
         if not report.exists():
-            last = (stderr or "").strip().splitlines()[-1:] or ["no message"]
-            return f"the notebook could not be run: {last[0][:300]}"
+            return f"the notebook could not be run: {child.last_error_line()}"
         outcome = json.loads(report.read_text())
         outcome["errors"] = {
             int(index): line for index, line in outcome["errors"].items()
         }
+        judge_failed = ""
+        if phases and processes[1].returncode:
+            judge_failed = (
+                f"the grader's judge failed: {processes[1].last_error_line()}"
+            )
         outcome["results"] = {
-            path.stem.removeprefix("scores-"): _read_scores(path)
-            for path in Path(tmp).glob("scores-*.json")
+            phase["phase"]: _read_scores(Path(phase["out"]))
+            or {q: [0, judge_failed or "its tests never ran"] for q in phase["tests"]}
+            for phase in phases
         }
         return outcome
+
+
+class _Child(subprocess.Popen):
+    """A process in its own session whose stderr is kept (read on a thread, so that
+    a child that writes much never blocks)."""
+
+    stderr_text = ""
+
+    def last_error_line(self) -> str:
+        """The last line it wrote to stderr (once it has ended)."""
+        self.drainer.join(5)
+        return (self.stderr_text.strip().splitlines() or ["no message"])[-1][:300]
+
+
+def _start(command: list[str]) -> _Child:
+    """``command`` started in its own session, with this kernel's share of threads."""
+    child = _Child(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=dict(os.environ, **_thread_share()),
+    )
+
+    def drain():
+        child.stderr_text = child.stderr.read()[-20000:]
+
+    child.drainer = threading.Thread(target=drain, daemon=True)
+    child.drainer.start()
+    return child
+
+
+def _wait(processes: list, deadline: float) -> bool:
+    """Wait for ``processes`` until ``deadline``; past it, kill every one's process
+    group and return True."""
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(other.pid, signal.SIGKILL)
+                other.wait()
+            return True
+    return False
 
 
 def _read_scores(path: Path) -> dict:

@@ -16,13 +16,16 @@ MEMORY_GIB = 4.0  # the exercise solutions' kernels peak at 1.2 GiB of data
 @dataclass(frozen=True)
 class Limits:
     """What one notebook may take: seconds per cell, per question's tests and in all;
-    memory; and whether its kernel runs in a sandbox (:mod:`.sandbox`)."""
+    memory; whether its kernel runs in a sandbox (:mod:`.sandbox`); and the
+    instructor's ``hidden_seed``, which redraws the random inputs of the hidden tests
+    (:func:`.judge.redrawn`; ``None``: the inputs the tests were written with)."""
 
     cell_timeout: int = 120
     test_timeout: int = 60
     total_timeout: int = 900
     memory_gib: float = MEMORY_GIB
     sandbox: bool = False
+    hidden_seed: int | None = None
 
 
 DEFAULT_LIMITS = Limits()

@@ -9,13 +9,10 @@ kernel talk), its own process tree (it sees no other process, and everything it
 started dies with it), a read-only view of the system (``/usr``, ``/etc``, the Python
 installation and this environment, and the ``lic_teach`` package), a private, empty
 ``/tmp`` (at most :data:`TMP_BYTES`), ``/dev/shm`` (:data:`SHM_BYTES`) and home, and
-nothing else of the machine: not the repository,
-its solutions or hidden tests (but the test files of the exercise graded, which the
-kernel runs), not the other submissions, not other kernels' connection files. Only the
-submission's own folder is writable.
-
-What it does not yet stop: the tests still run inside the student's kernel, whose code
-can change what they compare (issue 36's next step: the verdict computed outside).
+nothing else of the machine: not the repository, its solutions or tests (the tests
+run in the judge, outside: :mod:`.judge`), not the other submissions, not other
+kernels' connection files, not the judge's files. Only the submission's own folder
+(with the two pipes to its judge) is writable.
 """
 
 from __future__ import annotations
@@ -64,8 +61,8 @@ def _python_binds() -> list[str]:
 
 def wrap(command: list[str], writable: list[Path], readable: list[Path]) -> list[str]:
     """``command`` run by bubblewrap in the sandbox of the module docstring, with the
-    folders ``writable`` writable and the files ``readable`` (the tests it runs)
-    read-only, each at its own path."""
+    folders ``writable`` writable and the files ``readable`` read-only, each at its own
+    path."""
     arguments = [
         shutil.which("bwrap") or "bwrap",
         "--unshare-all",

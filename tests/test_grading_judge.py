@@ -1,0 +1,377 @@
+"""The verdict is computed outside the student's code (issue 36): values cross from the
+kernel as checked plain data, and the attacks of the issue's table, each in a notebook
+graded beside an honest one, score exactly what they deserve."""
+
+import os
+import struct
+import textwrap
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from lic_teach.grading import grades, judge, sandbox, values
+from lic_teach.grading.limits import Limits
+
+# ------------------------------------------------------------------ values, one by one
+
+
+def _round_trip(value):
+    """``value`` encoded as the kernel would and decoded as the judge does."""
+
+    def handle(obj):
+        return ["handle", 1, type(obj).__qualname__, callable(obj), []]
+
+    return values.decode(values.encode(value, handle), handle=lambda e: ("handle", e))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        3,
+        2**100,
+        -0.5,
+        float("inf"),
+        1 + 2j,
+        "text",
+        b"\x00\xff",
+        [1, (2.5, "a")],
+        {"a": [1, 2], 3: None},
+        {1, 2},
+    ],
+)
+def test_plain_values_cross_unchanged(value):
+    back = _round_trip(value)
+    assert back == value
+    assert type(back) is type(value)
+
+
+def test_arrays_tensors_and_modules_cross_as_themselves():
+    array = np.arange(6, dtype=np.int16).reshape(2, 3)
+    assert np.array_equal(_round_trip(array), array)
+    assert _round_trip(np.float32(1.5)) == np.float32(1.5)
+    assert type(_round_trip(np.float64(2.0))) is np.float64
+    tensor = torch.randn(2, 3, dtype=torch.float64).requires_grad_()
+    back = _round_trip(tensor)
+    assert torch.equal(back, tensor.detach())
+    assert back.requires_grad
+    assert _round_trip(torch.tensor(7, dtype=torch.int64)).item() == 7
+    assert _round_trip(torch.zeros(0, 4)).shape == (0, 4)
+    assert (
+        _round_trip(torch.tensor([1.5], dtype=torch.bfloat16)).dtype == torch.bfloat16
+    )
+    assert _round_trip(torch.Size([2, 3])) == torch.Size([2, 3])
+    layer = torch.nn.ConvTranspose2d(3, 2, 5, stride=2)
+    rebuilt = _round_trip(layer)
+    assert type(rebuilt) is torch.nn.ConvTranspose2d
+    x = torch.randn(1, 3, 4, 4)
+    assert torch.equal(rebuilt(x), layer(x))
+
+
+class _Liar(float):
+    def __sub__(self, other):
+        return 0.0
+
+    def __eq__(self, other):
+        return True
+
+
+class _LyingTensor(torch.Tensor):
+    pass
+
+
+class _StudentModule(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _Liar(1.0),
+        torch.zeros(2).as_subclass(_LyingTensor),
+        np.array([object()]),
+        _StudentModule(),
+        lambda x: x,
+        [1, _Liar(2.0)],
+    ],
+)
+def test_a_subclass_or_an_object_stays_in_the_kernel(value):
+    """No subclass is taken for its base: it becomes a handle the judge cannot
+    compare."""
+    kept = []
+
+    def handle(obj):
+        kept.append(obj)
+        return ["handle", len(kept), type(obj).__qualname__, callable(obj), []]
+
+    back = values.decode(values.encode(value, handle), handle=lambda e: ("handle", e))
+    assert kept
+    assert "handle" in repr(back)
+
+
+def _message(tagged, blobs=()):
+    return values.to_bytes(tagged, list(blobs))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"",
+        b"\x00" * 8,
+        _message(["pickle", "cos\nsystem"]),
+        _message(["float", 1.0]),
+        _message(["int", 3]),
+        _message(["ndarray", "|O", [1], 0], [b"\x00" * 8]),
+        _message(["ndarray", "<f8", [2], 0], [b"\x00" * 8]),
+        _message(["tensor", "float32", [2], 0, False, False], [b"\x00" * 4]),
+        _message(["module", "os", "system", []]),
+        _message(["module", "lic_teach.grading.judge", "Link", []]),
+        _message(["module", "torch.nn.modules.conv", "Conv2d", [["x", ["bogus"]]]]),
+        _message(["handle", 1, "f", True, []]),
+        _message(["ref", 0, "module", ""]),
+        _message(["list", [["atom", 1]]]),
+        _message(["bytes", 0], [b"abc"])[:-1],
+        struct.pack(">Q", 10**6) + b"[",
+        _message(["list", [["list", []]] * 3]).replace(b"[[", b"[" * 5000 + b"[[", 1),
+    ],
+)
+def test_malformed_answers_are_refused(message):
+    with pytest.raises(values.DecodeError):
+        values.decode(message)
+
+
+def test_the_student_s_exception_becomes_an_error_of_the_judge():
+    with pytest.raises(values.StudentError, match="ZeroDivisionError: boom"):
+        values.decode(_message(["error", "ZeroDivisionError", "boom"]))
+
+
+# ------------------------------------------------------- attacks, graded as notebooks
+
+TESTS = {
+    "q1": """
+        @test_case(points=None, hidden=False)
+        def test_double(double):
+            import numpy as np
+            import torch
+            assert callable(double), "define double(x)"
+            assert abs(double(1.5) - 3.0) < 1e-9, "double(1.5) is 3"
+            assert np.allclose(double(np.arange(3.0)), [0.0, 2.0, 4.0])
+            x = torch.tensor([1.0, -2.0], requires_grad=True)
+            double(x).sum().backward()
+            assert torch.equal(x.grad, torch.full((2,), 2.0)), "its gradient is 2"
+    """,
+    "q2": """
+        @test_case(points=None, hidden=True)
+        def test_answer(answer):
+            assert isinstance(answer, float) and abs(answer - 0.25) < 1e-12
+    """,
+    "q3": """
+        @test_case(points=None, hidden=False)
+        def test_freeze(freeze):
+            import torch
+            torch.manual_seed(0)
+            model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+            chosen = freeze(model)
+            assert {id(p) for p in chosen} == {id(p) for p in model[1].parameters()}
+            assert not any(p.requires_grad for p in model[0].parameters())
+            assert all(p.requires_grad for p in model[1].parameters())
+    """,
+}
+
+HONEST = """
+import numpy as np
+
+def double(x):
+    return 2 * x
+
+answer = 0.25
+
+def freeze(model):
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    return list(model[1].parameters())
+"""
+
+# name -> (the student's cells, the score it deserves)
+ATTACKS = {
+    "honest": (HONEST, 3),
+    "always_equal": (
+        """
+        class Yes(float):
+            def __sub__(self, other): return Yes(0.0)
+            def __rsub__(self, other): return Yes(0.0)
+            def __abs__(self): return 0.0
+            def __eq__(self, other): return True
+            def __lt__(self, other): return True
+        class YesSet(set):
+            def __eq__(self, other): return True
+        def double(x): return Yes(0.0)
+        answer = Yes(1.0)
+        def freeze(model): return YesSet()
+        """,
+        0,
+    ),
+    "lying_tensor": (
+        """
+        import torch
+        class T(torch.Tensor):
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                return True
+        def double(x): return torch.zeros(3).as_subclass(T)
+        """,
+        0,
+    ),
+    "patched_library": (
+        """
+        import builtins, numpy as np, torch
+        np.allclose = torch.allclose = lambda *a, **k: True
+        torch.equal = lambda *a, **k: True
+        builtins.abs = lambda x: 0.0
+        builtins.isinstance = lambda *a: True
+        def double(x): return 0 * x
+        answer = 0.3
+        def freeze(model): return []
+        """,
+        0,
+    ),
+    "patched_otter": (
+        """
+        from otter.test_files import abstract_test
+        abstract_test.TestFile.score = property(lambda self: 250)
+        abstract_test.TestFile.passed_all = property(lambda self: True)
+        answer = 0.3
+        """,
+        0,
+    ),
+    "forged_scores": (
+        """
+        import glob, json, os
+        for spec in glob.glob("/proc/*/cmdline"):
+            try:
+                words = open(spec, "rb").read().split(b"\\0")
+            except OSError:
+                continue
+            if b"--judge" in words:
+                out = json.load(open(words[-2].decode()))["out"]
+                json.dump({q: [1, ""] for q in ("q1", "q2", "q3")}, open(out, "w"))
+        for path in glob.glob("/tmp/**/scores-*.json", recursive=True):
+            json.dump({q: [1, ""] for q in ("q1", "q2", "q3")}, open(path, "w"))
+        os._exit(0)
+        """,
+        0,
+    ),
+    "hangs_in_one_question": (
+        HONEST.replace("return 2 * x", "while True:\n        pass"),
+        2,
+    ),
+    "dies_in_a_test": (
+        HONEST.replace("return 2 * x", "import os\n    os._exit(3)"),
+        0,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    """Every notebook of :data:`ATTACKS` graded at once, sandboxed where this machine
+    can make a sandbox."""
+    root = tmp_path_factory.mktemp("judge")
+    tests = root / "autograder" / "ch99"
+    tests.mkdir(parents=True)
+    for question, body in TESTS.items():
+        (tests / f"{question}.py").write_text(
+            "from otter.test_files import test_case\n\nOK_FORMAT = False\n\n"
+            f'name = "{question}"\npoints = 1\nall_or_nothing = True\n'
+            + textwrap.dedent(body)
+        )
+    submissions = root / "submissions"
+    submissions.mkdir()
+    for name, (source, _) in ATTACKS.items():
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["lic_teach"] = {"exercise": "ch99"}
+        notebook.cells = [nbformat.v4.new_code_cell(textwrap.dedent(source))]
+        nbformat.write(notebook, submissions / f"{name}.ipynb")
+    limits = Limits(
+        cell_timeout=30,
+        test_timeout=8,
+        total_timeout=240,
+        sandbox=not sandbox.available(),
+    )
+    graded = grades.grade_folder(
+        submissions, jobs=2, autograder=root / "autograder", limits=limits
+    )
+    return {g.submission.removesuffix(".ipynb"): g for g in graded}, root
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_each_attack_scores_what_it_deserves(attacked, name):
+    grade = attacked[0][name]
+    assert grade.total == ATTACKS[name][1], grade.feedback
+
+
+def test_a_hung_function_fails_its_question_only(attacked):
+    grade = attacked[0]["hangs_in_one_question"]
+    assert grade.scores == {"q1": 0.0, "q2": 1.0, "q3": 1.0}
+    assert "ran past" in grade.feedback["q1"]
+
+
+def test_a_kernel_that_dies_mid_test_scores_nothing_it_had_not_answered(attacked):
+    feedback = attacked[0]["dies_in_a_test"].feedback
+    assert all("stopped answering" in feedback[q] for q in ("q2", "q3")), feedback
+
+
+def test_no_grading_process_or_pipe_is_left_behind(attacked):
+    left = [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _cmdline(pid).count("lic_teach.grading")
+    ]
+    assert left == []
+    assert not list(attacked[1].glob("**/requests"))
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_hidden_seed_redraws_the_hidden_tests_inputs(tmp_path):
+    """With the instructor's seed, a hidden test draws inputs no one saw: an answer
+    memorised for the published inputs fails, the real one still passes; the
+    library's seeding is restored afterwards."""
+    test = tmp_path / "q1.py"
+    test.write_text(
+        "from otter.test_files import test_case\n\nOK_FORMAT = False\n\n"
+        'name = "q1"\npoints = 1\nall_or_nothing = True\n\n'
+        "@test_case(points=None, hidden=True)\n"
+        "def test_double(double):\n"
+        "    import torch\n"
+        "    torch.manual_seed(3)\n"
+        "    x = torch.rand(4)\n"
+        "    assert torch.equal(double(x), 2 * x)\n"
+    )
+    torch.manual_seed(3)
+    published = torch.rand(4)
+
+    def memorised(x):
+        return 2 * published if torch.equal(x, published) else torch.zeros(4)
+
+    def honest(x):
+        return 2 * x
+
+    def score(double, seed):
+        return judge.run_question(str(test), {"double": double}, 30, seed)[0]
+
+    assert score(memorised, None) == 1
+    assert score(memorised, 1234) == 0
+    assert score(honest, 1234) == 1
+    torch.manual_seed(3)
+    assert torch.equal(torch.rand(4), published)
