@@ -36,10 +36,11 @@ One module per concern: :mod:`~lic_teach.grading.limits` (what a notebook may ta
 many at once), :mod:`~lic_teach.grading.kernel` (running a notebook in a kernel with
 its judge, in parallel), :mod:`~lic_teach.grading.values`,
 :mod:`~lic_teach.grading.serve` and :mod:`~lic_teach.grading.judge` (the two sides of
-the wall), :mod:`~lic_teach.grading.grades` (a submission's exercise, questions and
-scores), :mod:`~lic_teach.grading.reports` (the CSV and the summary per question) and
-:mod:`~lic_teach.grading.cli` (the command line). Their public names are importable
-from here.
+the wall), :mod:`~lic_teach.grading.sandbox` and :mod:`~lic_teach.grading.cgroup`
+(what a kernel can see and take), :mod:`~lic_teach.grading.grades` (a submission's
+exercise, questions and scores), :mod:`~lic_teach.grading.reports` (the CSV and the
+summary per question) and :mod:`~lic_teach.grading.cli` (the command line). Their
+public names are importable from here.
 """
 
 from .cli import main, parse_args

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import sandbox
+from . import cgroup, sandbox
 from .limits import DEFAULT_LIMITS, Limits, limit_memory
 
 SERVE_CELL = """from lic_teach.grading.serve import serve
@@ -195,45 +195,56 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
         ]
         if limits.sandbox:
             command = sandbox.wrap(command, [Path(tmp)], [])
-        deadline = time.monotonic() + limits.total_timeout
-        child = _start(command)
-        processes = [child]
-        if phases:
-            spec = os.path.join(private, "judge.json")
-            with open(spec, "w") as f:
-                json.dump(
-                    {
-                        "phases": phases,
-                        "pid": child.pid,
-                        "seconds": limits.test_timeout,
-                        "hidden_seed": limits.hidden_seed,
-                    },
-                    f,
-                )
-            processes.append(
-                _start([sys.executable, "-m", "lic_teach.grading", "--judge", spec])
-            )
-        if _wait(processes, deadline):
-            return (
-                f"the notebook ran past {limits.total_timeout} s in all and was stopped"
-            )
+        with cgroup.contained(limits.group_memory_bytes()) as group:
+            outcome = _run(command, group, phases, private, limits)
+        if isinstance(outcome, str):
+            return outcome
         if not report.exists():
-            return f"the notebook could not be run: {child.last_error_line()}"
-        outcome = json.loads(report.read_text())
+            return f"the notebook could not be run: {outcome['child_error']}"
+        outcome.update(json.loads(report.read_text()))
         outcome["errors"] = {
             int(index): line for index, line in outcome["errors"].items()
         }
-        judge_failed = ""
-        if phases and processes[1].returncode:
-            judge_failed = (
-                f"the grader's judge failed: {processes[1].last_error_line()}"
-            )
         outcome["results"] = {
             phase["phase"]: _read_scores(Path(phase["out"]))
-            or {q: [0, judge_failed or "its tests never ran"] for q in phase["tests"]}
+            or {q: [0, outcome["judge_failed"]] for q in phase["tests"]}
             for phase in phases
         }
         return outcome
+
+
+def _run(command, group, phases: list, private: str, limits: Limits) -> dict | str:
+    """Run the notebook's process (in ``group``, where there is one) and its judge
+    until both end, or say that they ran past ``limits.total_timeout``. Returns
+    ``{"child_error": its last line on stderr, "judge_failed": why the judge failed
+    or "its tests never ran"}``."""
+    deadline = time.monotonic() + limits.total_timeout
+    child = _start(command)
+    if group is not None:
+        group.add(child.pid)
+    processes = [child]
+    if phases:
+        spec = os.path.join(private, "judge.json")
+        with open(spec, "w") as f:
+            settings = {
+                "seconds": limits.test_timeout,
+                "hidden_seed": limits.hidden_seed,
+            }
+            json.dump({"phases": phases, "pid": child.pid, **settings}, f)
+        processes.append(
+            _start([sys.executable, "-m", "lic_teach.grading", "--judge", spec])
+        )
+    if _wait(processes, deadline):
+        return f"the notebook ran past {limits.total_timeout} s in all and was stopped"
+    failed = phases and processes[1].returncode
+    return {
+        "child_error": child.last_error_line(),
+        "judge_failed": (
+            f"the grader's judge failed: {processes[1].last_error_line()}"
+            if failed
+            else "its tests never ran"
+        ),
+    }
 
 
 class _Child(subprocess.Popen):

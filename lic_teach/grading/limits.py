@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+TMP_BYTES = 2**30  # a sandboxed kernel's private /tmp holds at most this
+SHM_BYTES = 2**28  # and its /dev/shm this (both are memory, which RLIMIT_DATA misses)
 MEMORY_GIB = 4.0  # the exercise solutions' kernels peak at 1.2 GiB of data
 
 
@@ -26,6 +28,15 @@ class Limits:
     memory_gib: float = MEMORY_GIB
     sandbox: bool = False
     hidden_seed: int | None = None
+
+    def group_memory_bytes(self) -> int | None:
+        """What a kernel's control group (:mod:`.cgroup`) may hold in all: its memory,
+        the sandbox's private ``/tmp`` and ``/dev/shm`` (memory too), and 1 GiB for
+        the process that runs it and the libraries' pages; ``None`` when memory is not
+        limited."""
+        if self.memory_gib <= 0:
+            return None
+        return int((self.memory_gib + 1) * 2**30) + TMP_BYTES + SHM_BYTES
 
 
 DEFAULT_LIMITS = Limits()

@@ -23,10 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-TMP_BYTES = 2**30  # its private /tmp holds at most this
-SHM_BYTES = (
-    2**28
-)  # and /dev/shm this (both are memory, which RLIMIT_DATA does not count)
+from .limits import SHM_BYTES, TMP_BYTES
+
 SYSTEM = ("/usr", "/etc")  # read-only; /bin, /lib, ... are links into /usr here
 LINKS = ("/bin", "/sbin", "/lib", "/lib64")
 
