@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 FORKS = """
 import os, sys, time
+sys.stdin.readline()  # once it is in the group
 started = 0
 for _ in range(2000):
     try:
@@ -33,9 +34,14 @@ time.sleep(600)
 def test_a_fork_bomb_stops_at_the_cap_and_dies_with_the_grade():
     with cgroup.contained(None, processes=64) as group:
         bomb = subprocess.Popen(
-            [sys.executable, "-c", FORKS], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", FORKS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         group.add(bomb.pid)
+        bomb.stdin.write("go\n")
+        bomb.stdin.flush()
         started = int(bomb.stdout.readline())
         assert 0 < started < 64
         assert len(group.processes()) == started + 1
