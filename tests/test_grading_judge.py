@@ -279,7 +279,8 @@ ATTACKS = {
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
     """Every notebook of :data:`ATTACKS` graded at once, sandboxed where this machine
-    can make a sandbox."""
+    can make a sandbox (otter, in the ``exercises`` extra, runs the tests)."""
+    pytest.importorskip("otter")
     root = tmp_path_factory.mktemp("judge")
     tests = root / "autograder" / "ch99"
     tests.mkdir(parents=True)
@@ -347,6 +348,7 @@ def test_a_hidden_seed_redraws_the_hidden_tests_inputs(tmp_path):
     """With the instructor's seed, a hidden test draws inputs no one saw: an answer
     memorised for the published inputs fails, the real one still passes; the
     library's seeding is restored afterwards."""
+    pytest.importorskip("otter")
     test = tmp_path / "q1.py"
     test.write_text(
         "from otter.test_files import test_case\n\nOK_FORMAT = False\n\n"
