@@ -1,5 +1,6 @@
-"""A kernel's control group (issue 36): a fork bomb stops at the group's process cap,
-shared memory counts against its memory, and nothing it started outlives it."""
+"""What a kernel may take (issue 36): in its control group, a fork bomb stops at the
+group's process cap, shared memory counts against its memory, and nothing it started
+outlives it; everywhere, no file it writes grows past the file-size cap."""
 
 import os
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 
 from lic_teach.grading import cgroup
 
-pytestmark = pytest.mark.skipif(
+needs_cgroups = pytest.mark.skipif(
     bool(cgroup.unavailable()) and not os.environ.get("LIC_TEACH_CI"),
     reason=f"no control groups here: {cgroup.unavailable()}",
 )
@@ -31,6 +32,7 @@ time.sleep(600)
 """
 
 
+@needs_cgroups
 def test_a_fork_bomb_stops_at_the_cap_and_dies_with_the_grade():
     with cgroup.contained(None, processes=64) as group:
         bomb = subprocess.Popen(
@@ -59,6 +61,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@needs_cgroups
 def test_shared_memory_counts_against_the_group(tmp_path):
     """What a process puts in a tmpfs (``/dev/shm``) is memory RLIMIT_DATA misses;
     the group's cap counts it, and the process is stopped."""
@@ -83,3 +86,27 @@ def test_shared_memory_counts_against_the_group(tmp_path):
     finally:
         if os.path.exists("/dev/shm/lic_teach_cgroup_test"):
             os.remove("/dev/shm/lic_teach_cgroup_test")
+
+
+def test_no_file_a_kernel_writes_grows_past_the_cap(tmp_path):
+    """Runs everywhere (an rlimit needs no cgroup): the grading process caps the size
+    of every file it and its kernel write."""
+    script = (
+        "import sys\n"
+        "from lic_teach.grading.limits import limit_file_size\n"
+        "limit_file_size(2**20)\n"
+        "try:\n"
+        "    with open(sys.argv[1], 'wb') as f:\n"
+        "        f.write(b'x' * 2**21)\n"
+        "except OSError as error:\n"
+        "    print('refused', error.errno)\n"
+    )
+    target = tmp_path / "big"
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "refused" in out
+    assert target.stat().st_size <= 2**20

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from . import cgroup, sandbox
-from .limits import DEFAULT_LIMITS, Limits, limit_memory
+from .limits import DEFAULT_LIMITS, Limits, limit_file_size, limit_memory
 
 SERVE_CELL = """from lic_teach.grading.serve import serve
 serve(globals(), {requests!r}, {answers!r}, {seconds!r})"""
@@ -95,6 +95,7 @@ def execute(notebook_path: Path, report: Path, limits: Limits) -> None:
     from nbclient.exceptions import DeadKernelError
 
     limit_memory(limits.memory_gib)
+    limit_file_size()
     notebook = nbformat.read(str(notebook_path), as_version=4)
 
     def timeout(cell):

@@ -52,6 +52,15 @@ def limit_memory(gib: float) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
+def limit_file_size(size: int = TMP_BYTES) -> None:
+    """Cap every file this process and its children (the kernel) write at ``size``
+    bytes: past it a write fails (``EFBIG``), so a submission cannot fill the disk
+    of the folder it is graded in with one file."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
 def available_memory_gib() -> float:
     """Memory the machine can give new processes now (``MemAvailable``), in GiB."""
     try:
