@@ -220,7 +220,7 @@ def _module_base(bases: list) -> type | None:
         module_name, _, qualname = str(name).rpartition(".")
         if module_name.startswith("torch.nn."):
             try:
-                return values._trusted_module_class(module_name, qualname)
+                return values.trusted_module_class(module_name, qualname)
             except values.DecodeError:
                 continue
     return torch.nn.Module

@@ -170,9 +170,7 @@ class Encoder:
 
     def _module(self, module, depth):
         kind = type(module)
-        if not kind.__module__.startswith(
-            TRUSTED_MODULES
-        ) or kind.__module__.startswith("lic_teach.grading"):
+        if not is_trusted(kind.__module__):
             raise Unencodable(f"a module of class {kind.__qualname__}")
         inner = Encoder(None, self.references)  # a module's state holds no handle
         inner.blobs = self.blobs
@@ -373,7 +371,7 @@ class _Decoder:
         )
 
     def _module(self, depth, module_name, qualname, state):
-        cls = _trusted_module_class(module_name, qualname)
+        cls = trusted_module_class(module_name, qualname)
         if type(state) is not list or any(
             type(p) is not list or len(p) != 2 or type(p[0]) is not str for p in state
         ):
@@ -430,15 +428,20 @@ def _shape(dims) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def _trusted_module_class(module_name, qualname) -> type:
-    """The ``torch.nn.Module`` subclass ``module_name.qualname`` of torch or
-    lic_teach (never of the grader itself), or :class:`DecodeError`."""
-    if (
-        type(module_name) is not str
-        or type(qualname) is not str
-        or not module_name.startswith(TRUSTED_MODULES)
-        or module_name.startswith("lic_teach.grading")
-    ):
+def is_trusted(module_name) -> bool:
+    """Whether ``module_name`` is a module of torch or lic_teach (never of the grader
+    itself), whose module classes travel by value."""
+    return (
+        type(module_name) is str
+        and module_name.startswith(TRUSTED_MODULES)
+        and not module_name.startswith("lic_teach.grading")
+    )
+
+
+def trusted_module_class(module_name, qualname) -> type:
+    """The ``torch.nn.Module`` subclass ``module_name.qualname`` of a trusted module
+    (:func:`is_trusted`), or :class:`DecodeError`."""
+    if not is_trusted(module_name) or type(qualname) is not str:
         raise DecodeError("a module of an untrusted class")
     try:
         cls = importlib.import_module(module_name)
