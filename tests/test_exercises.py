@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from lic_teach import cache, exercises, grading, wrong_answers
+from lic_teach.grading import gradescope
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "exercises" / "source").glob("ch*_*.ipynb"))
@@ -173,13 +174,15 @@ WRONG_ANSWERS = {
 
 def _assign_key() -> str:
     """A hash of everything ``exercises/assign.py`` reads and runs: the sources, the
-    script, the setup cell, the Python and otter-grader versions."""
+    script, the setup cell, the Gradescope entry point, the Python and otter-grader
+    versions."""
     digest = hashlib.sha256(
         f"{sys.version} otter {metadata.version('otter-grader')}".encode()
     )
     inputs = sorted((REPO / "exercises" / "source").iterdir()) + [
         REPO / "exercises" / "assign.py",
         REPO / "exercises" / "setup_cell.py",
+        REPO / "lic_teach" / "grading" / "gradescope.py",
     ]
     for path in inputs:
         digest.update(path.name.encode() + path.read_bytes())
@@ -653,27 +656,29 @@ def test_wrong_answers_must_name_one_place_in_their_question(built):
 
 
 def test_the_gradescope_autograder_grades_a_notebook_without_docker(built, tmp_path):
-    """The zip `make exercises` writes for Gradescope: otter's entry point, run locally
-    by `otter run` (what the README tells instructors to try before uploading), gives
-    the solution full marks and a wrong answer zero on its question, with the hidden
+    """The zip `make exercises` writes for Gradescope: otter's container recipe with
+    lic_teach's grader as its entry point (the verdict outside the student's kernel),
+    tried locally as the README tells instructors to before uploading, gives the
+    solution full marks and a wrong answer zero on its question, with the hidden
     tests."""
     archive = built / "exercises" / "gradescope" / "ch02_autograder.zip"
     with zipfile.ZipFile(archive) as zipped:
         names = set(zipped.namelist())
         environment = zipped.read("environment.yml").decode()
         entry = zipped.read("run_otter.py").decode()
+        settings = json.loads(zipped.read(gradescope.SETTINGS))
     assert {
         "run_autograder",
         "run_otter.py",
         "setup.sh",
         "environment.yml",
         "otter_config.json",
+        gradescope.SETTINGS,
     } <= names
-    # Gradescope runs run_autograder -> run_otter.py -> this function on /autograder;
-    # `otter run` unzips the archive into a folder of that shape and calls the same
-    # function
-    assert "from otter.run.run_autograder import main as run_autograder" in entry
-    assert 'run_autograder("/autograder")' in entry
+    # Gradescope runs run_autograder -> run_otter.py -> gradescope.main on /autograder;
+    # the local trial unzips the archive into a folder of that shape and grades there
+    assert entry == gradescope.ENTRY
+    assert settings == {"exercise": "ch02", "hidden_seed": None}
     tests = sorted(n for n in names if n.startswith("tests/"))
     assert tests == [
         f"tests/{q}.py"
@@ -695,8 +700,7 @@ def test_the_gradescope_autograder_grades_a_notebook_without_docker(built, tmp_p
     right, wrong = WRONG_ANSWERS["ch02"]["q2"]
     (cell,) = [c for c in solution.cells if right in c.source]
     # one run after the other, as Gradescope runs each submission in a container of its
-    # own: otter starts its kernels over TCP, and two started at once can pick the same
-    # ports
+    # own
     scores = {}
     for name, notebook in (("right", solution), ("wrong", None)):
         if notebook is None:
@@ -709,14 +713,11 @@ def test_the_gradescope_autograder_grades_a_notebook_without_docker(built, tmp_p
             [
                 sys.executable,
                 "-m",
-                "otter",
-                "run",
-                "-a",
+                "lic_teach.grading.gradescope",
                 str(archive),
-                "-o",
-                str(folder),
-                "--no-logo",
                 str(folder / "ch02_submission.ipynb"),
+                "--out",
+                str(folder / "results.json"),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

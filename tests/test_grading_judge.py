@@ -2,16 +2,18 @@
 kernel as checked plain data, and the attacks of the issue's table, each in a notebook
 graded beside an honest one, score exactly what they deserve."""
 
+import json
 import os
 import struct
 import textwrap
+import zipfile
 
 import nbformat
 import numpy as np
 import pytest
 import torch
 
-from lic_teach.grading import grades, judge, sandbox, values
+from lic_teach.grading import grades, gradescope, judge, sandbox, values
 from lic_teach.grading.limits import Limits
 
 # ------------------------------------------------------------------ values, one by one
@@ -276,27 +278,36 @@ ATTACKS = {
 }
 
 
+def _write_tests(folder):
+    """:data:`TESTS` as otter test files in ``folder``."""
+    folder.mkdir(parents=True)
+    for question, body in TESTS.items():
+        (folder / f"{question}.py").write_text(
+            "from otter.test_files import test_case\n\nOK_FORMAT = False\n\n"
+            f'name = "{question}"\npoints = 1\nall_or_nothing = True\n'
+            + textwrap.dedent(body)
+        )
+
+
+def _write_attack(name, path):
+    """The notebook of :data:`ATTACKS`' ``name`` at ``path``."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["lic_teach"] = {"exercise": "ch99"}
+    notebook.cells = [nbformat.v4.new_code_cell(textwrap.dedent(ATTACKS[name][0]))]
+    nbformat.write(notebook, path)
+
+
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
     """Every notebook of :data:`ATTACKS` graded at once, sandboxed where this machine
     can make a sandbox (otter, in the ``exercises`` extra, runs the tests)."""
     pytest.importorskip("otter")
     root = tmp_path_factory.mktemp("judge")
-    tests = root / "autograder" / "ch99"
-    tests.mkdir(parents=True)
-    for question, body in TESTS.items():
-        (tests / f"{question}.py").write_text(
-            "from otter.test_files import test_case\n\nOK_FORMAT = False\n\n"
-            f'name = "{question}"\npoints = 1\nall_or_nothing = True\n'
-            + textwrap.dedent(body)
-        )
+    _write_tests(root / "autograder" / "ch99")
     submissions = root / "submissions"
     submissions.mkdir()
-    for name, (source, _) in ATTACKS.items():
-        notebook = nbformat.v4.new_notebook()
-        notebook.metadata["lic_teach"] = {"exercise": "ch99"}
-        notebook.cells = [nbformat.v4.new_code_cell(textwrap.dedent(source))]
-        nbformat.write(notebook, submissions / f"{name}.ipynb")
+    for name in ATTACKS:
+        _write_attack(name, submissions / f"{name}.ipynb")
     limits = Limits(
         cell_timeout=30,
         test_timeout=8,
@@ -377,3 +388,74 @@ def test_a_hidden_seed_redraws_the_hidden_tests_inputs(tmp_path):
     assert score(honest, 1234) == 1
     torch.manual_seed(3)
     assert torch.equal(torch.rand(4), published)
+
+
+# ---------------------------------------------------------------------- on Gradescope
+
+
+def _autograder(root, seed=None):
+    """A Gradescope container's ``/autograder`` at ``root``: ``source`` as the zips of
+    ``make exercises`` hold it (for the exercise ch99 of :data:`TESTS`), an empty
+    ``submission``."""
+    _write_tests(root / "source" / "tests")
+    (root / "source" / "run_otter.py").write_text(gradescope.ENTRY)
+    settings = {"exercise": "ch99", "hidden_seed": seed}
+    (root / "source" / gradescope.SETTINGS).write_text(json.dumps(settings))
+    (root / "submission").mkdir()
+    return root
+
+
+@pytest.mark.parametrize(
+    "name", ["honest", "patched_otter", "always_equal", "forged_scores"]
+)
+def test_on_gradescope_the_judge_scores_each_attack_as_it_deserves(tmp_path, name):
+    """Gradescope's container has no bubblewrap: the kernel runs unsandboxed, and the
+    wall between kernel and judge still decides. Each submission in a container of
+    its own, as Gradescope runs them."""
+    pytest.importorskip("otter")
+    root = _autograder(tmp_path / "autograder")
+    _write_attack(name, root / "submission" / "ch99_answers.ipynb")
+    if name == "honest":  # the zip's entry point, with Gradescope's limits
+        assert gradescope.main([str(root)]) == 0
+    else:  # the attacks break the kernel's answers: shorter waits
+        limits = Limits(cell_timeout=30, test_timeout=8, total_timeout=240)
+        gradescope.write_results(root, gradescope.grade_autograder(root, limits))
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == ATTACKS[name][1], results
+    assert [t["name"] for t in results["tests"]] == ["q1", "q2", "q3"]
+    assert sum(t["score"] for t in results["tests"]) == results["score"]
+    assert all(t["max_score"] == 1 for t in results["tests"])
+
+
+def test_gradescope_refuses_what_it_cannot_grade_with_a_reason(tmp_path):
+    root = _autograder(tmp_path / "autograder")
+    for name in ("a.ipynb", "b.ipynb"):
+        (root / "submission" / name).write_text("{}")
+    outcome = gradescope.grade_autograder(root)
+    assert outcome["score"] == 0
+    assert "exactly one" in outcome["output"]
+    assert "a.ipynb" in outcome["output"]
+    (root / "source" / gradescope.SETTINGS).write_text('{"exercise": "../ch01"}')
+    assert "no exercise" in gradescope.grade_autograder(root)["output"]
+    (root / "source" / gradescope.SETTINGS).write_text(
+        '{"exercise": "ch99", "hidden_seed": "1"}'
+    )
+    assert "integer" in gradescope.grade_autograder(root)["output"]
+
+
+def test_a_sealed_zip_carries_the_instructor_s_hidden_seed(tmp_path):
+    root = _autograder(tmp_path / "autograder")
+    archive = tmp_path / "public.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted((root / "source").rglob("*")):
+            zipped.write(path, path.relative_to(root / "source"))
+    assert (
+        gradescope.main(["--seal", "1234", str(archive), str(tmp_path / "p.zip")]) == 0
+    )
+    with zipfile.ZipFile(tmp_path / "p.zip") as zipped:
+        assert sorted(zipped.namelist()) == sorted(zipfile.ZipFile(archive).namelist())
+        zipped.extractall(tmp_path / "sealed")
+    assert gradescope.settings_of(tmp_path / "sealed") == {
+        "exercise": "ch99",
+        "hidden_seed": 1234,
+    }

@@ -3,9 +3,11 @@ kernel can no longer reach. Without ``bwrap`` these tests skip, except in CI, wh
 installs it."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -99,6 +101,54 @@ def test_a_sandboxed_process_sees_and_reaches_only_its_own(
     assert (mine / "answer.txt").read_text() == "42"
     assert not Path("/tmp/left-behind").exists()  # its /tmp was its own
     assert seen["shared_memory_filled"] == "no"  # past SHM_BYTES
+
+
+@pytest.fixture
+def open_folder():
+    """A fresh folder under ``/tmp`` that other users may enter (pytest's are
+    closed), removed afterwards."""
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_the_sandbox_holds_for_a_user_without_root(
+    sandboxed, listener, open_folder, monkeypatch
+):
+    """bubblewrap as an unprivileged user (``nobody``), as an instructor without root
+    runs it: the same namespaces and binds, checked with a shell, since this machine's
+    Python lies under ``/root``, which ``nobody`` cannot enter (its binds are left
+    out)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to become another user (setpriv)")
+    port, connections = listener
+    mine, others = open_folder / "mine", open_folder / "others"
+    mine.mkdir()
+    others.mkdir()
+    os.chown(mine, 65534, 65534)
+    tcp = f"/dev/tcp/127.0.0.1/{port}"
+    script = textwrap.dedent(f"""
+        id -u
+        test -e {ROOT / "exercises"} && echo repository || echo no-repository
+        test -e {others} && echo others || echo no-others
+        (exec 3<>{tcp}) 2>/dev/null && echo loopback || echo no-loopback
+        (echo x > /etc/pwned) 2>/dev/null && echo outside || echo no-outside
+        echo 42 > {mine / "answer.txt"}
+        ls /proc | grep -c '^[0-9]'
+    """)
+    monkeypatch.setattr(sandbox, "_python_binds", lambda: [])
+    command = sandbox.wrap(["/bin/bash", "-c", script], [mine], [])
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    result = subprocess.run(
+        [*as_nobody, *command], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    *seen, processes = result.stdout.split()
+    assert seen == ["65534", "no-repository", "no-others", "no-loopback", "no-outside"]
+    assert int(processes) <= 4  # bwrap's init, the shell, its ls and grep; no other
+    assert not connections
+    assert (mine / "answer.txt").read_text() == "42\n"
 
 
 @pytest.mark.slow

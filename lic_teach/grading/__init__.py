@@ -39,7 +39,8 @@ its judge, in parallel), :mod:`~lic_teach.grading.values`,
 the wall), :mod:`~lic_teach.grading.sandbox` and :mod:`~lic_teach.grading.cgroup`
 (what a kernel can see and take), :mod:`~lic_teach.grading.grades` (a submission's
 exercise, questions and scores), :mod:`~lic_teach.grading.reports` (the CSV and the
-summary per question) and :mod:`~lic_teach.grading.cli` (the command line). Their
+summary per question), :mod:`~lic_teach.grading.cli` (the command line) and
+:mod:`~lic_teach.grading.gradescope` (the entry point of the Gradescope zips). Their
 public names are importable from here.
 """
 
