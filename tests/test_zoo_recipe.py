@@ -152,7 +152,7 @@ def test_records_and_table_give_one_row_per_recipe(straight):
     assert table.rows[0][:2] == ["tiny", str(10 * CHUNK)]
 
 
-def test_the_study_recipes_are_distinct_and_run_at_one_lambda():
+def test_the_study_recipes_are_distinct_and_run_at_one_lambda_but_the_capacity_test():
     names = [r.name for r in zoo_recipe.RECIPES]
     assert len(set(names)) == len(names)
     lambdas = {r.name: r.lmbda for r in zoo_recipe.RECIPES}
@@ -161,6 +161,16 @@ def test_the_study_recipes_are_distinct_and_run_at_one_lambda():
         r.cooldown_lambdas
         for r in zoo_recipe.RECIPES
         if r.name == "factorized-N48-M64-p128-open"
+    )
+    top = [name for name, lmbda in lambdas.items() if lmbda == 0.0932]
+    assert [lambdas.pop(name) for name in top] == [
+        0.0932,
+        0.0932,
+    ]  # capacity at the top
+    assert max(r.cooldown_lambdas for r in zoo_recipe.RECIPES) == (
+        0.0018,
+        0.0067,
+        0.0932,
     )
     assert set(lambdas.values()) == {0.025}
     assert {r.patch_size**2 * r.batch_size for r in zoo_recipe.RECIPES} == {131072}

@@ -193,6 +193,30 @@ RECIPES = (
         **OPEN_ENDED,
         cooldown_lambdas=(0.0018, 0.0067, 0.0932),
     ),
+    # the flat top's capacity test: the cooled copies at the top lambda come within
+    # 0.3 dB of their transforms' ceiling at M=64, so is it the width that caps the top?
+    # Both trained at the top lambda from the start, at equal CPU: the zoo's width and
+    # a wider one (CompressAI widens M to 320 for its top qualities)
+    Recipe(
+        "factorized-N48-M64-p256-l0.0932-open",
+        "factorized",
+        48,
+        64,
+        256,
+        2,
+        lmbda=0.0932,
+        **OPEN_ENDED,
+    ),
+    Recipe(
+        "factorized-N64-M128-p256-l0.0932-open",
+        "factorized",
+        64,
+        128,
+        256,
+        2,
+        lmbda=0.0932,
+        **OPEN_ENDED,
+    ),
     # two controls of the narrow factorized trunk: trained at 0.0067 from the start
     # (against its copies fine-tuned to 0.0067 during the cooldown: per-lambda
     # training or fine-tuning?), and without the augmentation (no downscaling, flips
