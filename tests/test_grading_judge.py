@@ -198,6 +198,27 @@ def freeze(model):
     return list(model[1].parameters())
 """
 
+# a process of the student's that rewrites the execution report (which cells raised)
+# while the grade is made, by the path or the descriptor it finds in /proc
+FORGE = """
+import glob, json, os, time
+forged = json.dumps({"errors": {}, "died": ""})
+for _ in range(3000):
+    for spec in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            words = open(spec, "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        if b"--execute" in words:
+            target = words[words.index(b"--execute") + 2].decode()
+            for path in (target, spec.replace("cmdline", "fd/" + target)):
+                try:
+                    open(path, "w").write(forged)
+                except (OSError, ValueError):
+                    pass
+    time.sleep(0.01)
+"""
+
 # name -> (the student's cells, the score it deserves)
 ATTACKS = {
     "honest": (HONEST, 3),
@@ -267,6 +288,19 @@ ATTACKS = {
         """,
         0,
     ),
+    "forged_report": (  # hides its failing cell: question 1 must still score 0
+        [
+            HONEST
+            + "import subprocess, sys\n"
+            + "class Grader:\n    def check(self, question):\n        pass\n"
+            + "grader = Grader()\n"
+            + f"subprocess.Popen([sys.executable, '-c', {FORGE!r}],"
+            + " start_new_session=True)\n"
+            + "raise ValueError('this cell fails')\n",
+            'grader.check("q1")',
+        ],
+        2,
+    ),
     "hangs_in_one_question": (
         HONEST.replace("return 2 * x", "while True:\n        pass"),
         2,
@@ -290,10 +324,13 @@ def _write_tests(folder):
 
 
 def _write_attack(name, path):
-    """The notebook of :data:`ATTACKS`' ``name`` at ``path``."""
+    """The notebook of :data:`ATTACKS`' ``name`` (one cell, or a list of them) at
+    ``path``."""
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["lic_teach"] = {"exercise": "ch99"}
-    notebook.cells = [nbformat.v4.new_code_cell(textwrap.dedent(ATTACKS[name][0]))]
+    cells = ATTACKS[name][0]
+    cells = [cells] if isinstance(cells, str) else cells
+    notebook.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
     nbformat.write(notebook, path)
 
 

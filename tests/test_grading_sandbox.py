@@ -82,6 +82,10 @@ def test_a_sandboxed_process_sees_and_reaches_only_its_own(
         open({str(mine / "answer.txt")!r}, "w").write("42")
         open("/tmp/left-behind", "w").write("x")
         print("processes", sorted(p for p in os.listdir("/proc") if p.isdigit()))
+        status = open("/proc/self/status").read()
+        print("capabilities", status.split("CapEff:")[1].split()[0])
+        print("device_node", attempt(lambda: os.mknod("/tmp/disk", 0o600 | 0o60000,
+                                                     os.makedev(8, 0))))
         def fill(path):
             with open(path, "wb") as f:
                 for _ in range({sandbox.SHM_BYTES // 2**20 + 16}):
@@ -98,6 +102,8 @@ def test_a_sandboxed_process_sees_and_reaches_only_its_own(
     assert not connections  # this machine's services are out of reach
     assert seen["outside_write"] == "no"
     assert seen["processes"] == "['1', '2']"  # itself and its shell of bwrap
+    assert seen["capabilities"] == "0000000000000000"  # none, even run by root
+    assert seen["device_node"] == "no"  # so no disk of the machine to mount
     assert (mine / "answer.txt").read_text() == "42"
     assert not Path("/tmp/left-behind").exists()  # its /tmp was its own
     assert seen["shared_memory_filled"] == "no"  # past SHM_BYTES

@@ -16,6 +16,6 @@ if len(sys.argv) == 3 and sys.argv[1] == "--judge":
 
     sys.exit(judge(sys.argv[2]))
 elif len(sys.argv) == 5 and sys.argv[1] == "--execute":
-    execute(Path(sys.argv[2]), Path(sys.argv[3]), Limits(**json.loads(sys.argv[4])))
+    execute(Path(sys.argv[2]), int(sys.argv[3]), Limits(**json.loads(sys.argv[4])))
 else:
     sys.exit(main())

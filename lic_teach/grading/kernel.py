@@ -3,7 +3,8 @@ empty temporary folder, within its :class:`Limits`.
 
 :func:`run_in_kernel` starts a child process (``python -m lic_teach.grading --execute``)
 that caps its own memory, runs the notebook with ``nbclient`` (a cell past its time is
-interrupted and the next cells still run) and writes which cells failed; the parent
+interrupted and the next cells still run) and reports which cells failed through a
+pipe that only it holds (:func:`execute`); the parent
 kills the whole process group when the notebook runs past its total time. At its
 :func:`grading_cell` the kernel serves the judge (:mod:`.serve`), a second process
 started beside it (``python -m lic_teach.grading --judge``) that runs the tests and
@@ -86,14 +87,26 @@ def kernel_start_lock():
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def execute(notebook_path: Path, report: Path, limits: Limits) -> None:
+def _undumpable() -> None:
+    """Make this process non-dumpable (``prctl(PR_SET_DUMPABLE, 0)``): a process of
+    the same user without ``CAP_SYS_PTRACE`` (the sandboxed kernel) can then not open
+    its descriptors through ``/proc/<pid>/fd``."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+
+
+def execute(notebook_path: Path, report: int, limits: Limits) -> None:
     """In the child process of :func:`run_in_kernel`: run a notebook in a fresh kernel
     in an empty folder, with ``limits``; write which cells failed, and whether the
-    kernel died, to ``report``."""
+    kernel died, to the descriptor ``report``, the write end of a pipe that the kernel
+    does not inherit (its process starts with only its standard streams) and cannot
+    open (this process is not dumpable)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
+    _undumpable()
     limit_memory(limits.memory_gib)
     limit_file_size()
     notebook = nbformat.read(str(notebook_path), as_version=4)
@@ -136,7 +149,8 @@ def execute(notebook_path: Path, report: Path, limits: Limits) -> None:
         for output in cell.get("outputs", [])
         if output.get("output_type") == "error"
     }
-    report.write_text(json.dumps({"errors": errors, "died": died}))
+    with open(report, "w", closefd=True) as channel:
+        channel.write(json.dumps({"errors": errors, "died": died}))
 
 
 _JOBS = threading.local()
@@ -184,25 +198,26 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
             out = os.path.join(private, f"scores-{number}.json")
             phases.append({**grading, **pipes, "out": out})
         nbformat.write(notebook, os.path.join(tmp, "submission.ipynb"))
-        report = Path(tmp) / "report.json"
+        report = _Report()
         command = [
             sys.executable,
             "-m",
             "lic_teach.grading",
             "--execute",
             os.path.join(tmp, "submission.ipynb"),
-            str(report),
+            str(report.writer),
             json.dumps(limits.__dict__),
         ]
         if limits.sandbox:
             command = sandbox.wrap(command, [Path(tmp)], [])
         with cgroup.contained(limits.group_memory_bytes()) as group:
-            outcome = _run(command, group, phases, private, limits)
+            outcome = _run(command, group, phases, private, limits, report)
         if isinstance(outcome, str):
             return outcome
-        if not report.exists():
+        received = report.received()
+        if received is None:
             return f"the notebook could not be run: {outcome['child_error']}"
-        outcome.update(json.loads(report.read_text()))
+        outcome.update(received)
         outcome["errors"] = {
             int(index): line for index, line in outcome["errors"].items()
         }
@@ -214,13 +229,50 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
         return outcome
 
 
-def _run(command, group, phases: list, private: str, limits: Limits) -> dict | str:
-    """Run the notebook's process (in ``group``, where there is one) and its judge
-    until both end, or say that they ran past ``limits.total_timeout``. Returns
-    ``{"child_error": its last line on stderr, "judge_failed": why the judge failed
-    or "its tests never ran"}``."""
+class _Report:
+    """The pipe over which the notebook's process reports (:func:`execute`): it holds
+    the write end, read here on a thread (at most 4 MiB), so a large report never
+    blocks it."""
+
+    LIMIT = 4 * 2**20
+
+    def __init__(self):
+        self.reader, self.writer = os.pipe()
+        self.data = b""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self):
+        with open(self.reader, "rb") as pipe:
+            self.data = pipe.read(self.LIMIT + 1)
+
+    def started(self):
+        """Once the process holds the write end: close it here, start reading."""
+        os.close(self.writer)
+        self.thread.start()
+
+    def received(self) -> dict | None:
+        """The report, or ``None`` where none came whole (the process died first)."""
+        self.thread.join(5)
+        try:
+            report = json.loads(self.data) if len(self.data) <= self.LIMIT else None
+        except ValueError:
+            return None
+        valid = isinstance(report, dict) and {"errors", "died"} <= set(report)
+        return report if valid else None
+
+
+def _run(
+    command, group, phases: list, private: str, limits: Limits, report: _Report
+) -> dict | str:
+    """Run the notebook's process (in ``group``, where there is one; ``report``'s
+    write end passed to it) and its judge until both end, or say that they ran past
+    ``limits.total_timeout``. Returns ``{"child_error": its last line on stderr,
+    "judge_failed": why the judge failed or "its tests never ran"}``."""
     deadline = time.monotonic() + limits.total_timeout
-    child = _start(command)
+    try:
+        child = _start(command, (report.writer,))
+    finally:
+        report.started()
     if group is not None:
         group.add(child.pid)
     processes = [child]
@@ -260,10 +312,12 @@ class _Child(subprocess.Popen):
         return (self.stderr_text.strip().splitlines() or ["no message"])[-1][:300]
 
 
-def _start(command: list[str]) -> _Child:
-    """``command`` started in its own session, with this kernel's share of threads."""
+def _start(command: list[str], pass_fds=()) -> _Child:
+    """``command`` started in its own session, with this kernel's share of threads
+    and the descriptors ``pass_fds``."""
     child = _Child(
         command,
+        pass_fds=pass_fds,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -12,7 +12,9 @@ installation and this environment, and the ``lic_teach`` package), a private, em
 nothing else of the machine: not the repository, its solutions or tests (the tests
 run in the judge, outside: :mod:`.judge`), not the other submissions, not other
 kernels' connection files, not the judge's files. Only the submission's own folder
-(with the two pipes to its judge) is writable.
+(with the two pipes to its judge) is writable. It holds no capability, even where the
+grader runs as root (bubblewrap would keep root's): it can neither make device nodes
+nor mount, nor open the descriptors of the process that reports on it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def wrap(command: list[str], writable: list[Path], readable: list[Path]) -> list
     arguments = [
         shutil.which("bwrap") or "bwrap",
         "--unshare-all",
+        "--cap-drop", "ALL",  # run by root, bwrap would keep every capability
         "--die-with-parent",
         "--new-session",
         # the private folders first: what is bound later may lie inside them (a
