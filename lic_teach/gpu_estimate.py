@@ -215,9 +215,9 @@ def chapter_work(chapter: str, B: budget.Budget) -> list[Work]:
         ],
         "ch07_context_models": [
             *end_to_end_family(B),
-            *_entropy_models(B, (ScaleHyperprior, MeanScaleHyperprior,
-                                 CheckerboardContext, JointAutoregressive)),
-            _evaluation(B, 15 + 6),
+            *_entropy_models(B, (MeanScaleHyperprior, CheckerboardContext,
+                                 JointAutoregressive)),
+            _evaluation(B, 12 + 6),
         ],
         # 12 students, one with features, a pruned one and its control at half
         "ch08_distillation": [
