@@ -188,6 +188,28 @@ def ceiling(model, images) -> float:
 
 
 @torch.no_grad()
+def hyper_synthesis_range(model, images) -> float | None:
+    """The largest ``|h_s(z_hat)|`` over ``images``: the hyper-synthesis output from
+    which the Gaussian parameters of ``y`` are predicted (Ballé et al. 2018, eq. 8;
+    Minnen et al. 2018), with ``z_hat`` rounded around the hyperprior's medians as the
+    coder does. Far above its value on the training photos, ``h_s`` extrapolates and
+    its predictions are wrong for the whole image (issue 34 found a mean-scale model
+    at 594 on one held-out photo and at most 40 on its training photos). ``None`` for
+    a model without a hyperprior."""
+    if not hasattr(model, "h_s"):
+        return None
+    model.eval()
+    device = next(model.parameters()).device
+    largest = 0.0
+    for x in image_list(images):
+        padded = pad_to(as_batch(x).to(device), model.downsampling)
+        z = model.hyper_analysis(model.g_a(padded))
+        output = model.h_s(model.hyperprior.hard_round(z))
+        largest = max(largest, float(output.abs().max()))
+    return largest
+
+
+@torch.no_grad()
 def decode_seconds(models, image: torch.Tensor, repeats: int = 5) -> list[float]:
     """The median seconds each of ``models`` takes to decompress its own bitstream of
     ``image``, entropy decoding included (:func:`complexity.median_seconds`: a warm-up,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lic_teach import baselines, data, evaluate, metrics
-from lic_teach.models import FactorizedPrior
+from lic_teach.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +184,33 @@ def test_the_ceiling_is_the_transforms_psnr_without_quantization(model, photo):
     held_out = data.held_out(128)
     coded = evaluate.codec_point(shipped, held_out)["psnr"]
     assert evaluate.ceiling(shipped, held_out) > coded + 0.2
+
+
+@pytest.mark.parametrize("model_class", [ScaleHyperprior, MeanScaleHyperprior])
+def test_the_hyper_synthesis_range_is_the_largest_prediction_the_coder_would_use(
+    model_class,
+):
+    """``max |h_s(z_hat)|`` with ``z_hat`` rounded around the medians, over every
+    image; a hyper-synthesis whose output layer is ten times as strong reads ten
+    times as far; ``None`` without a hyperprior."""
+    torch.manual_seed(0)
+    model = model_class(8, 12).eval()
+    images = [torch.rand(3, 64, 64), torch.rand(3, 48, 80)]  # the second is padded
+    with torch.no_grad():
+        expected = max(
+            model.h_s(
+                model.hyperprior.hard_round(
+                    model.hyper_analysis(model.g_a(data.pad_to(x[None], 64)))
+                )
+            )
+            .abs()
+            .max()
+            .item()
+            for x in images
+        )
+        assert evaluate.hyper_synthesis_range(model, images) == pytest.approx(expected)
+        last = [m for m in model.h_s.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight.mul_(10)
+        last.bias.mul_(10)
+    assert evaluate.hyper_synthesis_range(model, images) == pytest.approx(10 * expected)
+    assert evaluate.hyper_synthesis_range(FactorizedPrior(8, 12), images) is None

@@ -61,6 +61,7 @@ def test_a_run_trains_every_segment_and_records_measured_points(straight):
         assert math.isfinite(point["psnr"])
         assert math.isfinite(point["ceiling_held_out"])
         assert math.isfinite(point["ceiling_train"])
+        assert point["hyper_range_held_out"] is None  # a factorized prior has no h_s
     assert json.loads(zoo_recipe.record_path(TINY, folder).read_text()) == record
 
 

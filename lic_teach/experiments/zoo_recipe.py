@@ -274,7 +274,8 @@ def measure(model, held_out: dict, training: dict, jpeg: metrics.RDCurve) -> dic
     """A record's point for ``model`` (float16 as shipped): real-bitstream ``bpp`` and
     ``psnr`` on ``held_out`` (``evaluate.codec_point``), ``jpeg_psnr`` at that rate
     and the difference ``over_jpeg_db``, the ``ceiling`` on ``training`` and on
-    ``held_out`` photos."""
+    ``held_out`` photos, and the range of the hyper-synthesis's output on each
+    (``evaluate.hyper_synthesis_range``; ``None`` without a hyperprior)."""
     shipped = half_precision(model)
     point = evaluate.codec_point(shipped, held_out)
     jpeg_psnr = jpeg_psnr_at(jpeg, point["bpp"])
@@ -286,6 +287,8 @@ def measure(model, held_out: dict, training: dict, jpeg: metrics.RDCurve) -> dic
         "over_jpeg_db": None if jpeg_psnr is None else point["psnr"] - jpeg_psnr,
         "ceiling_train": evaluate.ceiling(shipped, training),
         "ceiling_held_out": evaluate.ceiling(shipped, held_out),
+        "hyper_range_train": evaluate.hyper_synthesis_range(shipped, training),
+        "hyper_range_held_out": evaluate.hyper_synthesis_range(shipped, held_out),
     }
 
 
