@@ -496,3 +496,21 @@ def test_a_sealed_zip_carries_the_instructor_s_hidden_seed(tmp_path):
         "exercise": "ch99",
         "hidden_seed": 1234,
     }
+
+
+def test_gradescope_grades_with_the_zip_s_hidden_seed(tmp_path, monkeypatch):
+    root = _autograder(tmp_path / "autograder", seed=1234)
+    _write_attack("honest", root / "submission" / "ch99_answers.ipynb")
+    seen = {}
+
+    def grade_notebook(path, autograder, exercise, limits):
+        seen.update(exercise=exercise, limits=limits)
+        return grades.Grade(path.name, exercise, {"q1": 1.0}, {"q1": 1.0})
+
+    monkeypatch.setattr(gradescope, "grade_notebook", grade_notebook)
+    outcome = gradescope.grade_autograder(root, Limits(test_timeout=8, sandbox=True))
+    assert outcome["score"] == 1
+    assert seen["exercise"] == "ch99"
+    assert seen["limits"].hidden_seed == 1234
+    assert seen["limits"].test_timeout == 8
+    assert not seen["limits"].sandbox  # the container is the sandbox

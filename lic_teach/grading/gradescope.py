@@ -24,6 +24,7 @@ and give it a hidden seed that only you know (the committed zips have none):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -108,14 +109,17 @@ def refused(reason: str) -> dict:
 def grade_autograder(root: Path, limits: Limits | None = None) -> dict:
     """The ``results.json`` of the submission in ``root/submission``, graded with the
     tests in ``root/source/tests`` as the exercise ``root/source/grading.json`` names,
-    without the sandbox (the container is one)."""
+    with its hidden seed, within ``limits`` (default :class:`.Limits`), without the
+    sandbox (the container is one)."""
     source = root / "source"
     try:
         settings = settings_of(source)
         notebook = submitted_notebook(root / "submission")
     except ValueError as error:
         return refused(str(error))
-    limits = limits or Limits(sandbox=False, hidden_seed=settings["hidden_seed"])
+    limits = dataclasses.replace(
+        limits or Limits(), sandbox=False, hidden_seed=settings["hidden_seed"]
+    )
     with tempfile.TemporaryDirectory() as folder:
         # the grader reads an exercise's tests from autograder/chNN/
         tests = Path(folder) / settings["exercise"]
