@@ -208,10 +208,15 @@ def built(tmp_path_factory):
             check=True,
             capture_output=True,
         )
-        partial = cached.with_name(cached.name + ".partial")
+        # one partial copy per process: two test workers may build at once, and the
+        # first to finish wins
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(root, partial)
-        partial.replace(cached)
+        try:
+            partial.replace(cached)
+        except OSError:  # the other worker's copy is in place: the same files
+            shutil.rmtree(partial)
     return cached
 
 

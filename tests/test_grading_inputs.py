@@ -82,9 +82,31 @@ def test_a_kernel_that_died_keeps_only_what_the_judge_scored(tmp_path, monkeypat
     assert "q1" not in grade.feedback
 
 
-def test_a_score_file_that_is_not_json_scores_nothing(tmp_path):
-    path = tmp_path / "scores-grade.json"
-    path.write_text("{not json")
-    assert kernel._read_scores(path) == {}
-    path.write_text(json.dumps({"q1": [1, ""]}))
-    assert kernel._read_scores(path) == {"q1": [1, ""]}
+def test_the_judge_s_scores_count_only_as_it_sent_them():
+    """One JSON line a phase, in order: anything else through the pipe (a forger's
+    line, a phase twice, a line that is not JSON, too much) voids them all."""
+    phases = [{"phase": "grade"}, {"phase": "check"}]
+
+    def line(phase, score=1):
+        return json.dumps({"phase": phase, "results": {"q1": [score, ""]}}) + "\n"
+
+    sent = (line("grade") + line("check", 0)).encode()
+    assert kernel._judged(sent, phases) == {
+        "grade": {"q1": [1, ""]},
+        "check": {"q1": [0, ""]},
+    }
+    assert kernel._judged(line("grade").encode(), phases) == {"grade": {"q1": [1, ""]}}
+    assert kernel._judged(b"", phases) == {}
+    for altered in (
+        line("grade") + line("grade"),  # a forger's line before the judge's
+        line("check") + line("grade"),
+        line("grade") + "{not json\n",
+        json.dumps({"phase": "grade", "results": 1}) + "\n",
+    ):
+        assert kernel._judged(altered.encode(), phases) is None, altered
+    assert kernel._judged(None, phases) is None  # more than the channel holds
+    assert kernel._report_of(b'{"errors": {}, "died": ""}') == {
+        "errors": {},
+        "died": "",
+    }
+    assert kernel._report_of(b'{"errors": {}}{"errors": {}, "died": ""}') is None

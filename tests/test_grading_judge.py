@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import textwrap
+import uuid
 import zipfile
 
 import nbformat
@@ -153,6 +154,8 @@ def test_the_student_s_exception_becomes_an_error_of_the_judge():
 
 # ------------------------------------------------------- attacks, graded as notebooks
 
+MARKER = "LIC_TEACH_GRADING_TEST"
+
 TESTS = {
     "q1": """
         @test_case(points=None, hidden=False)
@@ -219,6 +222,28 @@ for _ in range(3000):
     time.sleep(0.01)
 """
 
+# a process of the student's that sends full scores as the judge, through the file or
+# the descriptor the judge's spec names, for as long as the judge runs
+FORGE_SCORES = """
+import glob, json, time
+full = {q: [1, ""] for q in ("q1", "q2", "q3")}
+line = json.dumps({"phase": "grade", "results": full}) + "\\n"
+for _ in range(2000):
+    for spec in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            words = open(spec, "rb").read().split(b"\\0")
+            if b"--judge" in words:
+                settings = json.load(open(words[-2].decode()))
+                fd = spec.replace("cmdline", "fd/" + str(settings.get("scores")))
+                for path in (settings.get("out") or fd, fd):
+                    open(path, "w").write(line)
+        except (OSError, ValueError):
+            pass
+    for path in glob.glob("/tmp/**/scores-*.json", recursive=True):
+        open(path, "w").write(json.dumps(full))
+    time.sleep(0.01)
+"""
+
 # name -> (the student's cells, the score it deserves)
 ATTACKS = {
     "honest": (HONEST, 3),
@@ -271,21 +296,11 @@ ATTACKS = {
         """,
         0,
     ),
-    "forged_scores": (
-        """
-        import glob, json, os
-        for spec in glob.glob("/proc/*/cmdline"):
-            try:
-                words = open(spec, "rb").read().split(b"\\0")
-            except OSError:
-                continue
-            if b"--judge" in words:
-                out = json.load(open(words[-2].decode()))["out"]
-                json.dump({q: [1, ""] for q in ("q1", "q2", "q3")}, open(out, "w"))
-        for path in glob.glob("/tmp/**/scores-*.json", recursive=True):
-            json.dump({q: [1, ""] for q in ("q1", "q2", "q3")}, open(path, "w"))
-        os._exit(0)
-        """,
+    "forged_scores": (  # a background forger, then the kernel ends itself
+        f"import os, subprocess, sys\n"
+        f"subprocess.Popen([sys.executable, '-c', {FORGE_SCORES!r}],"
+        f" start_new_session=True)\n"
+        "os._exit(0)\n",
         0,
     ),
     "forged_report": (  # hides its failing cell: question 1 must still score 0
@@ -351,10 +366,17 @@ def attacked(tmp_path_factory):
         total_timeout=240,
         sandbox=not sandbox.available(),
     )
-    graded = grades.grade_folder(
-        submissions, jobs=2, autograder=root / "autograder", limits=limits
-    )
-    return {g.submission.removesuffix(".ipynb"): g for g in graded}, root
+    # every process of these grades inherits the marker, so that the test below finds
+    # what they left and nothing of other tests running beside them
+    marker = f"{MARKER}={uuid.uuid4().hex}"
+    os.environ[MARKER] = marker.partition("=")[2]
+    try:
+        graded = grades.grade_folder(
+            submissions, jobs=2, autograder=root / "autograder", limits=limits
+        )
+    finally:
+        del os.environ[MARKER]
+    return {g.submission.removesuffix(".ipynb"): g for g in graded}, root, marker
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
@@ -375,21 +397,24 @@ def test_a_kernel_that_dies_mid_test_scores_nothing_it_had_not_answered(attacked
 
 
 def test_no_grading_process_or_pipe_is_left_behind(attacked):
+    """No process that these grades started is left: runners, kernels, judges, nor
+    what the attacks started in the background (they all carry the marker)."""
+    marker = attacked[2].encode()
     left = [
         pid
         for pid in os.listdir("/proc")
-        if pid.isdigit() and _cmdline(pid).count("lic_teach.grading")
+        if pid.isdigit() and marker in _environment(pid).split(b"\0")
     ]
     assert left == []
     assert not list(attacked[1].glob("**/requests"))
 
 
-def _cmdline(pid: str) -> str:
+def _environment(pid: str) -> bytes:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().decode(errors="replace")
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read()
     except OSError:
-        return ""
+        return b""
 
 
 def test_a_hidden_seed_redraws_the_hidden_tests_inputs(tmp_path):

@@ -478,15 +478,25 @@ def process_alive(pid: int):
 def main(spec_path: str) -> int:
     """``python -m lic_teach.grading --judge spec.json``: judge each of
     ``spec["phases"]`` (its grading cells, in order) while process ``spec["pid"]``
-    runs, writing each phase's scores to its ``out`` file as soon as it is judged."""
+    runs, sending each phase's scores as one JSON line as soon as it is judged, down
+    the pipe ``spec["scores"]`` (a descriptor only this process holds; it is not
+    dumpable, so no other process of its user opens it through ``/proc``)."""
+    from .kernel import undumpable
+
+    undumpable()
     with open(spec_path) as f:
         spec = json.load(f)
     alive = process_alive(spec["pid"])
-    for phase in spec["phases"]:
-        settings = {"seconds": spec["seconds"], "hidden_seed": spec.get("hidden_seed")}
-        results = judge({**phase, **settings}, alive)
-        with open(phase["out"], "w") as f:
-            json.dump(results, f)
+    with open(spec["scores"], "w") as channel:
+        for phase in spec["phases"]:
+            settings = {
+                "seconds": spec["seconds"],
+                "hidden_seed": spec.get("hidden_seed"),
+            }
+            results = judge({**phase, **settings}, alive)
+            channel.write(json.dumps({"phase": phase["phase"], "results": results}))
+            channel.write("\n")
+            channel.flush()
     return 0
 
 

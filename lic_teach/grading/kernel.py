@@ -87,7 +87,7 @@ def kernel_start_lock():
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _undumpable() -> None:
+def undumpable() -> None:
     """Make this process non-dumpable (``prctl(PR_SET_DUMPABLE, 0)``): a process of
     the same user without ``CAP_SYS_PTRACE`` (the sandboxed kernel) can then not open
     its descriptors through ``/proc/<pid>/fd``."""
@@ -106,7 +106,7 @@ def execute(notebook_path: Path, report: int, limits: Limits) -> None:
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    _undumpable()
+    undumpable()
     limit_memory(limits.memory_gib)
     limit_file_size()
     notebook = nbformat.read(str(notebook_path), as_version=4)
@@ -195,10 +195,9 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
             for path in pipes.values():
                 os.mkfifo(path, 0o600)
             cell.source = SERVE_CELL.format(**pipes, seconds=limits.test_timeout)
-            out = os.path.join(private, f"scores-{number}.json")
-            phases.append({**grading, **pipes, "out": out})
+            phases.append({**grading, **pipes})
         nbformat.write(notebook, os.path.join(tmp, "submission.ipynb"))
-        report = _Report()
+        report = _Channel()
         command = [
             sys.executable,
             "-m",
@@ -214,25 +213,64 @@ def run_in_kernel(notebook, limits: Limits = DEFAULT_LIMITS) -> dict | str:
             outcome = _run(command, group, phases, private, limits, report)
         if isinstance(outcome, str):
             return outcome
-        received = report.received()
+        received = _report_of(report.received())
         if received is None:
             return f"the notebook could not be run: {outcome['child_error']}"
         outcome.update(received)
         outcome["errors"] = {
             int(index): line for index, line in outcome["errors"].items()
         }
+        judged = _judged(outcome.pop("scores"), phases)
+        failed = outcome["judge_failed"] if judged is not None else TAMPERED
         outcome["results"] = {
-            phase["phase"]: _read_scores(Path(phase["out"]))
-            or {q: [0, outcome["judge_failed"]] for q in phase["tests"]}
+            phase["phase"]: (judged or {}).get(phase["phase"])
+            or {q: [0, failed] for q in phase["tests"]}
             for phase in phases
         }
         return outcome
 
 
-class _Report:
-    """The pipe over which the notebook's process reports (:func:`execute`): it holds
-    the write end, read here on a thread (at most 4 MiB), so a large report never
-    blocks it."""
+TAMPERED = "the judge's scores came back altered: nothing of them counts"
+
+
+def _report_of(data: bytes | None) -> dict | None:
+    """The runner's report ``{"errors", "died"}``, or ``None`` where none came whole
+    (the process died first)."""
+    try:
+        report = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    valid = isinstance(report, dict) and {"errors", "died"} <= set(report)
+    return report if valid else None
+
+
+def _judged(data: bytes | None, phases: list) -> dict | None:
+    """``{phase: scores}`` from the judge's lines (one JSON line a phase, in order);
+    ``None`` where anything else came through the pipe: a line that is not one, a
+    phase twice or out of order, more than 4 MiB."""
+    if data is None:
+        return None
+    names, judged = [p["phase"] for p in phases], {}
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return None
+        expected = names[len(judged)] if len(judged) < len(names) else None
+        if not (
+            isinstance(entry, dict)
+            and entry.get("phase") == expected
+            and isinstance(entry.get("results"), dict)
+        ):
+            return None
+        judged[expected] = entry["results"]
+    return judged
+
+
+class _Channel:
+    """A pipe whose write end only the process it is passed to holds (the runner's
+    report, :func:`execute`; the judge's scores, :func:`.judge.main`), read here on a
+    thread (at most 4 MiB), so a large message never blocks the writer."""
 
     LIMIT = 4 * 2**20
 
@@ -250,24 +288,20 @@ class _Report:
         os.close(self.writer)
         self.thread.start()
 
-    def received(self) -> dict | None:
-        """The report, or ``None`` where none came whole (the process died first)."""
+    def received(self) -> bytes | None:
+        """What came through, or ``None`` where it was more than the limit."""
         self.thread.join(5)
-        try:
-            report = json.loads(self.data) if len(self.data) <= self.LIMIT else None
-        except ValueError:
-            return None
-        valid = isinstance(report, dict) and {"errors", "died"} <= set(report)
-        return report if valid else None
+        return self.data if len(self.data) <= self.LIMIT else None
 
 
 def _run(
-    command, group, phases: list, private: str, limits: Limits, report: _Report
+    command, group, phases: list, private: str, limits: Limits, report: _Channel
 ) -> dict | str:
     """Run the notebook's process (in ``group``, where there is one; ``report``'s
     write end passed to it) and its judge until both end, or say that they ran past
     ``limits.total_timeout``. Returns ``{"child_error": its last line on stderr,
-    "judge_failed": why the judge failed or "its tests never ran"}``."""
+    "judge_failed": why the judge failed or "its tests never ran", "scores": what the
+    judge sent}``."""
     deadline = time.monotonic() + limits.total_timeout
     try:
         child = _start(command, (report.writer,))
@@ -275,18 +309,23 @@ def _run(
         report.started()
     if group is not None:
         group.add(child.pid)
-    processes = [child]
+    processes, scores = [child], _Channel()
     if phases:
         spec = os.path.join(private, "judge.json")
         with open(spec, "w") as f:
             settings = {
                 "seconds": limits.test_timeout,
                 "hidden_seed": limits.hidden_seed,
+                "scores": scores.writer,
             }
             json.dump({"phases": phases, "pid": child.pid, **settings}, f)
-        processes.append(
-            _start([sys.executable, "-m", "lic_teach.grading", "--judge", spec])
-        )
+        judge = [sys.executable, "-m", "lic_teach.grading", "--judge", spec]
+        try:
+            processes.append(_start(judge, (scores.writer,)))
+        finally:
+            scores.started()
+    else:
+        scores.started()
     if _wait(processes, deadline):
         return f"the notebook ran past {limits.total_timeout} s in all and was stopped"
     failed = phases and processes[1].returncode
@@ -297,6 +336,7 @@ def _run(
             if failed
             else "its tests never ran"
         ),
+        "scores": scores.received(),
     }
 
 
@@ -347,17 +387,6 @@ def _wait(processes: list, deadline: float) -> bool:
                 other.wait()
             return True
     return False
-
-
-def _read_scores(path: Path) -> dict:
-    """A grading cell's JSON scores; ``{}`` (nothing scored) for a file that is not
-    JSON or too large to be one (the student's code may have written it)."""
-    try:
-        if path.stat().st_size > 2**20:
-            return {}
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def in_parallel(calls, jobs: int, desc: str = "grading") -> list:
