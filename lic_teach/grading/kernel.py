@@ -303,10 +303,7 @@ def _run(
     "judge_failed": why the judge failed or "its tests never ran", "scores": what the
     judge sent}``."""
     deadline = time.monotonic() + limits.total_timeout
-    try:
-        child = _start(command, (report.writer,))
-    finally:
-        report.started()
+    child = _start(command, report)
     if group is not None:
         group.add(child.pid)
     processes, scores = [child], _Channel()
@@ -320,10 +317,7 @@ def _run(
             }
             json.dump({"phases": phases, "pid": child.pid, **settings}, f)
         judge = [sys.executable, "-m", "lic_teach.grading", "--judge", spec]
-        try:
-            processes.append(_start(judge, (scores.writer,)))
-        finally:
-            scores.started()
+        processes.append(_start(judge, scores))
     else:
         scores.started()
     if _wait(processes, deadline):
@@ -352,9 +346,18 @@ class _Child(subprocess.Popen):
         return (self.stderr_text.strip().splitlines() or ["no message"])[-1][:300]
 
 
-def _start(command: list[str], pass_fds=()) -> _Child:
+def _start(command: list[str], channel: _Channel | None = None) -> _Child:
     """``command`` started in its own session, with this kernel's share of threads
-    and the descriptors ``pass_fds``."""
+    and, if given, the write end of ``channel`` (then read here, started or not)."""
+    try:
+        return _started(command, (channel.writer,) if channel else ())
+    finally:
+        if channel:
+            channel.started()
+
+
+def _started(command: list[str], pass_fds) -> _Child:
+    """:func:`_start` without the channel."""
     child = _Child(
         command,
         pass_fds=pass_fds,
