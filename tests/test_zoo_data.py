@@ -169,6 +169,35 @@ def test_transforms_can_be_turned_off():
     assert {(d.flip, d.quarter_turns, d.side) for d in draws} == {(False, 0, 32)}
 
 
+def test_channel_swaps_are_drawn_as_often_as_asked_and_leave_the_rest_alone():
+    photos = synthetic_photos()
+    plain = zoo_data.AugmentedCrops(photos, 32, seed=2)
+    swapped = zoo_data.AugmentedCrops(photos, 32, seed=2, swap_channels=0.5)
+    draws = [swapped.draw(i) for i in range(600)]
+    orders = Counter(d.channels for d in draws)
+    assert set(orders) == set(zoo_data.CHANNEL_ORDERS)
+    assert orders[(0, 1, 2)] == pytest.approx(300, rel=0.15)
+    for order in zoo_data.CHANNEL_ORDERS[1:]:
+        assert orders[order] == pytest.approx(60, rel=0.4)
+    # the same window, flip and turns as without the option: only the order differs
+    for i in range(50):
+        assert dataclasses.replace(draws[i], channels=(0, 1, 2)) == plain.draw(i)
+    never = zoo_data.AugmentedCrops(photos, 32, seed=2, swap_channels=0.0)
+    assert {never.draw(i).channels for i in range(200)} == {(0, 1, 2)}
+    with pytest.raises(ValueError, match="swap_channels"):
+        zoo_data.AugmentedCrops(photos, 32, swap_channels=1.5)
+
+
+def test_a_channel_swap_permutes_the_colour_planes():
+    photos = synthetic_photos()
+    crops = zoo_data.AugmentedCrops(photos, 32)
+    plain = zoo_data.Crop("b", top=3, left=2, side=32, flip=True, quarter_turns=3)
+    swapped = dataclasses.replace(plain, channels=(2, 0, 1))
+    x, y = crops.cut(plain), crops.cut(swapped)
+    assert torch.equal(y[0], x[2]) and torch.equal(y[1], x[0])
+    assert torch.equal(y[2], x[1])
+
+
 def test_the_stereo_pair_shares_one_scene(photos):
     crops = zoo_data.AugmentedCrops(photos, 32)
     counts = Counter(crops.draw(i).photo for i in range(3000))

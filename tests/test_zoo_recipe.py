@@ -177,6 +177,25 @@ def test_the_study_recipes_are_distinct_and_run_at_one_lambda_but_the_capacity_t
     assert {r.patch_size**2 * r.batch_size for r in zoo_recipe.RECIPES} == {131072}
 
 
+def test_the_colour_swapped_ladder_differs_from_its_twins_only_in_the_swaps():
+    by_name = {r.name: r for r in zoo_recipe.RECIPES}
+    swapped = [r for r in zoo_recipe.RECIPES if r.swap_channels]
+    assert {r.architecture for r in swapped} == {
+        "factorized",
+        "scale",
+        "mean-scale",
+        "checkerboard",
+    }
+    for recipe in swapped:
+        twin = by_name[recipe.name.replace("-swap", "")]
+        assert dataclasses.replace(twin, name=recipe.name, swap_channels=0.5) == recipe
+        assert recipe.key() != twin.key()
+    # a recipe without swaps keeps the hash its records were made with
+    for recipe in zoo_recipe.RECIPES:
+        record = zoo_recipe.read_record(recipe, zoo_recipe.FOLDER)  # raises if not
+        assert record is None or record["settings_hash"] == recipe.key()
+
+
 def test_the_command_line_refuses_an_unknown_recipe(capsys):
     assert zoo_recipe.main(["--recipes", "no-such-recipe"]) == 2
     assert "unknown recipe" in capsys.readouterr().err
