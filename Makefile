@@ -6,7 +6,8 @@
 #   make grade SUBMISSIONS=folder/  grade every notebook in folder/ into scores.csv and a summary per
 #                                   question, scores.md (OUT=... to rename; JOBS=N kernels at once; in bubblewrap, SANDBOX=0: without;
 #                                   HIDDEN_SEED=n: hidden tests on inputs drawn from your seed)
-#   make zoo                        train the model zoo into lic_teach/zoo_weights (resumable; FAMILIES=...; DATA=photos/ into ZOO=my-zoo/; DEVICE=cuda)
+#   make zoo                        train the zoo's recipes (zoo_recipe.ZOO) and publish them into lic_teach/zoo_weights (resumable;
+#                                   FAMILIES="a b"; MINUTES=N a family; DATA=photos/ into ZOO=my-zoo/, its runs in my-zoo/study; DEVICE=cuda)
 #   make zoo-study                  the zoo's recipe study into lic_teach/studies/zoo_recipe (resumable; MINUTES=N a recipe)
 #   make gpu-check                  on a GPU machine: chapters on CUDA, training and coding times, streams
 #                                   encoded on CUDA and decoded on the CPU, into gpu-check.md (OUT=...)
@@ -54,7 +55,7 @@ grade: $(STAMP)
 	$(PY) -m lic_teach.grading "$(SUBMISSIONS)" --out "$(or $(OUT),scores.csv)" $(if $(JOBS),--jobs $(JOBS)) $(if $(filter 0,$(SANDBOX)),--no-sandbox) $(if $(HIDDEN_SEED),--hidden-seed $(HIDDEN_SEED))
 
 zoo: $(STAMP)
-	$(PY) -m lic_teach.zoo train $(FAMILIES) $(if $(DATA),--data $(DATA) --folder $(or $(ZOO),my-zoo)) $(if $(DEVICE),--device $(DEVICE))
+	$(PY) -m lic_teach.experiments.zoo_recipe --zoo $(if $(FAMILIES),--families "$(FAMILIES)") $(if $(DATA),--data $(DATA) --folder $(or $(ZOO),my-zoo)/study --to-zoo $(or $(ZOO),my-zoo)) $(if $(MINUTES),--minutes-per-recipe $(MINUTES)) $(if $(DEVICE),--device $(DEVICE))
 
 zoo-study: $(STAMP)
 	$(PY) -m lic_teach.experiments.zoo_recipe --interleave $(if $(MINUTES),--minutes-per-recipe $(MINUTES))

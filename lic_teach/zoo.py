@@ -1,13 +1,15 @@
 """The book's own model zoo: models trained by this project's code for longer than a
 chapter can afford, shipped with the package as safetensors, each with a JSON manifest.
 
-A *family* is one architecture trained at several lambdas by one :class:`Recipe`, the
-same for every family so that they compare like with like: a base model trained jointly
-(transforms and entropy model together) at the middle lambda, then a copy of it
-fine-tuned at each lambda (``train.fit_family``'s plan). Training runs in *segments* of
-``segment_steps``: each is one ``train.fit`` call that continues from the weights the
-last one saved, so ``python -m lic_teach.zoo train`` resumes an interrupted run from its
-last segment, and the result does not depend on where it was interrupted.
+A *family* is one architecture at several lambdas. The zoo's models come from the
+recipe study (:mod:`lic_teach.experiments.zoo_recipe`): ``make zoo`` (``python -m
+lic_teach.experiments.zoo_recipe --zoo``) trains each family's recipe of
+``zoo_recipe.ZOO``, open-ended and resumable segment by segment, and publishes its
+latest cooled-down copies, one per lambda, into the zoo with :func:`publish_model`,
+which measures each and writes its manifest. This module reads the zoo: it never
+trains. (The models shipped now were made by an earlier trainer, one recipe for every
+family, a base model and a fine-tune per lambda, which their manifests' ``recipe``
+describes.)
 
 Loading never runs code: the weights are safetensors, checked against the SHA-256 in
 their manifest before they are read. Quality ``q`` (1, 2, ...) is the ``q``-th lambda in
@@ -17,23 +19,17 @@ increasing order, as in CompressAI's zoo.
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import json
-import math
 import sys
-import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 import lic_teach
 
-from . import baselines, budget, cache, data, evaluate, metrics, train, zoo_data
+from . import baselines, cache, data, evaluate, metrics, zoo_data
 from .entropy_models import TABLE_BUFFERS
 from .models import registry
-from .seeding import seeded
 
 FOLDER = Path(__file__).with_name("zoo_weights")  # the shipped zoo
 FAMILIES = {
@@ -46,77 +42,12 @@ FAMILIES = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """How a family is trained: ``N``, ``M``; random ``patch_size`` crops of the bundled
-    training photos in batches of ``batch_size``; a base model at the middle lambda for
-    ``base_segments`` segments (learning rate ``lr``, then ``lr / 10`` for the last
-    ``decay_segments`` of them), then each lambda fine-tuned for ``finetune_segments``
-    (at ``finetune_lr``, then ``finetune_lr / 10`` for the last
-    ``finetune_decay_segments``). The photos are used at each of ``scales``
-    (:func:`lic_teach.data.downscaled`). Manifests give R-D points on the held-out
-    photos (their central ``eval_size`` square if set)."""
-
-    N: int
-    M: int
-    lambdas: tuple[float, ...]
-    patch_size: int
-    batch_size: int
-    segment_steps: int
-    base_segments: int
-    decay_segments: int
-    finetune_segments: int
-    lr: float = 1e-3
-    finetune_lr: float = 1e-4
-    seed: int = 0
-    eval_size: int | None = None
-    scales: tuple[float, ...] = (1.0,)
-    finetune_decay_segments: int = 0
-
-    def steps(self) -> int:
-        """Steps each model of the family has seen: the base's and its own
-        fine-tuning."""
-        return self.segment_steps * (self.base_segments + self.finetune_segments)
-
-    def key(self) -> str:
-        """The recipe's :func:`cache.settings_hash`, kept in each manifest."""
-        return cache.settings_hash(dataclasses.asdict(self))
-
-
-# A first recipe (base at 0.015 for 5000 steps, 500 per lambda, full-size photos only)
-# left the top lambda's curve flat; 500 more steps of the 0.015 model gained +0.27 dB at
-# equal rate, so the models were still learning, and on downscaled photos too gave
-# +0.12 dB for 2.7% more rate. So: CompressAI's lambdas for its qualities 1, 3, 5 and 7,
-# a base at 0.025 for 3250 steps, 1000 steps for each lambda ending at a tenth of the
-# rate, photos at three scales: 7250 steps in all. The manifests record the time taken.
-RECIPE = Recipe(
-    N=48,
-    M=64,
-    lambdas=(0.0018, 0.0067, 0.025, 0.0932),
-    patch_size=128,
-    batch_size=8,
-    segment_steps=250,
-    base_segments=13,
-    decay_segments=2,
-    finetune_segments=4,
-    finetune_lr=3e-4,
-    finetune_decay_segments=1,
-    scales=(1.0, 0.75, 0.5),
-)
-SMOKE_RECIPE = Recipe(
-    N=8,
-    M=12,
-    lambdas=(0.005, 0.05),
-    patch_size=64,
-    batch_size=2,
-    segment_steps=2,
-    base_segments=2,
-    decay_segments=1,
-    finetune_segments=2,
-    eval_size=192,
-    finetune_decay_segments=1,
-    scales=(1.0, 0.5),
-)
+def training_command(family: str) -> str:
+    """The command that trains ``family`` into the shipped zoo, for error messages."""
+    return (
+        f"make zoo FAMILIES={family} "
+        f"(python -m lic_teach.experiments.zoo_recipe --zoo --families {family})"
+    )
 
 
 # --------------------------------------------------------------------------- files
@@ -176,7 +107,8 @@ def load_weights(
     if expected_sha256 is not None and data.sha256(path) != expected_sha256:
         raise ValueError(
             f"{path} is not the file its manifest describes (SHA-256 differs): "
-            f"damaged or altered; train it again with python -m lic_teach.zoo train"
+            f"damaged or altered; restore it (git checkout) or train it again "
+            f"(make zoo)"
         )
     try:
         missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
@@ -220,7 +152,7 @@ def load(family: str, quality: int, folder: Path = FOLDER):
         raise ValueError(
             f"the zoo has no {family} model of quality {quality} in {folder} "
             f"(qualities there: {have or 'none'}); "
-            f"train it with python -m lic_teach.zoo train {family}"
+            f"train it with {training_command(family)}"
         )
     manifest = json.loads(manifest_path.read_text())
     model = registry.architecture(manifest["architecture"]).model_class(
@@ -273,22 +205,24 @@ def default_family(folder: Path = FOLDER) -> str:
 
 def curve(family: str, images, folder: Path = FOLDER):
     """The R-D curve of the zoo's ``family`` on ``images``: one real-bitstream point per
-    quality, named with how the family was trained (sizes, steps, minutes)."""
+    quality, named with how the family was trained (sizes, steps, minutes, and where
+    they were spent: the manifest's ``devices``, the CPU if it names none)."""
     found = [m for m in manifests(folder) if m["family"] == family]
     if not found:
         raise ValueError(
             f"the zoo in {folder} has no {family} models; train them with "
-            f"python -m lic_teach.zoo train {family}"
+            f"{training_command(family)}"
         )
     if len({json.dumps(m["recipe"], sort_keys=True) for m in found}) > 1:
         raise ValueError(
             f"the zoo's {family} models in {folder} were trained by different recipes; "
-            f"train the family again with python -m lic_teach.zoo train {family}"
+            f"train the family again with {training_command(family)}"
         )
     recipe, top = found[-1]["recipe"], found[-1]
     name = (
         f"zoo {family} (N={recipe['N']}, M={recipe['M']}, {top['steps']} steps, "
-        f"{top['training_seconds'] / 60:.0f} min on CPU)"
+        f"{top['training_seconds'] / 60:.0f} min on "
+        f"{' and '.join(d.upper() for d in top.get('devices', ['cpu']))})"
     )
     return evaluate.rd_curve(
         [load(family, m["quality"], folder) for m in found],
@@ -304,167 +238,6 @@ def models(folder: Path = FOLDER) -> dict:
         (m["family"], m["quality"]): load(m["family"], m["quality"], folder)
         for m in manifests(folder)
     }
-
-
-# ------------------------------------------------------------------------- training
-
-
-def training_photos(folder=None, min_side: int = 0) -> dict:
-    """The photos the zoo trains on: the bundled training photos, whole; or, given a
-    ``folder``, the user's own photos in it (``zoo_data.folder_photos``: each at least
-    ``min_side`` pixels a side, none of them an evaluation image)."""
-    if folder is None:
-        return data.sample_images("train")
-    return zoo_data.folder_photos(folder, min_side)
-
-
-def training_crops(recipe: Recipe, photos: dict | None = None):
-    """Random crops of ``photos`` (default :func:`training_photos`) at each of the
-    recipe's scales, one segment's worth (the chapters' own crops when the only scale
-    is 1)."""
-    photos = [
-        data.downscaled(x, s)
-        for x in (photos or training_photos()).values()
-        for s in recipe.scales
-    ]
-    return data.RandomCropDataset(
-        photos, recipe.patch_size, length=recipe.segment_steps * recipe.batch_size
-    )
-
-
-def _segments(
-    model,
-    crops,
-    recipe: Recipe,
-    stage: str,
-    lmbda: float,
-    count: int,
-    lr: float,
-    decay_segments: int,
-    work: Path,
-    bar,
-    device,
-) -> float:
-    """Train ``model`` for ``count`` segments at ``lr``, the last ``decay_segments`` of
-    them at ``lr / 10`` (``train.learning_rate`` at each segment's first step),
-    resuming after the last one saved in ``work``; return the seconds its training
-    took, those of segments found saved included (each checkpoint's time is kept beside
-    it, ``.seconds``), so a resumed run reports the whole training time."""
-    seconds = 0.0
-    steps, decay_at = count * recipe.segment_steps, 1 - decay_segments / max(count, 1)
-    for segment in range(count):
-        checkpoint = work / f"{stage}-{segment:03d}.safetensors"
-        timing = checkpoint.with_suffix(".seconds")
-        if checkpoint.is_file():
-            load_weights(model, checkpoint)
-            seconds += float(timing.read_text()) if timing.is_file() else 0.0
-        else:
-            started = time.perf_counter()
-            train.fit(
-                model,
-                crops,
-                steps=recipe.segment_steps,
-                lmbda=lmbda,
-                lr=train.learning_rate(
-                    segment * recipe.segment_steps + 1, steps, lr, decay_at
-                ),
-                batch_size=recipe.batch_size,
-                seed=recipe.seed + segment,
-                device=device,
-                progress=False,
-            )
-            elapsed = time.perf_counter() - started
-            seconds += elapsed
-            save_weights(model, checkpoint)
-            cache.atomic_write(timing, f"{elapsed:.1f}\n")
-        bar.update(1)
-    return seconds
-
-
-def train_family(
-    family: str,
-    recipe: Recipe = RECIPE,
-    folder: Path = FOLDER,
-    work: Path | None = None,
-    progress: bool = True,
-    data_folder: Path | None = None,
-    device: str | torch.device = "cpu",
-) -> list[dict]:
-    """Train ``family`` by ``recipe`` into ``folder`` (weights and manifests), resuming
-    from the segments saved in ``work`` (default: the cache); return the manifests.
-    ``data_folder``: train on the photos in it instead of the bundled ones
-    (:func:`training_photos`); the segments are then kept apart, keyed by those
-    photos' pixels, and the manifests say what was trained on. ``device``: where the
-    models train and are measured (``"cuda"`` on a GPU machine); the segments and
-    weights saved are the same files on every device."""
-    architecture = registry.architecture(FAMILIES[family])
-    # a crop is cut from each photo at each scale
-    photos = training_photos(
-        data_folder, math.ceil(recipe.patch_size / min(recipe.scales))
-    )
-    trained_on = (
-        f"lic_teach.data.sample_images('train') at scales {list(recipe.scales)}"
-        if data_folder is None
-        else {
-            "folder": str(Path(data_folder).resolve()),
-            "photos": sorted(photos),
-            "sha256": zoo_data.photos_sha256(photos),
-            "scales": list(recipe.scales),
-        }
-    )
-    run_name = f"{family}-{recipe.key()}" + (
-        "" if data_folder is None else f"-data-{trained_on['sha256'][:12]}"
-    )
-    work = Path(work or cache.default_cache_dir() / "zoo-work") / run_name
-    crops, lambdas = training_crops(recipe, photos), sorted(recipe.lambdas)
-    middle = lambdas[len(lambdas) // 2]
-    with seeded(recipe.seed):
-        base = architecture.model_class(recipe.N, recipe.M).to(device)
-    total = recipe.base_segments + len(lambdas) * recipe.finetune_segments
-    with tqdm(total=total, desc=f"zoo {family}", disable=not progress) as bar:
-        base_seconds = _segments(
-            base,
-            crops,
-            recipe,
-            "base",
-            middle,
-            recipe.base_segments,
-            recipe.lr,
-            recipe.decay_segments,
-            work,
-            bar,
-            device,
-        )
-        found = []
-        for quality, lmbda in enumerate(lambdas, start=1):
-            model = copy.deepcopy(base)
-            seconds = _segments(
-                model,
-                crops,
-                recipe,
-                f"q{quality}",
-                lmbda,
-                recipe.finetune_segments,
-                recipe.finetune_lr,
-                recipe.finetune_decay_segments,
-                work,
-                bar,
-                device,
-            )
-            model.eval().update(force=True)
-            found.append(
-                _publish(
-                    model,
-                    family,
-                    quality,
-                    lmbda,
-                    recipe,
-                    base_seconds + seconds,
-                    folder,
-                    (photos, trained_on),
-                )
-            )
-    return found
 
 
 def held_out_figures(point: dict, images: dict, eval_size: int | None) -> dict:
@@ -489,49 +262,6 @@ def held_out_figures(point: dict, images: dict, eval_size: int | None) -> dict:
     }
 
 
-CEILING_PIXELS = 2**20  # a larger training photo's ceiling is measured on a crop
-
-
-def _bounded(photos: dict) -> dict:
-    """``photos``, each larger than :data:`CEILING_PIXELS` cut to its central square
-    of at most 1024 pixels a side (a user's 24-megapixel photo would need gigabytes of
-    activations in one pass); the bundled photos are all smaller."""
-    return {
-        name: (
-            x
-            if x.shape[-2] * x.shape[-1] <= CEILING_PIXELS
-            else data.center_crop(x, min(1024, *x.shape[-2:]))
-        )
-        for name, x in photos.items()
-    }
-
-
-def _publish(
-    model,
-    family: str,
-    quality: int,
-    lmbda: float,
-    recipe: Recipe,
-    seconds: float,
-    folder: Path,
-    training: tuple[dict, object],
-) -> dict:
-    """:func:`publish_model` for a model trained by :func:`train_family`."""
-    return publish_model(
-        model,
-        folder,
-        {"family": family, "quality": quality, "lambda": lmbda},
-        {
-            "recipe": dataclasses.asdict(recipe),
-            "steps": recipe.steps(),
-            "training_seconds": round(seconds, 1),
-            "trained_on": training[1],
-        },
-        training[0],
-        recipe.eval_size,
-    )
-
-
 def publish_model(
     model,
     folder: Path,
@@ -545,17 +275,17 @@ def publish_model(
     trained (at least ``recipe``, ``steps``, ``training_seconds`` and ``trained_on``),
     copied into the manifest. The manifest adds its R-D point on the held-out photos
     (their central ``eval_size`` square if set) and its transforms' ceiling
-    (``evaluate.ceiling``) on the training ``photos`` and the held-out ones. Its
-    parameters are rounded to float16 first (half the bytes), and its coding tables
-    rebuilt from the rounded parameters, so the figures are those of the shipped
-    file."""
+    (``evaluate.ceiling``) on the training ``photos`` (``zoo_data.bounded``) and the
+    held-out ones. Its parameters are rounded to float16 first (half the bytes), and
+    its coding tables rebuilt from the rounded parameters, so the figures are those of
+    the shipped file."""
     rounded_to_half(model)
     path = weights_path(folder, name["family"], name["quality"])
     digest = save_weights(model, path, half=True, tables=False)
     images = data.held_out(eval_size)
     point = evaluate.codec_point(model, images, with_ms_ssim=True)
     ceiling = {
-        "train": round(evaluate.ceiling(model, _bounded(photos)), 3),
+        "train": round(evaluate.ceiling(model, zoo_data.bounded(photos)), 3),
         "held_out": round(evaluate.ceiling(model, images), 3),
     }
     manifest = {
@@ -580,77 +310,16 @@ def publish_model(
 
 
 def parse_args(argv):
-    """``train [family ...] [--folder] [--smoke]`` or ``list [--folder]``."""
+    """``list [--folder]``."""
     parser = argparse.ArgumentParser(
         prog="python -m lic_teach.zoo", description=__doc__.split("\n\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    trainer = commands.add_parser(
-        "train", help="train families into the zoo (resumable)"
-    )
-    trainer.add_argument(
-        "families",
-        nargs="*",
-        metavar="family",
-        help=f"any of {', '.join(FAMILIES)} (default: all)",
-    )
-    trainer.add_argument("--folder", type=Path, default=FOLDER)
-    trainer.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="a folder of your own photos to train on (default: the bundled ones)",
-    )
-    trainer.add_argument(
-        "--device",
-        default="cpu",
-        help="where to train: cpu (default) or cuda (a GPU machine)",
-    )
-    trainer.add_argument(
-        "--smoke", action="store_true", help="the tiny recipe the tests use"
-    )
     lister = commands.add_parser(
         "list", help="the models in the zoo and their R-D points"
     )
     lister.add_argument("--folder", type=Path, default=FOLDER)
     return parser.parse_args(argv)
-
-
-def train_command(args) -> int:
-    """Train the families asked for (all by default) and print their manifests'
-    lines."""
-    recipe = SMOKE_RECIPE if args.smoke else RECIPE
-    unknown = sorted(set(args.families) - set(FAMILIES))
-    if unknown:
-        print(
-            f"unknown zoo family {', '.join(unknown)}; "
-            f"choose from {', '.join(FAMILIES)}",
-            file=sys.stderr,
-        )
-        return 2
-    if args.data is not None and Path(args.folder).resolve() == FOLDER.resolve():
-        print(
-            "zoo: --data trains on your photos: give --folder, where those models go "
-            "(the shipped zoo in lic_teach/zoo_weights stays as it is)",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        device = budget.device_named(args.device)
-    except ValueError as error:
-        print(f"zoo: {error}", file=sys.stderr)
-        return 2
-    for family in args.families or FAMILIES:
-        try:
-            manifests = train_family(
-                family, recipe, args.folder, data_folder=args.data, device=device
-            )
-        except (FileNotFoundError, ValueError) as error:  # the photos of --data
-            print(f"zoo: {error}", file=sys.stderr)
-            return 2
-        for manifest in manifests:
-            print(describe(manifest))
-    return 0
 
 
 def list_command(args) -> int:
@@ -679,7 +348,7 @@ def describe(m: dict) -> str:
 def main(argv=None) -> int:
     """``python -m lic_teach.zoo``; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return {"train": train_command, "list": list_command}[args.command](args)
+    return {"list": list_command}[args.command](args)
 
 
 if __name__ == "__main__":

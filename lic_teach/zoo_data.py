@@ -226,6 +226,24 @@ def photos_sha256(photos: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+CEILING_PIXELS = 2**20  # a larger training photo's ceiling is measured on a crop
+
+
+def bounded(photos: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``photos``, each larger than :data:`CEILING_PIXELS` cut to its central square
+    of at most 1024 pixels a side: what the transforms' ceiling on the training photos
+    is measured on (a user's 24-megapixel photo would need gigabytes of activations in
+    one pass); the bundled photos are all smaller."""
+    return {
+        name: (
+            x
+            if x.shape[-2] * x.shape[-1] <= CEILING_PIXELS
+            else data.center_crop(x, min(1024, *x.shape[-2:]))
+        )
+        for name, x in photos.items()
+    }
+
+
 # ---------------------------------------------------------------------- augmentation
 
 

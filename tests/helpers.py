@@ -1,6 +1,16 @@
 """Helpers shared by the model tests."""
 
+import itertools
+
 import torch
+
+
+def counter():
+    """A clock that advances one second a reading: every call of
+    ``zoo_recipe.CHUNK`` training steps costs one second, so runs of
+    ``zoo_recipe.run`` are repeatable step for step."""
+    ticks = itertools.count()
+    return lambda: float(next(ticks))
 
 
 def perturb(model, seed=0):

@@ -441,3 +441,44 @@ def test_median_seconds_takes_turns_after_a_warm_up():
     model = FactorizedPrior(8, 12).eval()
     (spent,) = evaluate.decode_seconds([model], torch.rand(3, 32, 32), repeats=2)
     assert spent > 0
+
+
+def _ladder_curves(factors, generator):
+    """Per-image curves of codecs that need ``factor`` times the anchor's rate."""
+    anchor = []
+    for _ in range(5):
+        psnrs = np.array([27.0, 30.0, 33.0, 36.0]) + generator.normal(0, 1)
+        anchor.append(((0.4 * 2 ** ((psnrs - 30) / 4)).tolist(), psnrs.tolist()))
+    codecs = {evaluation.ANCHOR: anchor}
+    for name, factor in factors.items():
+        codecs[name] = [([factor * r for r in rates], p) for rates, p in anchor]
+    return codecs
+
+
+def test_the_ladder_reads_each_rung_against_jpeg_and_the_rung_before():
+    generator = np.random.default_rng(1)
+    result = _synthetic(_ladder_curves({"a": 0.8, "b": 0.7, "c": 0.75}, generator))
+    entries = evaluation.ladder(result, ["a", "b", "c"], resamples=100)
+    assert [e["codec"] for e in entries] == ["a", "b", "c"]
+    assert entries[0]["against_anchor"]["bd_rate"] == pytest.approx(-20, abs=0.1)
+    assert entries[0]["against_previous"] is None
+    assert entries[1]["against_previous"]["bd_rate"] == pytest.approx(-12.5, abs=0.1)
+    assert entries[2]["against_previous"]["bd_rate"] == pytest.approx(100 / 14, abs=0.1)
+    assert entries[0]["top_slope_db"] == pytest.approx(4.0, abs=1e-6)
+    holds = evaluation.ladder_holds(entries)
+    assert holds == {"first_beats_anchor": True, "ordered": False, "no_flat_top": True}
+    assert evaluation.ladder_holds(entries[:2])["ordered"]
+    flat = _synthetic(
+        {
+            **_ladder_curves({"a": 0.8}, generator),
+            "flat": [
+                ([0.2, 0.4, 0.8, 1.6], [27.0, 30.0, 32.0, 32.5]) for _ in range(5)
+            ],
+        }
+    )
+    topped = evaluation.ladder(flat, ["a", "flat"], resamples=50)
+    assert topped[1]["top_slope_db"] == pytest.approx(0.5)
+    assert not evaluation.ladder_holds(topped)["no_flat_top"]
+    table = evaluation.ladder_table(entries, "The ladder.", "tbl-ladder")
+    assert table.rows[1][4].startswith("-12.5%")
+    assert table.rows[0][4] == ""

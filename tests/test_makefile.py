@@ -16,7 +16,11 @@ EXPECTED = {
     ),
     "test-colab": "-m pytest -m colab -s tests/test_colab_environment.py",
     "exercises": "exercises/assign.py",
-    "zoo": "-m lic_teach.zoo train",
+    "zoo": "-m lic_teach.experiments.zoo_recipe --zoo",
+    "zoo DATA=photos/ FAMILIES=factorized MINUTES=5": (
+        '--zoo --families "factorized" --data photos/ --folder my-zoo/study '
+        "--to-zoo my-zoo --minutes-per-recipe 5"
+    ),
     "zoo DEVICE=cuda": "--device cuda",
     "zoo-study": "-m lic_teach.experiments.zoo_recipe --interleave",
     "studies": (

@@ -142,8 +142,7 @@ def test_sga_of_y_and_z_lowers_the_cost_and_writes_the_models_own_bitstream(
     """Step 0 is the amortized encoder (its estimated rate is the forward pass's), the
     cost falls, and the bytes decode with the unchanged decoder to the PSNR and close to
     the rate change the steps predict, for a size that is not a multiple of 64."""
-    model = zoo.load(family, 2)
-    lmbda = zoo.RECIPE.lambdas[1]
+    model, lmbda = zoo.load(family, 2), zoo.lambda_of(family, 2)
     x = photo[None, :, 200:272, 180:236]
     y, z, history = iterative_encoding.sga_encode_hyperprior(
         model, x, lmbda, steps=40, progress=False
@@ -175,7 +174,7 @@ def test_sga_of_y_and_z_lowers_the_cost_and_writes_the_models_own_bitstream(
 
 
 def test_amortized_and_sga_reports_both_encoders_from_real_bytes(photo):
-    model, lmbda = zoo.load("mean-scale", 1), zoo.RECIPE.lambdas[0]
+    model, lmbda = zoo.load("mean-scale", 1), zoo.lambda_of("mean-scale", 1)
     crops = [photo[:, 64:128, 64:128], photo[:, 300:364, 200:264]]
     result = iterative_encoding.amortized_and_sga(
         model, crops, lmbda, steps=15, progress=False

@@ -194,7 +194,8 @@ def test_a_channel_swap_permutes_the_colour_planes():
     plain = zoo_data.Crop("b", top=3, left=2, side=32, flip=True, quarter_turns=3)
     swapped = dataclasses.replace(plain, channels=(2, 0, 1))
     x, y = crops.cut(plain), crops.cut(swapped)
-    assert torch.equal(y[0], x[2]) and torch.equal(y[1], x[0])
+    assert torch.equal(y[0], x[2])
+    assert torch.equal(y[1], x[0])
     assert torch.equal(y[2], x[1])
 
 
@@ -211,3 +212,15 @@ def test_the_crops_feed_the_training_loop():
     crops = zoo_data.AugmentedCrops(synthetic_photos(), 32, length=8)
     batch = next(train.batches(crops, 4, seed=0))
     assert batch.shape == (4, 3, 32, 32)
+
+
+def test_the_training_ceiling_of_a_huge_photo_is_measured_on_a_central_square():
+    photos = {
+        "wide": torch.rand(3, 1200, 2000),
+        "thin": torch.rand(3, 300, 5000),
+        "small": torch.rand(3, 400, 600),
+    }
+    bounded = zoo_data.bounded(photos)
+    assert bounded["wide"].shape == (3, 1024, 1024)
+    assert bounded["thin"].shape == (3, 300, 300)
+    assert bounded["small"] is photos["small"]

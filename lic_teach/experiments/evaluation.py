@@ -206,6 +206,90 @@ def bd_table(rows: list[dict], missing: dict, caption: str, name: str) -> tables
     )
 
 
+# --------------------------------------------------------------------------- the ladder
+
+# The literature's order of the entropy models, fewest bits at equal quality last:
+# Ballé et al. 2017 (factorized), Ballé et al. 2018 (scale hyperprior), Minnen et al.
+# 2018 (mean-scale), He et al. 2021 (checkerboard context).
+LADDER = ("factorized", "scale", "mean-scale", "checkerboard")
+MIN_TOP_SLOPE = 1.0  # dB per doubling of rate at a curve's top: less is a flat top
+
+
+def ladder(
+    evaluation: evaluate.Evaluation,
+    rungs: list[str],
+    anchor: str = ANCHOR,
+    resamples: int = 1000,
+) -> list[dict]:
+    """One entry per codec of ``rungs`` (names in ``evaluation``, in the ladder's
+    order): its BD-rate against ``anchor`` and against the rung before it (each with
+    its 95% bootstrap interval over images, :meth:`evaluate.Evaluation.bd_rate`), the
+    rates its settings span (bpp of the image-averaged curve) and the PSNR it gains per
+    doubling of rate at its top (:func:`metrics.top_slope`)."""
+    entries = []
+    for number, name in enumerate(rungs):
+        curve = evaluation.curve(name)
+        below = rungs[number - 1] if number else None
+        entries.append(
+            {
+                "codec": name,
+                "bpp_span": [min(curve.bpp), max(curve.bpp)],
+                "top_slope_db": metrics.top_slope(curve.bpp, curve.psnr),
+                "against_anchor": evaluation.bd_rate(anchor, name, resamples=resamples),
+                "against_previous": (
+                    None
+                    if below is None
+                    else evaluation.bd_rate(below, name, resamples=resamples)
+                ),
+            }
+        )
+    return entries
+
+
+def ladder_holds(entries: list[dict]) -> dict[str, bool]:
+    """The ladder's targets (issue 34), each ``True`` where it holds: the first rung
+    beats the anchor with its whole interval below 0 (``first_beats_anchor``); each
+    rung after it has a BD-rate below 0 against the one before (``ordered``); every
+    curve gains at least :data:`MIN_TOP_SLOPE` dB per doubling at its top
+    (``no_flat_top``)."""
+    first = entries[0]["against_anchor"]
+    return {
+        "first_beats_anchor": not first["error"] and first["high"] < 0,
+        "ordered": all(
+            not e["against_previous"]["error"] and e["against_previous"]["bd_rate"] < 0
+            for e in entries[1:]
+        ),
+        "no_flat_top": all(e["top_slope_db"] >= MIN_TOP_SLOPE for e in entries),
+    }
+
+
+def ladder_table(entries: list[dict], caption: str, name: str) -> tables.Table:
+    """:func:`ladder` as a table, one row a rung."""
+    return tables.Table(
+        [
+            "codec",
+            "rates (bpp)",
+            "top slope (dB per doubling)",
+            "BD-rate against JPEG [95% interval]",
+            "BD-rate against the rung before [95% interval]",
+        ],
+        [
+            [
+                e["codec"],
+                f"{e['bpp_span'][0]:.2f}-{e['bpp_span'][1]:.2f}",
+                f"{e['top_slope_db']:.2f}",
+                _interval(e["against_anchor"]),
+                ""
+                if e["against_previous"] is None
+                else _interval(e["against_previous"]),
+            ]
+            for e in entries
+        ],
+        caption,
+        name,
+    )
+
+
 # ------------------------------------------------------------------ evaluation pitfalls
 
 

@@ -1,5 +1,7 @@
-"""The zoo's recipe study (issue 34): a few training recipes at one lambda, each given
-the same CPU time, measured on held-out photos through real bitstreams.
+"""The zoo's recipe study (issue 34), and the zoo's one trainer: a few training recipes
+at one lambda, each given the same CPU time, measured on held-out photos through real
+bitstreams; ``make zoo`` trains the recipes :data:`ZOO` has chosen, one per family, and
+publishes them into the zoo (:func:`to_zoo`).
 
 Every recipe trains one model from scratch at ``lambda = 0.025`` (a mid rate) on
 :class:`lic_teach.zoo_data.AugmentedCrops` of the zoo's training photos, with one CPU
@@ -31,12 +33,22 @@ that reaches its end. After each, into :data:`FOLDER`:
   model's coded PSNR lies below its ceiling, so a ceiling below JPEG's PSNR at the
   model's rate says the transforms, not the entropy model, hold the curve down.
 
-A record carries ``cache.settings_hash`` of its recipe; a rerun skips finished segments
-and refuses a record made by other settings. Crops depend on ``(seed, index)`` alone and
-the state file holds everything else, so a run stopped after any segment and continued
-ends with the weights of a run straight through.
+A record carries ``cache.settings_hash`` of its recipe and names the photos it trained
+on (``trained_on``); a rerun skips finished segments and refuses a record made by other
+settings or on other photos. Crops depend on ``(seed, index)`` alone and the state file
+holds everything else, so a run stopped after any segment and continued ends with the
+weights of a run straight through.
+
+A run trains on the bundled photos (``zoo_data.training_photos``) or on a folder of the
+user's own (``zoo_data.folder_photos``), on the CPU or on another device (``"cuda"``):
+the model, both Adams and the batches live there, measuring follows the model, and the
+state in ``resume/`` is kept on the CPU, so a run may continue on another device. Off
+the CPU the clock counts wall seconds, read once the device's queued work is done
+(``complexity.clock``); each segment records its ``device``.
 
 ``python -m lic_teach.experiments.zoo_recipe [--minutes-per-recipe N] [--recipes a,b]``
+(the study); ``... --zoo [--families a,b] [--data DIR --folder F --to-zoo Z]
+[--device cuda]`` (``make zoo``: :data:`ZOO`, trained and published into the zoo)
 """
 
 from __future__ import annotations
@@ -55,7 +67,19 @@ from tqdm.auto import tqdm
 
 import lic_teach
 
-from .. import baselines, cache, data, evaluate, metrics, tables, train, zoo, zoo_data
+from .. import (
+    baselines,
+    budget,
+    cache,
+    complexity,
+    data,
+    evaluate,
+    metrics,
+    tables,
+    train,
+    zoo,
+    zoo_data,
+)
 from ..models import registry
 from ..seeding import seeded
 
@@ -225,7 +249,8 @@ RECIPES = (
     # (``zoo_data.AugmentedCrops``): the mean-scale hyperprior above lost its held-out
     # rate after 65 minutes, its hyper-synthesis predicting means near 2,000 on the
     # flower photo, and near 5,000 on its own training photos with two channels
-    # swapped: five scenes teach it too few colours
+    # swapped: five scenes teach it too few colours. Five lambdas, for rates from about
+    # 0.1 to 1 bpp (the old zoo's four spanned 0.2 to 0.66 bpp on the evaluation images)
     *(
         Recipe(
             f"{family}-N48-M64-p256-swap-open",
@@ -236,7 +261,7 @@ RECIPES = (
             2,
             swap_channels=0.5,
             **OPEN_ENDED,
-            cooldown_lambdas=(0.0018, 0.0067, 0.0932),
+            cooldown_lambdas=(0.0009, 0.0035, 0.0932, 0.25),
         )
         for family in ("mean-scale", "checkerboard", "scale", "factorized")
     ),
@@ -267,6 +292,16 @@ RECIPES = (
         **OPEN_ENDED,
     ),
 )
+
+# The zoo, one recipe a family: the study's current choice (issue 34), the ladder at
+# equal recipe with colour swaps, each trained for ZOO_MINUTES of CPU by ``make zoo``
+# and published at its lambda and its cooldown lambdas. The shallow-decoder families
+# (jpeg-like, two-layer) have no recipe in it yet.
+ZOO = tuple(
+    f"{family}-N48-M64-p256-swap-open"
+    for family in ("factorized", "scale", "mean-scale", "checkerboard")
+)
+ZOO_MINUTES = 80
 
 
 # ------------------------------------------------------------------------ measuring
@@ -318,6 +353,11 @@ def measure(model, held_out: dict, training: dict, jpeg: metrics.RDCurve) -> dic
 # ------------------------------------------------------------------------- training
 
 
+def _device(model) -> torch.device:
+    """The device ``model`` lives on (that of its parameters)."""
+    return next(model.parameters()).device
+
+
 def new_model(recipe: Recipe):
     """The recipe's model, initialized from its seed."""
     with seeded(recipe.seed):
@@ -364,12 +404,13 @@ class State:
 def _step_loss(model, recipe: Recipe, crops, first: int, lmbda: float | None = None):
     """``train.train_steps``'s ``step_loss`` for ``model``: the rate-distortion loss
     at ``lmbda`` (default the recipe's) on ``crops.batch(i, batch_size)`` for ``i =
-    first, first + 1, ...``."""
+    first, first + 1, ...``, moved to the model's device."""
     criterion = train.RateDistortionLoss(recipe.lmbda if lmbda is None else lmbda)
     index = itertools.count(first)
+    device = _device(model)
 
     def step_loss():
-        x = crops.batch(next(index), recipe.batch_size)
+        x = crops.batch(next(index), recipe.batch_size).to(device)
         losses = criterion(model(x), x)
         return losses["loss"], {
             "bpp": losses["bpp_loss"].item(),
@@ -388,35 +429,42 @@ def cools_down(recipe: Recipe, segment: int) -> bool:
     return bool(recipe.cooldown) and (last or segment & (segment - 1) == 0)
 
 
+def random_state_kept(model):
+    """A block after which torch's random state is as it was before
+    (``torch.random.fork_rng``): the CPU's, and the GPU's where ``model`` is on
+    one."""
+    device = _device(model)
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def cool_down(state: State, recipe: Recipe, crops, clock, lmbda=None) -> tuple:
     """A copy of the trunk trained ``recipe.cooldown`` times its steps more (a whole
     number of :data:`CHUNK`, at least one) at ``recipe.lr / 10`` and at ``lmbda``
     (default the recipe's), continuing both Adams' moments on the crops the trunk
-    would see next; the trunk, its Adams and torch's random state are left as they
-    were. Returns ``(model, {"steps", "cpu_seconds"})``."""
+    would see next, on the trunk's device; the trunk, its Adams and torch's random
+    state are left as they were. Returns ``(model, {"steps", "cpu_seconds"})``."""
     model = copy.deepcopy(state.model)
     adam = optimizers(model, recipe)
     for mine, trunk in zip(adam, state.adam):
         mine.load_state_dict(copy.deepcopy(trunk.state_dict()))
     steps = max(CHUNK, CHUNK * round(recipe.cooldown * state.steps / CHUNK))
     main, aux = train.split_parameters(model)
-    random_state = torch.get_rng_state()
     model.train()
-    started = clock()
-    train.train_steps(
-        _step_loss(model, recipe, crops, state.steps, lmbda),
-        main,
-        steps=steps,
-        lr=recipe.lr / 10,
-        aux_parameters=aux,
-        aux_loss=model.aux_loss,
-        clip_max_norm=recipe.clip_max_norm,
-        optimizer=adam[0],
-        aux_optimizer=adam[1],
-        progress=False,
-    )
-    seconds = clock() - started
-    torch.set_rng_state(random_state)
+    with random_state_kept(model):
+        started = clock()
+        train.train_steps(
+            _step_loss(model, recipe, crops, state.steps, lmbda),
+            main,
+            steps=steps,
+            lr=recipe.lr / 10,
+            aux_parameters=aux,
+            aux_loss=model.aux_loss,
+            clip_max_norm=recipe.clip_max_norm,
+            optimizer=adam[0],
+            aux_optimizer=adam[1],
+            progress=False,
+        )
+        seconds = clock() - started
     return model.eval(), {"steps": steps, "cpu_seconds": seconds}
 
 
@@ -524,15 +572,17 @@ def recipe_fields(recipe: Recipe) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(recipe)))
 
 
-def new_record(recipe: Recipe) -> dict:
-    """A record with no segments yet: the recipe, its hash and what it trains on."""
+def new_record(recipe: Recipe, trained_on) -> dict:
+    """A record with no segments yet: the recipe, its hash and what it trains on
+    (:func:`training_set`'s ``trained_on``)."""
     return {
         "recipe": recipe_fields(recipe),
         "settings_hash": recipe.key(),
-        "trained_on": [p.name for p in zoo_data.TRAINING_PHOTOS],
+        "trained_on": trained_on,
         "held_out": list(data.sample_image_paths("test")),
         "threads": 1,
-        "clock": "time.process_time() of the training steps",
+        "clock": "time.process_time() of the training steps; off the CPU, wall "
+        "seconds read once the device's queued work is done (each segment's device)",
         "torch_version": torch.__version__,
         "lic_teach_version": lic_teach.__version__,
         "finished": False,
@@ -573,16 +623,31 @@ def save(state: State, recipe: Recipe, folder: Path, cooled=None) -> None:
         state.record["cooled_weights"] = written[str(recipe.lmbda)]
         state.record["cooled_family_weights"] = written
     payload = {
-        "model": state.model.state_dict(),
-        "main": state.adam[0].state_dict(),
-        "aux": state.adam[1].state_dict(),
+        "model": on_cpu(state.model.state_dict()),
+        "main": on_cpu(state.adam[0].state_dict()),
+        "aux": on_cpu(state.adam[1].state_dict()),
         "rng": torch.get_rng_state(),
         "steps": state.steps,
         "cpu_seconds": state.cpu_seconds,
         "record": json.dumps(state.record),
     }
+    device = _device(state.model)
+    if device.type == "cuda":  # the noise of training is drawn there
+        payload["cuda_rng"] = torch.cuda.get_rng_state(device)
     cache.atomic_write(state_path(recipe, folder), lambda f: torch.save(payload, f))
     publish(state, recipe, folder)
+
+
+def on_cpu(value):
+    """``value`` (a tensor, or dicts, lists and tuples holding tensors) with every
+    tensor on the CPU: a state file that loads on any machine."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(item) for item in value)
+    return value
 
 
 def publish(state: State, recipe: Recipe, folder: Path) -> None:
@@ -595,26 +660,34 @@ def publish(state: State, recipe: Recipe, folder: Path) -> None:
     )
 
 
-def restore(recipe: Recipe, folder: Path) -> State:
-    """The recipe's state: from ``resume/`` if it is there (exact), else from the
-    record and float16 weights (new Adam moments), else new."""
-    model = new_model(recipe)
-    adam = optimizers(model, recipe)
+def restore(recipe: Recipe, folder: Path, trained_on, device="cpu") -> State:
+    """The recipe's state on ``device``: from ``resume/`` if it is there (exact; saved
+    on the CPU, it continues on any device), else from the record and float16 weights
+    (new Adam moments), else new. ``ValueError`` if it was trained on other photos
+    than ``trained_on`` says (:func:`training_set`)."""
+    device, model = torch.device(device), new_model(recipe)  # loaded, then moved
     path = state_path(recipe, folder)
     if path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         record = json.loads(saved["record"])
         if record.get("settings_hash") != recipe.key():
             raise ValueError(f"{path} was made by other settings; delete it")
+        check_photos(record, trained_on, path)
         model.load_state_dict(saved["model"])
+        adam = optimizers(model.to(device), recipe)
         adam[0].load_state_dict(saved["main"])
         adam[1].load_state_dict(saved["aux"])
         torch.set_rng_state(saved["rng"])
+        if "cuda_rng" in saved and device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
         return State(model, adam, saved["steps"], saved["cpu_seconds"], record)
     record = read_record(recipe, folder)
     if record is None or not record["segments"]:
-        return State(model, adam, 0, 0.0, new_record(recipe))
+        adam = optimizers(model.to(device), recipe)
+        return State(model, adam, 0, 0.0, new_record(recipe, trained_on))
+    check_photos(record, trained_on, record_path(recipe, folder))
     zoo.load_weights(model, weights_path(recipe, folder), record["weights"]["sha256"])
+    adam = optimizers(model.to(device), recipe)
     last = record["segments"][-1]
     torch.manual_seed(recipe.seed + last["steps"])
     if not record["finished"]:
@@ -629,37 +702,116 @@ def run(
     recipe: Recipe,
     folder: Path = FOLDER,
     *,
+    photos: Path | None = None,
+    device: str | torch.device = "cpu",
     max_segments: int | None = None,
-    clock=time.process_time,
+    clock=None,
     progress: bool = True,
 ) -> dict:
     """Train ``recipe`` from where its files in ``folder`` stop, segment by segment,
     each saved and measured (see the module docstring), until its CPU budget is spent
-    or ``max_segments`` more segments are done; return its record. ``clock`` counts the
-    CPU seconds (tests give a counter)."""
-    folder = Path(folder)
+    or ``max_segments`` more segments are done; return its record. ``photos``: a
+    folder of the user's own photos to train on (:func:`training_set`; default: the
+    bundled training photos); a record made on other photos is refused
+    (``ValueError``). ``device``: where the model trains and is measured (``"cuda"`` on
+    a GPU machine). ``clock`` counts the seconds spent (default
+    :func:`device_clock`; tests give a counter)."""
+    folder, device = Path(folder), torch.device(device)
+    photo_set = training_set(photos, recipe.patch_size)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with seeded(recipe.seed):
-            return _run(recipe, folder, max_segments, clock, progress)
+            return _run(
+                recipe,
+                folder,
+                photo_set,
+                device,
+                max_segments,
+                clock or device_clock(device),
+                progress,
+            )
     finally:
         torch.set_num_threads(threads)
 
 
-def _photos(recipe: Recipe) -> tuple[dict, dict]:
-    """(held-out photos, training photos) to measure on, central crops if the recipe
-    says so."""
-    training = zoo_data.training_photos()
+def device_clock(device: torch.device):
+    """The clock a run on ``device`` counts its seconds by: on the CPU,
+    ``time.process_time`` (CPU seconds of this process, one thread); elsewhere the
+    wall clock read once the device's queued work is done (``complexity.clock``)."""
+    return time.process_time if device.type == "cpu" else complexity.clock
+
+
+def training_set(folder: Path | None = None, min_side: int = 0) -> tuple[dict, object]:
+    """The photos a run trains on, and how its record names them (``trained_on``):
+    the bundled training photos (``zoo_data.training_photos``) and their names; or
+    the user's photos in ``folder`` (``zoo_data.folder_photos``: each at least
+    ``min_side`` pixels a side, none an evaluation image) and ``{"folder", "photos",
+    "sha256"}`` (the file names and ``zoo_data.photos_sha256``)."""
+    if folder is None:
+        photos = zoo_data.training_photos()
+        return photos, list(photos)
+    photos = zoo_data.folder_photos(folder, min_side)
+    return photos, {
+        "folder": str(Path(folder).resolve()),
+        "photos": sorted(photos),
+        "sha256": zoo_data.photos_sha256(photos),
+    }
+
+
+def _photos_named(trained_on) -> str:
+    """A record's ``trained_on`` in words."""
+    if isinstance(trained_on, dict):
+        return (
+            f"the photos in {trained_on['folder']} "
+            f"(SHA-256 {trained_on['sha256'][:12]})"
+        )
+    return f"the bundled training photos ({', '.join(trained_on)})"
+
+
+def check_photos(record: dict, trained_on, path: Path) -> None:
+    """``ValueError`` naming both if ``record`` (read from ``path``) was trained on
+    other photos than ``trained_on`` says (a folder's photos compared by their
+    SHA-256): a run never continues on other data."""
+    key = lambda named: named["sha256"] if isinstance(named, dict) else named
+    if key(record["trained_on"]) != key(trained_on):
+        raise ValueError(
+            f"{path} was trained on {_photos_named(record['trained_on'])}, not on "
+            f"{_photos_named(trained_on)}: a run never continues on other photos; "
+            f"choose another folder for this run"
+        )
+
+
+def _photos_of(trained_on) -> dict:
+    """The photos a record's ``trained_on`` names (:func:`training_set`);
+    ``ValueError`` if its folder no longer holds them."""
+    if not isinstance(trained_on, dict):
+        return zoo_data.training_photos()
+    photos = zoo_data.folder_photos(trained_on["folder"])
+    if zoo_data.photos_sha256(photos) != trained_on["sha256"]:
+        raise ValueError(
+            f"{trained_on['folder']} no longer holds the photos the run trained on "
+            f"(SHA-256 {trained_on['sha256'][:12]})"
+        )
+    return photos
+
+
+def _measured_photos(recipe: Recipe, photos: dict) -> tuple[dict, dict]:
+    """(held-out photos, training ``photos``) to measure on: the training photos
+    ``zoo_data.bounded``, and both cut to their central ``eval_size`` square (at most a
+    photo's shorter side) if the recipe says so."""
+    training = zoo_data.bounded(photos)
     if recipe.eval_size:
         training = {
-            n: data.center_crop(x, recipe.eval_size) for n, x in training.items()
+            n: data.center_crop(x, min(recipe.eval_size, *x.shape[-2:]))
+            for n, x in training.items()
         }
     return data.held_out(recipe.eval_size), training
 
 
-def _run(recipe, folder, max_segments, clock, progress) -> dict:
-    state = restore(recipe, folder)
+def _run(recipe, folder, photo_set, device, max_segments, clock, progress) -> dict:
+    photos, trained_on = photo_set
+    state = restore(recipe, folder, trained_on, device)
     if recipe.cooldown and state.cpu_seconds < recipe.cpu_seconds:
         state.record["finished"] = False  # an open-ended run given a larger budget
         state.record["recipe"] = recipe_fields(recipe)
@@ -670,6 +822,7 @@ def _run(recipe, folder, max_segments, clock, progress) -> dict:
             publish(state, recipe, folder)  # in case a stop came between the writes
         return state.record
     crops = zoo_data.AugmentedCrops(
+        photos,
         patch_size=recipe.patch_size,
         seed=recipe.seed,
         min_scale=recipe.min_scale,
@@ -677,7 +830,7 @@ def _run(recipe, folder, max_segments, clock, progress) -> dict:
         rotate=recipe.rotate,
         swap_channels=recipe.swap_channels,
     )
-    held_out, training = _photos(recipe)
+    held_out, training = _measured_photos(recipe, photos)
     jpeg = jpeg_curve(held_out)
     state.record["jpeg_curve"] = {
         "quality": list(jpeg.params),
@@ -700,10 +853,9 @@ def _run(recipe, folder, max_segments, clock, progress) -> dict:
         while not state.record["finished"] and done != max_segments:
             started = time.perf_counter()
             summary = train_segment(state, recipe, crops, clock, bar)
-            random_state = torch.get_rng_state()
             measured_from = time.process_time()
-            point = measure(state.model, held_out, training, jpeg)
-            torch.set_rng_state(random_state)
+            with random_state_kept(state.model):
+                point = measure(state.model, held_out, training, jpeg)
             segment = len(state.record["segments"]) + 1
             state.record["finished"] = state.cpu_seconds >= recipe.cpu_seconds
             due = cools_down(recipe, segment) or bool(
@@ -718,6 +870,7 @@ def _run(recipe, folder, max_segments, clock, progress) -> dict:
                     **point,
                     "measure_cpu_seconds": time.process_time() - measured_from,
                     "wall_seconds": time.perf_counter() - started,
+                    "device": str(device),
                     **({"cooldown_pending": True} if due else {}),
                 }
             )
@@ -775,9 +928,12 @@ def to_zoo(
     copies of its trunk cooled down at its lambda and each of ``cooldown_lambdas``)
     into the zoo in ``zoo_folder`` as family ``recipe.architecture``, quality 1, 2, ...
     by increasing lambda, each with a manifest (``zoo.publish_model``) that names the
-    record it came from and keeps its :func:`learning_curve`. ``training_seconds`` is
-    CPU seconds of one thread: the trunk's up to that cooldown and the copy's own.
-    Returns the manifests; ``ValueError`` if the record has no cooled family."""
+    record it came from, the photos it trained on (the record's ``trained_on``, whose
+    training ceiling it measures) and the ``devices`` it trained on, and keeps its
+    :func:`learning_curve`. ``training_seconds``: the trunk's seconds up to that
+    cooldown and the copy's own, CPU seconds of one thread on the CPU (wall seconds
+    on another device). Returns the manifests; ``ValueError`` if the record has no
+    cooled family, or if the folder of photos it trained on holds other photos now."""
     record = read_record(recipe, folder)
     weights = (record or {}).get("cooled_family_weights")
     if not weights:
@@ -789,34 +945,13 @@ def to_zoo(
     segment = record["segments"][weights[str(recipe.lmbda)]["segment"] - 1]
     points = {str(recipe.lmbda): segment["cooled"]}
     points.update(segment.get("cooled_family", {}).get("points", {}))
-    photos = zoo_data.training_photos()
+    photos = _photos_of(record["trained_on"])
     manifests = []
     for quality, key in enumerate(sorted(weights, key=float), start=1):
         model = new_model(recipe)
         zoo.load_weights(
             model, Path(folder) / weights[key]["file"], weights[key]["sha256"]
         )
-        training = {
-            "recipe": recipe_fields(recipe),
-            "steps": segment["steps"] + points[key]["steps"],
-            "training_seconds": round(
-                segment["cpu_seconds"] + points[key]["cpu_seconds"], 1
-            ),
-            "clock": "CPU seconds of one thread (time.process_time)",
-            "trained_on": {
-                "photos": record["trained_on"],
-                "augmentation": {
-                    k: getattr(recipe, k)
-                    for k in ("min_scale", "flip", "rotate", "swap_channels")
-                },
-            },
-            "study": {
-                "record": record_path(recipe, folder).name,
-                "settings_hash": record["settings_hash"],
-                "segment": segment["segment"],
-            },
-            "learning_curve": learning_curve(record),
-        }
         manifests.append(
             zoo.publish_model(
                 model.eval(),
@@ -826,12 +961,44 @@ def to_zoo(
                     "quality": quality,
                     "lambda": float(key),
                 },
-                training,
+                _how_trained(recipe, record, segment, points[key], folder),
                 photos,
                 recipe.eval_size,
             )
         )
     return manifests
+
+
+def _how_trained(recipe: Recipe, record: dict, segment: dict, cooled: dict, folder):
+    """What :func:`to_zoo`'s manifest says of how a model was trained: the trunk up to
+    ``segment`` and the ``cooled`` copy's own steps and seconds, the devices, the
+    photos (the record's ``trained_on``) and augmentation, the record it came from
+    and its learning curve."""
+    trained_on = record["trained_on"]
+    if not isinstance(trained_on, dict):  # the bundled photos, by name
+        trained_on = {"photos": trained_on}
+    done = record["segments"][: segment["segment"]]
+    return {
+        "recipe": recipe_fields(recipe),
+        "steps": segment["steps"] + cooled["steps"],
+        "training_seconds": round(segment["cpu_seconds"] + cooled["cpu_seconds"], 1),
+        "clock": "CPU seconds of one thread (time.process_time) on the CPU, wall "
+        "seconds on another device",
+        "devices": sorted({s.get("device", "cpu") for s in done}),
+        "trained_on": {
+            **trained_on,
+            "augmentation": {
+                k: getattr(recipe, k)
+                for k in ("min_scale", "flip", "rotate", "swap_channels")
+            },
+        },
+        "study": {
+            "record": record_path(recipe, folder).name,
+            "settings_hash": record["settings_hash"],
+            "segment": segment["segment"],
+        },
+        "learning_curve": learning_curve(record),
+    }
 
 
 def records(folder: Path = FOLDER) -> list[dict]:
@@ -930,14 +1097,16 @@ def parse_args(argv):
     """The command line's options (see :func:`main`)."""
     parser = argparse.ArgumentParser(
         prog="python -m lic_teach.experiments.zoo_recipe",
-        description="Train and measure the zoo's recipe study (resumable).",
+        description="Train and measure the zoo's recipe study (resumable); with "
+        "--zoo, train the zoo's recipes and publish them into the zoo (make zoo).",
     )
     parser.add_argument(
         "--minutes-per-recipe",
         type=float,
         default=None,
         help="CPU minutes each open-ended recipe trains for, a later run may give "
-        "more (default: the recipe's own; a fixed-budget recipe keeps its own)",
+        f"more (default: the recipe's own, with --zoo {ZOO_MINUTES}; a fixed-budget "
+        "recipe keeps its own)",
     )
     parser.add_argument(
         "--interleave",
@@ -948,75 +1117,178 @@ def parse_args(argv):
     parser.add_argument(
         "--segment-minutes",
         type=float,
-        default=5.0,
-        help="CPU minutes between two saved, measured segments (default 5)",
+        default=None,
+        help="CPU minutes between two saved, measured segments (default: the "
+        "recipe's own, 5)",
+    )
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--recipes", help="comma-separated recipe names (default: all, in order)"
+    )
+    chosen.add_argument(
+        "--zoo",
+        action="store_true",
+        help="train the zoo's recipes (ZOO, one a family), then publish each into "
+        "--to-zoo (default: the shipped zoo, lic_teach/zoo_weights)",
     )
     parser.add_argument(
-        "--recipes",
-        default=",".join(r.name for r in RECIPES),
-        help="comma-separated recipe names (default: all, in order)",
+        "--families",
+        help="with --zoo: only these families, comma- or space-separated (default: "
+        "every family of ZOO)",
     )
-    parser.add_argument("--folder", type=Path, default=FOLDER)
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=FOLDER,
+        help="where the runs' records and weights go (default: the study's, "
+        "lic_teach/studies/zoo_recipe)",
+    )
     parser.add_argument(
         "--to-zoo",
         type=Path,
         default=None,
         metavar="ZOO_FOLDER",
-        help="train nothing: publish each recipe's latest cooled family into this "
-        "zoo folder (lic_teach/zoo_weights: the shipped zoo)",
+        help="without --zoo, train nothing: publish each recipe's latest cooled family "
+        "into this zoo folder (lic_teach/zoo_weights: the shipped zoo); with --zoo, "
+        "where the trained recipes are published",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --zoo: train on your own photos in DIR instead of the bundled "
+        "ones (give --folder and --to-zoo too)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where to train: cpu (default) or cuda (a GPU machine)",
     )
     return parser.parse_args(argv)
 
 
-def _publish_all(recipes, folder: Path, zoo_folder: Path) -> int:
-    """``--to-zoo``: :func:`to_zoo` for each recipe, a line per model published."""
-    for recipe in recipes:
-        try:
-            manifests = to_zoo(recipe, folder, zoo_folder)
-        except ValueError as error:
-            print(f"zoo_recipe: {error}", file=sys.stderr)
-            return 2
-        for manifest in manifests:
-            print(zoo.describe(manifest))
-    return 0
+def _refused(error) -> int:
+    """Say why the command cannot run, on stderr; the exit status 2."""
+    print(f"zoo: {error}", file=sys.stderr, flush=True)
+    return 2
 
 
-def main(argv=None) -> int:
-    """Run the recipes asked for, one after the other or a segment of each in turn;
-    print the table."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def _zoo_names(families: str | None) -> list[str]:
+    """The recipes of :data:`ZOO` for ``families`` (comma- or space-separated family
+    names; ``None``: all); ``ValueError`` for a family it has no recipe for."""
+    by_family = {_recipe_called(name).architecture: name for name in ZOO}
+    asked = families.replace(",", " ").split() if families else list(by_family)
+    missing = [family for family in asked if family not in by_family]
+    if missing:
+        raise ValueError(
+            f"no zoo recipe for the family {', '.join(missing)}: ZOO trains "
+            f"{', '.join(by_family)} (the study has chosen none for the others yet)"
+        )
+    return [by_family[family] for family in asked]
+
+
+def _recipe_called(name: str) -> Recipe:
+    """The recipe of :data:`RECIPES` called ``name``; ``ValueError`` if none is."""
     known = {r.name: r for r in RECIPES}
-    names = [n.strip() for n in args.recipes.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        print(
-            f"unknown recipe {', '.join(unknown)}; choose from {', '.join(known)}",
-            file=sys.stderr,
-        )
-        return 2
-    if args.to_zoo is not None:
-        return _publish_all([known[n] for n in names], args.folder, args.to_zoo)
+    if name not in known:
+        raise ValueError(f"unknown recipe {name}; choose from {', '.join(known)}")
+    return known[name]
+
+
+def _recipes(args) -> list[Recipe]:
+    """The recipes the command line asks for, with the budget and segments it gives
+    (``--minutes-per-recipe`` extends only an open-ended recipe)."""
+    if args.families and not args.zoo:
+        raise ValueError("--families chooses among the zoo's recipes: give --zoo too")
+    if args.zoo:
+        names = _zoo_names(args.families)
+    else:
+        names = (args.recipes or ",".join(r.name for r in RECIPES)).split(",")
+    minutes = args.minutes_per_recipe or (ZOO_MINUTES if args.zoo else None)
     chosen = []
-    for name in names:
-        recipe, minutes = known[name], args.minutes_per_recipe
-        if minutes is not None and recipe.cooldown:  # only an open-ended run extends
+    for recipe in [_recipe_called(name.strip()) for name in names if name.strip()]:
+        if minutes is not None and recipe.cooldown:
             recipe = dataclasses.replace(recipe, cpu_seconds=60 * minutes)
-        chosen.append(
-            dataclasses.replace(recipe, segment_seconds=60 * args.segment_minutes)
+        if args.segment_minutes is not None:
+            seconds = 60 * args.segment_minutes
+            recipe = dataclasses.replace(recipe, segment_seconds=seconds)
+        chosen.append(recipe)
+    return chosen
+
+
+def _check_data(args) -> None:
+    """``ValueError`` unless ``--data`` (if given) comes with ``--zoo``, a ``--folder``
+    other than the study's and a ``--to-zoo`` other than the shipped zoo."""
+    if args.data is None:
+        return
+    shipped = args.to_zoo is None or args.to_zoo.resolve() == zoo.FOLDER.resolve()
+    if not args.zoo or shipped or args.folder.resolve() == FOLDER.resolve():
+        raise ValueError(
+            "--data (with --zoo) trains on your photos: give --folder, where their "
+            "runs go, and --to-zoo, where their models go (the study in "
+            "lic_teach/studies/zoo_recipe and the shipped zoo in lic_teach/zoo_weights "
+            "stay as they are)"
         )
+
+
+def _train(recipes, args, device) -> int:
+    """Train ``recipes`` into ``args.folder`` on ``device`` (on ``args.data``'s photos
+    if given), one after the other or, with ``--interleave``, a segment of each in
+    turn; print the table after each round. A recipe that cannot go on is named and
+    the others still run; with ``--zoo`` it ends the command (status 2)."""
+    chosen = list(recipes)
     while chosen:
         for recipe in list(chosen):
             try:
                 record = run(
-                    recipe, args.folder, max_segments=1 if args.interleave else None
+                    recipe,
+                    args.folder,
+                    photos=args.data,
+                    device=device,
+                    max_segments=1 if args.interleave else None,
                 )
-            except (FloatingPointError, ValueError) as error:  # the others still run
+            except (FileNotFoundError, FloatingPointError, ValueError) as error:
+                if args.zoo:  # the photos of --data, a record of other settings
+                    return _refused(error)
                 print(f"{recipe.name} stopped: {error}", file=sys.stderr, flush=True)
                 record = {"finished": True}
             if record["finished"] or not args.interleave:
                 chosen.remove(recipe)
         print(table(args.folder), flush=True)
     return 0
+
+
+def _publish_all(recipes, folder: Path, zoo_folder: Path) -> int:
+    """:func:`to_zoo` for each recipe, a line per model published."""
+    for recipe in recipes:
+        try:
+            manifests = to_zoo(recipe, folder, zoo_folder)
+        except (FileNotFoundError, ValueError) as error:
+            return _refused(error)
+        for manifest in manifests:
+            print(zoo.describe(manifest))
+    return 0
+
+
+def main(argv=None) -> int:
+    """Train the recipes asked for (the study's, or with ``--zoo`` the zoo's), one
+    after the other or a segment of each in turn, printing the table; with ``--zoo``,
+    publish them into the zoo; with ``--to-zoo`` alone, only publish. Returns the exit
+    status (2: refused, with the reason on stderr)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        recipes = _recipes(args)
+        device = budget.device_named(args.device)
+        _check_data(args)
+    except ValueError as error:
+        return _refused(error)
+    if args.to_zoo is not None and not args.zoo:
+        return _publish_all(recipes, args.folder, args.to_zoo)
+    status = _train(recipes, args, device)
+    if status or not args.zoo:
+        return status
+    return _publish_all(recipes, args.folder, args.to_zoo or zoo.FOLDER)
 
 
 if __name__ == "__main__":
