@@ -405,3 +405,18 @@ def test_the_command_line_publishes_into_the_zoo_or_says_why_not(
     arguments = ["--folder", str(folder), "--to-zoo", str(tmp_path)]
     assert zoo_recipe.main([*arguments, "--recipes", "tiny"]) == 2
     assert "tiny" in capsys.readouterr().err
+
+
+def test_the_jpeg_crossing_is_read_off_the_cooled_families():
+    def curve(*points):
+        return [{"cpu_seconds": s, "cooled_bd_rate_vs_jpeg": b} for s, b in points]
+
+    crossing = zoo_recipe.jpeg_crossing(
+        curve((300, None), (600, 12.0), (1200, 4.0), (2400, -4.0), (4800, -9.0))
+    )
+    assert crossing["bracket"] == (1200, 2400)
+    assert crossing["cpu_seconds"] == pytest.approx(1200 * 2**0.5)  # halfway in log
+    early = zoo_recipe.jpeg_crossing(curve((600, -3.0), (1200, -8.0)))
+    assert early == {"cpu_seconds": 600, "bracket": (None, 600)}
+    assert zoo_recipe.jpeg_crossing(curve((600, 5.0), (1200, 1.0))) is None
+    assert zoo_recipe.jpeg_crossing([{"cpu_seconds": 300}]) is None

@@ -58,6 +58,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -919,6 +920,29 @@ def learning_curve(record: dict) -> list[dict]:
             ]
         curve.append(entry)
     return curve
+
+
+def jpeg_crossing(curve: list[dict]) -> dict | None:
+    """Where a :func:`learning_curve` first beats JPEG: the CPU seconds at which its
+    cooled families' BD-rate against JPEG crosses 0, linear in log CPU time between
+    the last cooldown above 0 and the first below (``{"cpu_seconds", "bracket": (a,
+    b)}``; ``bracket`` ``(None, b)`` where the first measured family was already below
+    0, so the crossing lies before ``b``). ``None`` if no family beat JPEG yet."""
+    points = [
+        (entry["cpu_seconds"], entry["cooled_bd_rate_vs_jpeg"])
+        for entry in curve
+        if entry.get("cooled_bd_rate_vs_jpeg") is not None
+    ]
+    for number, (seconds, bd_rate) in enumerate(points):
+        if bd_rate >= 0:
+            continue
+        if number == 0:
+            return {"cpu_seconds": seconds, "bracket": (None, seconds)}
+        before, above = points[number - 1]
+        share = above / (above - bd_rate)  # 0 at the point above, 1 at this one
+        log_seconds = math.log(before) + share * math.log(seconds / before)
+        return {"cpu_seconds": math.exp(log_seconds), "bracket": (before, seconds)}
+    return None
 
 
 def to_zoo(
