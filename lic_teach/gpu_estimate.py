@@ -7,8 +7,9 @@ steps, batches and crops as the notebook and the ``experiments`` helpers it call
 FLOP counter on the ``meta`` device (:func:`forward_flops`, instant: no arithmetic
 runs), a training step costs three forward passes (the backward pass about two), and
 the total is divided by a T4's throughput. On Colab each notebook runs on a fresh
-machine, so a chapter that builds on the end-to-end chapter's family trains it first,
-and that is counted.
+machine; the chapters after the end-to-end one start from the zoo's shipped models
+(``experiments.zoo_family``), so their work is at the zoo's sizes (:data:`ZOO`) and
+none trains the end-to-end chapter's family first.
 
 The throughput is an assumption, stated: the T4's peak of 8.1 TFLOP/s in float32
 (NVIDIA's datasheet) at :data:`UTILIZATION` of it, a usual share for small
@@ -144,15 +145,14 @@ def end_to_end_family(B: budget.Budget) -> list[Work]:
 
 
 def _entropy_models(B: budget.Budget, models: tuple) -> list[Work]:
-    """``experiments.train_architectures``: each model's entropy model on fixed
-    latents, a quarter of the base steps in batches of 4 crops of 256 pixels, one per
-    lambda; and the latents of 512 crops, once per lambda."""
+    """``experiments.train_architectures``: each model's entropy model on the fixed
+    latents of the zoo's transforms, a quarter of the base steps in batches of 4 crops
+    of 256 pixels, one per lambda; and the latents of 512 crops, once per lambda."""
     steps, side = max(1, B.train_steps // 4), max(B.patch_size, 256)
     return [
-        Work("latents of the crops", FactorizedPrior, B.N, B.M, side,
-             B.rd_models * 512),
+        Work("latents of the crops", FactorizedPrior, *ZOO, side, B.rd_models * 512),
         *(
-            Work(f"{m.__name__}'s entropy model", m, B.N, B.M, side,
+            Work(f"{m.__name__}'s entropy model", m, *ZOO, side,
                  B.rd_models * steps * 4, True, part="hyper",
                  steps=B.rd_models * steps)
             for m in models
@@ -160,10 +160,11 @@ def _entropy_models(B: budget.Budget, models: tuple) -> list[Work]:
     ]  # fmt: skip
 
 
-def _evaluation(B: budget.Budget, models: int, size: int = EVALUATION_SIDE):
-    """``models`` models coding ``B.eval_images`` photos: a warm-up, the code and the
-    estimate, about three passes each."""
-    return Work("evaluation", FactorizedPrior, B.N, B.M, size,
+def _evaluation(B: budget.Budget, models: int, size: int = EVALUATION_SIDE, sizes=None):
+    """``models`` models of ``sizes`` (``N``, ``M``; default the budget's) coding
+    ``B.eval_images`` photos: a warm-up, the code and the estimate, about three passes
+    each."""
+    return Work("evaluation", FactorizedPrior, *(sizes or (B.N, B.M)), size,
                 3 * models * B.eval_images)  # fmt: skip
 
 
@@ -181,43 +182,39 @@ def chapter_work(chapter: str, B: budget.Budget) -> list[Work]:
     finetune = max(1, B.train_steps // 15)  # end_to_end.finetune_steps
     steps, sga = STUDENT_STEPS[B.name], SGA_STEPS[B.name]
     sga_9, side, qualities = SHALLOW_SGA[B.name]
-    gains = 6 * (1 + 2 * B.M) * 8  # rdoq.channel_gains: 2 probes a channel, 6 calls
+    gains = 6 * (1 + 2 * ZOO[1]) * 8  # rdoq.channel_gains: 2 probes a channel, 6 calls
     latent_positions = (B.patch_size // 16) ** 2
     work = {
         "ch01_transform_coding": [],  # classical codecs and the DCT, on the CPU
         "ch02_entropy_coding": [],  # entropy coding, on the CPU
         "ch03_end_to_end": [*end_to_end_family(B), _evaluation(B, 3 * 2)],
         "ch04_quantization": [
-            *end_to_end_family(B),
-            Work("15 relaxations' fine-tunes", FactorizedPrior, B.N, B.M,
+            Work("15 relaxations' fine-tunes", FactorizedPrior, *ZOO,
                  B.patch_size, 15 * finetune * B.batch_size, True,
                  steps=15 * finetune),
-            Work("SGA of one 256-px crop", FactorizedPrior, B.N, B.M, 256, sga, True,
+            Work("SGA of one 256-px crop", FactorizedPrior, *ZOO, 256, sga, True,
                  steps=sga),
-            _evaluation(B, 15 * 2),
+            _evaluation(B, 15 * 2, sizes=ZOO),
         ],
         "ch05_decoder_sees": [
-            *end_to_end_family(B),
-            Work("12 decoders' fine-tunes", FactorizedPrior, B.N, B.M, B.patch_size,
+            Work("12 decoders' fine-tunes", FactorizedPrior, *ZOO, B.patch_size,
                  12 * finetune * B.batch_size, True, steps=12 * finetune),
             # the trellis decoders' Viterbi search, a Python loop over the positions
             # of a step's latents, about 25 kernel launches each
-            Work("the trellis's search in 3 decoders' training", None, B.N, B.M,
+            Work("the trellis's search in 3 decoders' training", None, *ZOO,
                  B.patch_size, 0, steps=3 * finetune,
                  seconds_a_step=latent_positions * 25 * LAUNCH_SECONDS),
-            Work("channel gains", FactorizedPrior, B.N, B.M, B.patch_size, gains),
-            _evaluation(B, 21),
+            Work("channel gains", FactorizedPrior, *ZOO, B.patch_size, gains),
+            _evaluation(B, 21, sizes=ZOO),
         ],
         "ch06_hyperprior": [
-            *end_to_end_family(B),
             *_entropy_models(B, (ScaleHyperprior, MeanScaleHyperprior)),
-            _evaluation(B, 9 + 6 + 6),
+            _evaluation(B, 9 + 6 + 6, sizes=ZOO),
         ],
         "ch07_context_models": [
-            *end_to_end_family(B),
             *_entropy_models(B, (MeanScaleHyperprior, CheckerboardContext,
                                  JointAutoregressive)),
-            _evaluation(B, 12 + 6),
+            _evaluation(B, 12 + 6, sizes=ZOO),
         ],
         # 12 students, one with features, a pruned one and its control at half
         "ch08_distillation": [
@@ -243,9 +240,8 @@ def chapter_work(chapter: str, B: budget.Budget) -> list[Work]:
                  FactorizedPrior, *ZOO, 128, 18 * 150 * 8, True, steps=18 * 150),
         ],
         "ch12_evaluating_codecs": [
-            *end_to_end_family(B),
             *_entropy_models(B, (MeanScaleHyperprior, CheckerboardContext)),
-            _evaluation(B, 29 * 5, 850),  # 5 images of about 3.66 megapixels
+            _evaluation(B, 29 * 5, 850, sizes=ZOO),  # 5 images of 3.66 megapixels
         ],
     }  # fmt: skip
     if chapter not in work:

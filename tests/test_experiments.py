@@ -14,7 +14,7 @@ def test_setup_crops_give_z_four_by_four_positions():
         assert settings.patch_size % 64 == 0
         assert 1 <= settings.crops <= 512
         assert settings.steps == max(1, B.train_steps // 4)
-        assert settings.lambdas == experiments.lambdas(B)
+        assert settings.lambdas == tuple(experiments.zoo_family(B))
         assert len(settings.lambdas) == B.rd_models
         assert "lambdas" in str(settings)
 
@@ -34,7 +34,7 @@ def test_training_latents_are_repeatable():
     assert torch.equal(a, b)
 
 
-def test_architectures_share_chapter_3_transforms_and_the_cache(
+def test_architectures_share_the_zoos_transforms_and_the_cache(
     monkeypatch, tmp_path, capsys
 ):
     monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
@@ -43,14 +43,15 @@ def test_architectures_share_chapter_3_transforms_and_the_cache(
         {"mean-scale": MeanScaleHyperprior}, B, progress=False
     )
     printed = capsys.readouterr().out
-    assert "end-to-end models" in printed
+    assert "the zoo's factorized models" in printed
     assert "trained in" in printed
-    base, _, cached = experiments.factorized_family(B, progress=False)
-    assert cached  # the first call filled the cache
+    assert not list(tmp_path.rglob("*factorized*"))  # chapter 3's family: not trained
+    base = experiments.zoo_family(B)
     models, histories = families["mean-scale"]
-    assert list(models) == list(experiments.lambdas(B)) == list(base)
+    assert list(models) == list(base)
     for lmbda, model in models.items():
         assert isinstance(model, MeanScaleHyperprior)
+        assert model.hyperparameters() == experiments.sizes(base)
         assert not model.training
         assert (
             len(histories[f"mean-scale, lambda={lmbda:g}"])
@@ -78,10 +79,10 @@ def test_held_out_images_follow_the_budget():
     }
 
 
-def test_relaxation_and_decoder_families_start_from_chapter_3(monkeypatch, tmp_path):
+def test_relaxation_and_decoder_families_start_from_the_zoo(monkeypatch, tmp_path):
     monkeypatch.setenv("LIC_TEACH_CACHE", str(tmp_path))
     B = budget("smoke")
-    base, _, _ = experiments.factorized_family(B, progress=False)
+    base = experiments.zoo_family(B)
     relaxed = experiments.relaxation_family(["mixed"], B, progress=False)
     decoders = experiments.decoder_family(
         ["RDOQ", "noise (control)"], B, progress=False
@@ -106,10 +107,9 @@ def test_relaxation_and_decoder_families_start_from_chapter_3(monkeypatch, tmp_p
                 for k in start
                 if k.startswith("g_s.")
             ), name
-    weights = experiments.channel_weights(
-        base[experiments.lambdas(B)[0]], experiments.lambdas(B)[0], B
-    )
-    assert weights.shape == (B.M,)
+    lmbda, model = next(iter(base.items()))
+    weights = experiments.channel_weights(model, lmbda, B)
+    assert weights.shape == (experiments.sizes(base)[1],)
     assert (weights > 0).all()
     again = experiments.decoder_family(["RDOQ"], B, progress=False)  # from the cache
     for lmbda, model in again["RDOQ"][0].items():
@@ -127,7 +127,7 @@ def test_a_fine_tuning_is_cached_under_the_source_of_its_own_code(monkeypatch):
 
     B = budget("smoke")
     base = {lmbda: FactorizedPrior(8, 12) for lmbda in experiments.lambdas(B)}
-    monkeypatch.setattr(end_to_end, "factorized_family", lambda *a: (base, {}, {}))
+    monkeypatch.setattr(end_to_end, "zoo_family", lambda *a: base)
     seen = []
     monkeypatch.setattr(
         cache, "family", lambda make, settings, *a: seen.append(settings) or ({}, {}, 0)
@@ -151,3 +151,23 @@ def test_a_function_outside_the_package_is_keyed_by_its_own_source():
     assert cache.function_fingerprint(tune) != cache.function_fingerprint(other)
     with pytest.raises(ValueError, match="cannot read the source"):
         cache.function_fingerprint(len)  # a builtin: no source to read
+
+
+def test_the_zoo_family_spreads_the_budgets_lambdas_over_the_zoos_qualities():
+    from lic_teach import zoo
+
+    shipped = [m for m in zoo.manifests() if m["family"] == "factorized"]
+    every = sorted(m["lambda"] for m in shipped)
+    for name in ("smoke", "cpu"):
+        B = budget(name)
+        family = experiments.zoo_family(B)
+        lambdas = list(family)
+        assert len(lambdas) == min(B.rd_models, len(every))
+        assert lambdas == sorted(lambdas)
+        assert lambdas[0] == every[0]  # the lowest rate
+        assert lambdas[-1] == every[-1]  # and the highest
+        for lmbda, model in family.items():
+            assert lmbda in every
+            assert not model.training
+    with pytest.raises(ValueError, match="no jpeg models"):
+        experiments.zoo_family(budget("smoke"), "jpeg")

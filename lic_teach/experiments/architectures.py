@@ -1,6 +1,6 @@
 """The hyperprior and context-model chapters' comparison: every architecture gets the
-end-to-end chapter's transforms and trains its entropy model alone, on the same latents
-for the same steps (:func:`train_architectures`)."""
+transforms of the zoo's factorized models and trains its entropy model alone, on the
+same latents for the same steps (:func:`train_architectures`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from .. import cache, evaluate, metrics, train
 from ..budget import Budget
 from ..seeding import seeded
-from .end_to_end import factorized_family, lambdas, training_crops
+from .end_to_end import sizes, training_crops, zoo_family
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Setup:
 
     def __str__(self) -> str:
         return (
-            f"the end-to-end chapter's transforms at each of the lambdas "
+            f"the zoo's factorized transforms at each of the lambdas "
             f"{', '.join(f'{lmbda:g}' for lmbda in self.lambdas)}; "
             f"each entropy model trained from scratch for {self.steps} steps of "
             f"{self.batch_size} on the latents of {self.crops} random "
@@ -36,13 +36,17 @@ class Setup:
 
 
 def setup(B: Budget) -> Setup:
-    """The end-to-end chapter's lambdas; crops of 256x256, so that the hyper-latent
+    """The lambdas of :func:`zoo_family`; crops of 256x256, so that the hyper-latent
     ``z`` (1/64 of the image side) has 4x4 positions (at 128x128 every position of a 2x2
     ``z`` would lie on the border); a quarter of the end-to-end chapter's base steps,
     each on the latents of 4 crops."""
     steps, batch = max(1, B.train_steps // 4), 4
     return Setup(
-        max(B.patch_size, 256), min(512, steps * batch), batch, steps, lambdas(B)
+        max(B.patch_size, 256),
+        min(512, steps * batch),
+        batch,
+        steps,
+        tuple(zoo_family(B)),
     )
 
 
@@ -72,23 +76,16 @@ def training_latents(model, settings: Setup, device) -> torch.Tensor:
 def train_architectures(architectures: dict, B: Budget, progress: bool = True) -> dict:
     """``{name: (models, histories)}`` for ``{name: model class}``.
 
-    Every model ``cls(B.N, B.M)`` takes the transforms ``g_a``, ``g_s`` of the
-    end-to-end chapter's factorized model at its lambda, unchanged. Its entropy model
+    Every model ``cls(N, M)`` takes the transforms ``g_a``, ``g_s`` of the zoo's
+    factorized model at its lambda (:func:`zoo_family`, whose sizes ``N``, ``M`` it
+    takes), unchanged. Its entropy model
     (for the factorized prior too) starts from scratch and is trained with
     ``train.fit_entropy_model`` on the same latents for the same steps, so the
     architectures differ only in their entropy models. Prints, per architecture, the
     training time or that it came from the cache."""
-    settings = setup(B)
-    start = time.perf_counter()
-    base, _, cached = factorized_family(B, progress)
-    print(
-        f"{'end-to-end models':24s}: "
-        + (
-            "loaded from the cache"
-            if cached
-            else f"trained in {time.perf_counter() - start:.0f} s"
-        )
-    )
+    settings, base = setup(B), zoo_family(B)
+    N, M = sizes(base)
+    print(f"{'transforms':24s}: the zoo's factorized models (N={N}, M={M})")
     latents = {
         lmbda: training_latents(model, settings, B.device)
         for lmbda, model in base.items()
@@ -99,7 +96,7 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
 
         def train_one(lmbda, name=name, model_class=model_class):
             with seeded(0):
-                fresh = model_class(B.N, B.M).to(B.device)
+                fresh = model_class(N, M).to(B.device)
             fresh.load_state_dict(transforms(base[lmbda]), strict=False)
             label = f"{name}, lambda={lmbda:g}"
             return fresh, {
@@ -115,7 +112,7 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
 
         start = time.perf_counter()
         models, histories, cached = cache.family(
-            lambda model_class=model_class: model_class(B.N, B.M),
+            lambda model_class=model_class: model_class(N, M),
             dict(
                 recipe="entropy model on fixed latents",
                 steps=settings.steps,
@@ -141,12 +138,12 @@ def train_architectures(architectures: dict, B: Budget, progress: bool = True) -
 
 
 def anchor_handicap(factorized_models: dict, B: Budget, images: dict) -> str:
-    """How the factorized-prior anchor of :func:`train_architectures` (the end-to-end
-    chapter's transforms with a density retrained from scratch for ``setup(B).steps``
-    steps) compares with the end-to-end chapter's own models on ``images``: a
-    ``metrics.bd_summary`` line, positive if the anchor needs more bits."""
-    original, _, _ = factorized_family(B)
+    """How the factorized-prior anchor of :func:`train_architectures` (the zoo's
+    factorized transforms with a density retrained from scratch for
+    ``setup(B).steps`` steps) compares with the zoo's models themselves on ``images``:
+    a ``metrics.bd_summary`` line, positive if the anchor needs more bits."""
+    original = zoo_family(B)
     return metrics.bd_summary(
-        evaluate.rd_curve(original.values(), images, "the end-to-end chapter's models"),
+        evaluate.rd_curve(original.values(), images, "the zoo's factorized models"),
         evaluate.rd_curve(factorized_models.values(), images, "the retrained anchor"),
     )

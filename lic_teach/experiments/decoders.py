@@ -1,5 +1,5 @@
-"""The decoder-training chapter's fine-tunings: ``g_s`` of the end-to-end chapter's
-models retrained on the latents an encoder-side quantizer chooses (rounding, RDOQ, the
+"""The decoder-training chapter's fine-tunings: ``g_s`` of the zoo's factorized models
+retrained on the latents an encoder-side quantizer chooses (rounding, RDOQ, the
 trellis), beside a control trained on noisy latents."""
 
 from __future__ import annotations
@@ -9,11 +9,7 @@ import torch
 from .. import quantization, rdoq, train, trellis
 from ..budget import Budget
 from ..seeding import seeded
-from .end_to_end import (
-    factorized_family,
-    finetuned_family,
-    training_crops,
-)
+from .end_to_end import finetuned_family, training_crops, zoo_family
 
 
 def channel_weights(model, lmbda: float, B: Budget) -> torch.Tensor:
@@ -39,10 +35,10 @@ def quantizers(model, weights: torch.Tensor) -> dict:
 
 
 def decoder_family(names, B: Budget, progress: bool = True) -> dict:
-    """``{name: (models, histories)}``: the end-to-end chapter's models with ``g_s``
+    """``{name: (models, histories)}``: the zoo's factorized models with ``g_s``
     fine-tuned for :func:`finetune_steps` steps (``train.fit_synthesis``, lr 1e-4) on
     the latents of :func:`quantizers` ``[name]``, the encoder and the prior frozen."""
-    base, _, _ = factorized_family(B, progress)
+    base = zoo_family(B)
     weights = {lmbda: channel_weights(model, lmbda, B) for lmbda, model in base.items()}
     families = {}
     for name in names:

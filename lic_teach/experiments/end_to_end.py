@@ -1,6 +1,9 @@
-"""The end-to-end chapter's models, which the later chapters start from: a family of
-factorized-prior models, one per lambda (:func:`factorized_family`), the held-out test
-photos, and short fine-tunings of copies of those models (:func:`finetuned_family`)."""
+"""The end-to-end chapter's models and the ones the later chapters start from: the
+chapter's family of factorized-prior models trained live, one per lambda
+(:func:`factorized_family`); the zoo's factorized models, which the later chapters
+start from instead of training that family again (:func:`zoo_family`); the held-out
+test photos; and short fine-tunings of copies of the zoo's models
+(:func:`finetuned_family`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import copy
 
 import numpy as np
 
-from .. import cache, data, train
+from .. import cache, data, train, zoo
 from ..budget import Budget
 from ..models import FactorizedPrior
 
@@ -47,6 +50,29 @@ def factorized_family(B: Budget, progress: bool = True):
     )
 
 
+def zoo_family(B: Budget, family: str = "factorized") -> dict:
+    """``{lambda: model}``: the shipped zoo's ``family`` models (``zoo.load``) that the
+    later chapters start from, so that none of them trains the end-to-end chapter's
+    family again (on Colab each notebook runs on a fresh machine). ``B.rd_models`` of
+    its qualities, evenly spread from the lowest rate to the highest (all of them if it
+    has no more), on ``B.device``, ready to code."""
+    qualities = sorted(m["quality"] for m in zoo.manifests() if m["family"] == family)
+    if not qualities:
+        raise ValueError(f"the shipped zoo has no {family} models")
+    picks = np.linspace(0, len(qualities) - 1, min(B.rd_models, len(qualities)))
+    chosen = [qualities[int(round(i))] for i in picks]
+    return {
+        zoo.lambda_of(family, quality): zoo.load(family, quality).to(B.device)
+        for quality in chosen
+    }
+
+
+def sizes(models: dict) -> tuple[int, ...]:
+    """The hyper-parameters (``N``, ``M``) of a family's models, one set for all."""
+    (found,) = {model.hyperparameters() for model in models.values()}
+    return found
+
+
 def held_out_images(B: Budget) -> dict:
     """The test photos (never trained on) at the budget's ``eval_size`` and
     ``eval_images``."""
@@ -61,12 +87,13 @@ def finetune_steps(B: Budget) -> int:
 
 
 def finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool = True):
-    """``(models, histories)``: a copy of each of the end-to-end chapter's models tuned
-    in place by ``tune(model, crops, **options) -> history``, kept in the cache under
-    ``recipe``. ``options`` are what every fine-tuning shares, as ``train.fit`` names
-    them: ``steps`` (:func:`finetune_steps`), the model's ``lmbda``, the budget's
-    ``batch_size`` and ``device``, ``progress`` and the ``description`` of its bar."""
-    base, _, _ = factorized_family(B, progress)
+    """``(models, histories)``: a copy of each of the zoo's factorized models
+    (:func:`zoo_family`) tuned in place by ``tune(model, crops, **options) ->
+    history``, kept in the cache under ``recipe``. ``options`` are what every
+    fine-tuning shares, as ``train.fit`` names them: ``steps``
+    (:func:`finetune_steps`), the model's ``lmbda``, the budget's ``batch_size`` and
+    ``device``, ``progress`` and the ``description`` of its bar."""
+    base = zoo_family(B)
     crops, key = training_crops(B.patch_size, B.train_steps * B.batch_size)
 
     def train_one(lmbda):
@@ -93,7 +120,7 @@ def finetuned_family(B: Budget, recipe: str, label: str, tune, progress: bool = 
         tune=cache.function_fingerprint(tune),
     )
     models, histories, _ = cache.family(
-        lambda: FactorizedPrior(B.N, B.M),
+        lambda: FactorizedPrior(*sizes(base)),
         settings,
         base,
         train_one,
