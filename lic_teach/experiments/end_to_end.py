@@ -56,14 +56,16 @@ def zoo_family(B: Budget, family: str = "factorized") -> dict:
     family again (on Colab each notebook runs on a fresh machine). ``B.rd_models`` of
     its qualities, evenly spread from the lowest rate to the highest (all of them if it
     has no more), on ``B.device``, ready to code."""
-    qualities = sorted(m["quality"] for m in zoo.manifests() if m["family"] == family)
-    if not qualities:
+    lambdas = {
+        m["quality"]: m["lambda"] for m in zoo.manifests() if m["family"] == family
+    }
+    if not lambdas:
         raise ValueError(f"the shipped zoo has no {family} models")
+    qualities = sorted(lambdas)
     picks = np.linspace(0, len(qualities) - 1, min(B.rd_models, len(qualities)))
     chosen = [qualities[int(round(i))] for i in picks]
     return {
-        zoo.lambda_of(family, quality): zoo.load(family, quality).to(B.device)
-        for quality in chosen
+        lambdas[quality]: zoo.load(family, quality).to(B.device) for quality in chosen
     }
 
 
